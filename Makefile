@@ -1,0 +1,42 @@
+# Two commands on a fresh machine:
+#   make run    install into .venv (created if missing) and run the daemon on ./example/photos
+#   make test   install the same way and run every test (what .ci/run runs)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test quick lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+example/watcherd.toml:
+	mkdir -p example/photos
+	sed -e 's|^paths = .*|paths = ["photos"]|' config.example.toml > example/watcherd.toml
+
+run: install example/watcherd.toml
+	@echo "watching $(CURDIR)/example/photos; database $(CURDIR)/example/watcherd.db"
+	$(VENV)/bin/watcherd -c example/watcherd.toml run
+
+lint: install
+	$(VENV)/bin/ruff check watcherd tests benchmarks
+
+# Everyday tests (a few minutes).
+quick: install
+	$(VENV)/bin/pytest -m "not slow" -q
+
+# Everything, the long fault and systemd tests too.
+test: install lint
+	$(VENV)/bin/pytest -q
+
+bench: install
+	$(PY) benchmarks/bench.py
+
+clean:
+	rm -rf $(VENV) example .pytest_cache
