@@ -1,0 +1,3 @@
+from watcherd.cli import main
+
+main()

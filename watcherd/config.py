@@ -1,0 +1,317 @@
+"""Configuration: frozen dataclasses loaded from one TOML file.
+
+Every error names the key and the file (``ConfigError``), so ``watcherd`` can exit 2 with a message
+an operator can act on. Relative paths resolve against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "bmp")
+ENV_VAR = "WATCHERD_CONFIG"
+
+
+class ConfigError(Exception):
+    """A bad or missing config value. The message names the key and the file."""
+
+    def __init__(self, message: str, *, key: str | None = None, file: Path | None = None):
+        where = ""
+        if key:
+            where += f"[{key}] " if "." not in key else f"{key}: "
+        if file:
+            where = f"{file}: {where}"
+        super().__init__(f"{where}{message}")
+        self.key = key
+        self.file = file
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    paths: tuple[Path, ...]
+    recursive: bool = True
+    settle_seconds: float = 2.0
+    rescan_interval_seconds: float = 3600.0
+    polling: bool = False
+    polling_interval_seconds: float = 5.0
+    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    path: Path
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    url: str = ""  # "" = the embedded spool broker under spool_dir
+    spool_dir: Path | None = None
+    queue_prefix: str = ""
+    resend_after_seconds: float = 120.0
+    outbox_interval_seconds: float = 5.0
+    max_attempts: int = 3
+
+    @property
+    def embedded(self) -> bool:
+        return not self.url
+
+
+@dataclass(frozen=True)
+class ImagesConfig:
+    max_pixels: int = 100_000_000
+
+
+@dataclass(frozen=True)
+class ThumbnailsConfig:
+    sizes: tuple[int, ...] = (256, 1024)
+    format: str = "webp"
+    quality: int = 80
+    concurrency: int = 2
+
+
+@dataclass(frozen=True)
+class EmbeddingsConfig:
+    model: str = "ViT-B-32"
+    pretrained: str = "laion2b_s34b_b79k"
+    device: str = "auto"
+    batch_size: int = 32
+    max_wait_ms: int = 200
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+    format: str = "auto"  # auto | json | console
+
+
+@dataclass(frozen=True)
+class Config:
+    file: Path | None
+    watch: WatchConfig
+    database: DatabaseConfig
+    broker: BrokerConfig
+    images: ImagesConfig = field(default_factory=ImagesConfig)
+    thumbnails: ThumbnailsConfig = field(default_factory=ThumbnailsConfig)
+    embeddings: EmbeddingsConfig = field(default_factory=EmbeddingsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    @property
+    def spool_dir(self) -> Path:
+        """Folder of the embedded broker (only used when ``[broker] url`` is empty)."""
+        if self.broker.spool_dir is not None:
+            return self.broker.spool_dir
+        return self.database.path.parent / (self.database.path.name + ".spool")
+
+
+class _Section:
+    """Reads typed values out of one TOML table and remembers which keys were used."""
+
+    def __init__(self, name: str, table: Any, file: Path | None, base: Path) -> None:
+        if not isinstance(table, Mapping):
+            raise ConfigError("must be a table", key=name, file=file)
+        self.name, self.table, self.file, self.base = name, dict(table), file, base
+        self.used: set[str] = set()
+
+    def _err(self, key: str, message: str) -> ConfigError:
+        return ConfigError(message, key=f"{self.name}.{key}", file=self.file)
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+        self.used.add(key)
+        if key not in self.table:
+            return default
+        value = self.table[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # bool is an int in Python; never accept it where a number is meant.
+        if isinstance(value, bool) and bool not in kinds:
+            raise self._err(key, f"expected {_kind_name(kinds)}, got {value!r}")
+        if not isinstance(value, kinds):
+            raise self._err(key, f"expected {_kind_name(kinds)}, got {value!r}")
+        return value
+
+    def number(self, key: str, default: float, *, minimum: float = 0.0) -> float:
+        value = float(self.get(key, (int, float), default))
+        if value < minimum:
+            raise self._err(key, f"must be >= {minimum:g}, got {value:g}")
+        return value
+
+    def integer(self, key: str, default: int, *, minimum: int = 1) -> int:
+        value = int(self.get(key, int, default))
+        if value < minimum:
+            raise self._err(key, f"must be >= {minimum}, got {value}")
+        return value
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = str(self.get(key, str, default)).lower()
+        if value not in choices:
+            raise self._err(key, f"must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    def path(self, key: str, default: str | None) -> Path | None:
+        value = self.get(key, str, default)
+        if value is None or value == "":
+            return None
+        return resolve_path(value, self.base)
+
+    def check_unknown(self) -> None:
+        for key in self.table:
+            if key not in self.used:
+                raise self._err(key, "unknown key (see config.example.toml for the valid keys)")
+
+
+def _kind_name(kinds: tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+             list: "a list"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def resolve_path(value: str, base: Path) -> Path:
+    path = Path(os.path.expanduser(value))
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+SECTIONS = ("watch", "database", "broker", "images", "thumbnails", "embeddings", "log")
+
+
+def load(path: str | Path | None, *, check_paths: bool = True) -> Config:
+    """Load and validate a config file. ``None`` falls back to ``$WATCHERD_CONFIG``.
+    ``check_paths=False`` skips checking that watched folders exist (for status, retry)."""
+    if path is None:
+        path = os.environ.get(ENV_VAR) or None
+    if path is None:
+        raise ConfigError(f"no config file: pass -c/--config FILE or set ${ENV_VAR}")
+    file = Path(path).expanduser().resolve()
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("config file not found", file=file) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file: {exc}", file=file) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", file=file) from None
+    return from_dict(raw, file=file, base=file.parent, check_paths=check_paths)
+
+
+def from_dict(raw: Mapping[str, Any], *, file: Path | None = None, base: Path | None = None,
+              check_paths: bool = True) -> Config:
+    base = base or Path.cwd()
+    for name in raw:
+        if name not in SECTIONS:
+            raise ConfigError("unknown section (see config.example.toml)", key=name, file=file)
+    sec: dict[str, _Section] = {
+        name: _Section(name, raw.get(name, {}), file, base) for name in SECTIONS
+    }
+    cfg = Config(
+        file=file,
+        watch=_watch(sec["watch"], check_paths),
+        database=_database(sec["database"]),
+        broker=_broker(sec["broker"]),
+        images=ImagesConfig(max_pixels=sec["images"].integer("max_pixels", 100_000_000)),
+        thumbnails=_thumbnails(sec["thumbnails"]),
+        embeddings=_embeddings(sec["embeddings"]),
+        log=LogConfig(
+            level=sec["log"].choice("level", "info", ("debug", "info", "warning", "error")),
+            format=sec["log"].choice("format", "auto", ("auto", "json", "console")),
+        ),
+    )
+    for section in sec.values():
+        section.check_unknown()
+    return cfg
+
+
+def _watch(s: _Section, check_paths: bool) -> WatchConfig:
+    raw_paths = s.get("paths", list, None)
+    if not raw_paths:
+        raise s._err("paths", "required: a list of folders to watch")
+    paths = []
+    for item in raw_paths:
+        if not isinstance(item, str) or not item:
+            raise s._err("paths", f"expected folder names as strings, got {item!r}")
+        path = resolve_path(item, s.base)
+        if check_paths and not path.is_dir():
+            why = "does not exist" if not path.exists() else "is not a folder"
+            raise s._err("paths", f"watched path {str(path)!r} {why}")
+        paths.append(path)
+    exts = s.get("extensions", list, list(DEFAULT_EXTENSIONS))
+    if not exts or not all(isinstance(e, str) and e.strip(".") for e in exts):
+        raise s._err("extensions", "expected a non-empty list of file extensions")
+    return WatchConfig(
+        paths=tuple(paths),
+        recursive=s.get("recursive", bool, True),
+        settle_seconds=s.number("settle_seconds", 2.0),
+        rescan_interval_seconds=s.number("rescan_interval_seconds", 3600.0),
+        polling=s.get("polling", bool, False),
+        polling_interval_seconds=s.number("polling_interval_seconds", 5.0, minimum=0.1),
+        extensions=tuple(e.lower().lstrip(".") for e in exts),
+    )
+
+
+def _database(s: _Section) -> DatabaseConfig:
+    path = s.path("path", None)
+    if path is None:
+        raise s._err("path", "required: where the SQLite database lives")
+    return DatabaseConfig(path=path)
+
+
+_BROKER_SCHEMES = ("amqp://", "amqps://", "pyamqp://", "redis://", "rediss://")
+
+
+def _broker(s: _Section) -> BrokerConfig:
+    url = s.get("url", str, "").strip()
+    if url and not url.startswith(_BROKER_SCHEMES):
+        raise s._err("url", "must be empty (embedded broker), amqp://… or redis://…; "
+                     f"got {url.split('://')[0]!r}")
+    return BrokerConfig(
+        url=url,
+        spool_dir=s.path("spool_dir", None),
+        queue_prefix=s.get("queue_prefix", str, ""),
+        resend_after_seconds=s.number("resend_after_seconds", 120.0, minimum=1.0),
+        outbox_interval_seconds=s.number("outbox_interval_seconds", 5.0, minimum=0.1),
+        max_attempts=s.integer("max_attempts", 3),
+    )
+
+
+def _thumbnails(s: _Section) -> ThumbnailsConfig:
+    sizes = s.get("sizes", list, [256, 1024])
+    if not sizes or not all(isinstance(x, int) and not isinstance(x, bool) and 8 <= x <= 8192
+                            for x in sizes):
+        raise s._err("sizes", f"expected a non-empty list of integers 8..8192, got {sizes!r}")
+    quality = s.integer("quality", 80)
+    if quality > 100:
+        raise s._err("quality", f"must be 1..100, got {quality}")
+    return ThumbnailsConfig(
+        sizes=tuple(sorted(set(sizes))),
+        format=s.choice("format", "webp", ("webp", "jpeg")),
+        quality=quality,
+        concurrency=s.integer("concurrency", 2),
+    )
+
+
+def _embeddings(s: _Section) -> EmbeddingsConfig:
+    model = s.get("model", str, "ViT-B-32").strip()
+    if not model:
+        raise s._err("model", "must not be empty")
+    device = s.get("device", str, "auto").strip().lower()
+    if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
+        raise s._err("device", f"must be auto, cpu, cuda or cuda:N; got {device!r}")
+    # A tag only means something for a built-in model name; hf-hub: and local-dir: carry their
+    # own weights, so the default tag does not apply to them.
+    schema = model.startswith(("hf-hub:", "local-dir:"))
+    pretrained: str = s.get("pretrained", str, "" if schema else "laion2b_s34b_b79k").strip()
+    # A pretrained value that looks like a file path resolves against the config's folder.
+    if pretrained and ("/" in pretrained or pretrained.endswith((".pt", ".bin", ".safetensors"))):
+        pretrained = str(resolve_path(pretrained, s.base))
+    if model.startswith("local-dir:"):
+        model = "local-dir:" + str(resolve_path(model[len("local-dir:"):], s.base))
+    return EmbeddingsConfig(
+        model=model,
+        pretrained=pretrained,
+        device=device,
+        batch_size=s.integer("batch_size", 32),
+        max_wait_ms=s.integer("max_wait_ms", 200, minimum=0),
+    )
+

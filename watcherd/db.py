@@ -1,0 +1,547 @@
+"""The SQLite database: connection, migrations and every SQL statement watcherd runs.
+
+The schema is the product's public API (see README). Migrations are append-only: never edit one
+that has shipped, add a new one. This module knows nothing of Celery, click or config.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlite_utils
+
+Kind = Literal["thumbnail", "embedding"]
+KINDS: tuple[Kind, ...] = ("thumbnail", "embedding")
+BUSY_TIMEOUT_MS = 30_000
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the initial public schema, plus the outbox columns (internal: *_queued_at, *_attempts).
+    """
+    CREATE TABLE images (
+        id INTEGER PRIMARY KEY,
+        path TEXT UNIQUE NOT NULL,
+        sha256 TEXT,
+        size INTEGER,
+        mtime REAL,
+        width INTEGER,
+        height INTEGER,
+        format TEXT,
+        discovered_at TEXT NOT NULL,
+        thumbnail_status TEXT NOT NULL DEFAULT 'pending'
+            CHECK (thumbnail_status IN ('pending', 'done', 'failed')),
+        thumbnail_error TEXT,
+        embedding_status TEXT NOT NULL DEFAULT 'pending'
+            CHECK (embedding_status IN ('pending', 'done', 'failed')),
+        embedding_error TEXT,
+        deleted_at TEXT,
+        updated_at TEXT,
+        thumbnail_queued_at TEXT,
+        embedding_queued_at TEXT,
+        thumbnail_attempts INTEGER NOT NULL DEFAULT 0,
+        embedding_attempts INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX images_sha256 ON images(sha256);
+    CREATE INDEX images_thumbnail_pending ON images(id) WHERE thumbnail_status = 'pending';
+    CREATE INDEX images_embedding_pending ON images(id) WHERE embedding_status = 'pending';
+    CREATE TABLE thumbnails (
+        image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        size INTEGER NOT NULL,
+        width INTEGER,
+        height INTEGER,
+        format TEXT,
+        data BLOB,
+        created_at TEXT,
+        PRIMARY KEY (image_id, size)
+    );
+    CREATE TABLE embeddings (
+        image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        model TEXT NOT NULL,
+        pretrained TEXT NOT NULL,
+        dim INTEGER,
+        vector BLOB,
+        created_at TEXT,
+        PRIMARY KEY (image_id, model, pretrained)
+    );
+    CREATE TABLE workers (
+        role TEXT PRIMARY KEY,
+        pid INTEGER,
+        hostname TEXT,
+        state TEXT,
+        message TEXT,
+        updated_at TEXT
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def now_iso(at: datetime | None = None) -> str:
+    """ISO 8601 UTC with a fixed width, so stored times also sort as text."""
+    at = at or datetime.now(UTC)
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def iso_ago(seconds: float) -> str:
+    return now_iso(datetime.now(UTC) - timedelta(seconds=seconds))
+
+
+def connect(path: str | Path, *, migrate_schema: bool = True) -> sqlite_utils.Database:
+    """Open the database in WAL mode with a busy timeout; create/upgrade the schema."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                           check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    db = sqlite_utils.Database(conn)
+    if migrate_schema:
+        migrate(db)
+    return db
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(db: sqlite_utils.Database) -> tuple[int, int]:
+    """Apply pending migrations in one IMMEDIATE transaction each. Returns (before, after)."""
+    before = schema_version(db)
+    if before > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database schema version {before} is newer than this watcherd ({SCHEMA_VERSION})"
+        )
+    conn = db.conn
+    for version in range(before + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated while we waited for the lock.
+            if schema_version(db) >= version:
+                conn.execute("COMMIT")
+                continue
+            for statement in _statements(MIGRATIONS[version - 1]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return before, schema_version(db)
+
+
+def _statements(script: str) -> Iterable[str]:
+    return (s.strip() for s in script.split(";") if s.strip())
+
+
+class _Tx:
+    """``with transaction(db):`` BEGIN IMMEDIATE … COMMIT (ROLLBACK on error)."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.conn = db.conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def transaction(db: sqlite_utils.Database) -> _Tx:
+    return _Tx(db)
+
+
+# ---------------------------------------------------------------- discovery (the watcher's side)
+
+
+@dataclass(frozen=True)
+class Known:
+    size: int | None
+    mtime: float | None
+    deleted: bool
+
+
+def known_under(db: sqlite_utils.Database, root: Path) -> dict[str, Known]:
+    """Every row whose path lies under ``root`` (a folder)."""
+    lo, hi = _prefix_range(root)
+    rows = db.execute(
+        "SELECT path, size, mtime, deleted_at FROM images WHERE path >= ? AND path < ?", (lo, hi)
+    )
+    return {r[0]: Known(r[1], r[2], r[3] is not None) for r in rows}
+
+
+def known(db: sqlite_utils.Database, path: str) -> Known | None:
+    row = db.execute(
+        "SELECT size, mtime, deleted_at FROM images WHERE path = ?", (path,)).fetchone()
+    return None if row is None else Known(row[0], row[1], row[2] is not None)
+
+
+def _prefix_range(folder: Path) -> tuple[str, str]:
+    prefix = str(folder).rstrip("/") + "/"
+    return prefix, prefix[:-1] + chr(ord("/") + 1)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    id: int
+    action: Literal["new", "changed", "unchanged", "moved", "restored"]
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """What a new row may copy from an existing row with the same content."""
+
+    model: str
+    pretrained: str
+    thumbnail_sizes: Sequence[int]
+    thumbnail_format: str
+
+
+def record_file(db: sqlite_utils.Database, path: str, size: int, mtime: float, sha256: str,
+                reuse: Reuse) -> Recorded:
+    """Upsert the row for a complete file. Moves (same content at a new path, old path gone)
+    keep the row; identical content elsewhere reuses thumbnails and embedding."""
+    now = now_iso()
+    with transaction(db) as c:
+        row = c.execute(
+            "SELECT id, sha256, deleted_at FROM images WHERE path = ?", (path,)
+        ).fetchone()
+        if row is not None and row["sha256"] == sha256:
+            c.execute(
+                "UPDATE images SET size = ?, mtime = ?, deleted_at = NULL, updated_at = ? "
+                "WHERE id = ?", (size, mtime, now, row["id"]),
+            )
+            return Recorded(row["id"], "restored" if row["deleted_at"] else "unchanged")
+        if row is None:
+            moved = c.execute(
+                "SELECT id FROM images WHERE sha256 = ? AND deleted_at IS NOT NULL "
+                "ORDER BY deleted_at DESC LIMIT 1", (sha256,),
+            ).fetchone()
+            if moved is not None:
+                c.execute(
+                    "UPDATE images SET path = ?, size = ?, mtime = ?, deleted_at = NULL, "
+                    "updated_at = ? WHERE id = ?", (path, size, mtime, now, moved["id"]),
+                )
+                return Recorded(moved["id"], "moved")
+            image_id = c.execute(
+                "INSERT INTO images (path, sha256, size, mtime, discovered_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (path, sha256, size, mtime, now, now),
+            ).lastrowid
+            assert image_id is not None
+            action: Literal["new", "changed"] = "new"
+        else:
+            image_id = row["id"]
+            _reset(c, image_id, sha256, size, mtime, "pending", None, now)
+            action = "changed"
+        _reuse_identical(c, image_id, sha256, reuse, now)
+        return Recorded(image_id, action)
+
+
+def _reuse_identical(c: sqlite3.Connection, image_id: int, sha256: str, reuse: Reuse,
+                     now: str) -> None:
+    twin = c.execute(
+        "SELECT e.image_id FROM embeddings e JOIN images i ON i.id = e.image_id "
+        "WHERE i.sha256 = ? AND i.id != ? AND e.model = ? AND e.pretrained = ? LIMIT 1",
+        (sha256, image_id, reuse.model, reuse.pretrained),
+    ).fetchone()
+    if twin is not None:
+        c.execute(
+            "INSERT OR REPLACE INTO embeddings (image_id, model, pretrained, dim, vector, "
+            "created_at) SELECT ?, model, pretrained, dim, vector, ? FROM embeddings "
+            "WHERE image_id = ? AND model = ? AND pretrained = ?",
+            (image_id, now, twin[0], reuse.model, reuse.pretrained),
+        )
+        c.execute("UPDATE images SET embedding_status = 'done' WHERE id = ?", (image_id,))
+    sizes = sorted(set(reuse.thumbnail_sizes))
+    marks = ",".join("?" * len(sizes))
+    twin = c.execute(
+        f"SELECT t.image_id FROM thumbnails t JOIN images i ON i.id = t.image_id "
+        f"WHERE i.sha256 = ? AND i.id != ? AND i.thumbnail_status = 'done' AND t.format = ? "
+        f"AND t.size IN ({marks}) GROUP BY t.image_id HAVING count(*) = ? LIMIT 1",
+        (sha256, image_id, reuse.thumbnail_format, *sizes, len(sizes)),
+    ).fetchone()
+    if twin is not None:
+        c.execute(
+            f"INSERT OR REPLACE INTO thumbnails (image_id, size, width, height, format, data, "
+            f"created_at) SELECT ?, size, width, height, format, data, ? FROM thumbnails "
+            f"WHERE image_id = ? AND size IN ({marks})", (image_id, now, twin[0], *sizes),
+        )
+        c.execute(
+            "UPDATE images SET thumbnail_status = 'done', (width, height, format) = "
+            "(SELECT width, height, format FROM images WHERE id = ?) WHERE id = ?",
+            (twin[0], image_id),
+        )
+
+
+def record_unreadable(db: sqlite_utils.Database, path: str, reason: str) -> int:
+    """A file the watcher cannot read (permissions): one row, both statuses failed with the
+    reason. ``sha256``/``size``/``mtime`` stay NULL, so the next scan tries the file again (a
+    chmod does not change mtime) and, once readable, records it as changed."""
+    now = now_iso()
+    reason = reason[:500]
+    with transaction(db) as c:
+        row = c.execute("SELECT id FROM images WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            image_id = c.execute(
+                "INSERT INTO images (path, discovered_at, updated_at, thumbnail_status, "
+                "thumbnail_error, embedding_status, embedding_error) "
+                "VALUES (?, ?, ?, 'failed', ?, 'failed', ?)", (path, now, now, reason, reason),
+            ).lastrowid
+            assert image_id is not None
+            return image_id
+        image_id = int(row["id"])
+        _reset(c, image_id, None, None, None, "failed", reason, now)
+        return image_id
+
+
+def _reset(c: sqlite3.Connection, image_id: int, sha256: str | None, size: int | None,
+           mtime: float | None, status: str, error: str | None, now: str) -> None:
+    """The file at this row is new content (or unreadable): drop what was derived from the old
+    content and start both tasks over with ``status``/``error``."""
+    c.execute("DELETE FROM thumbnails WHERE image_id = ?", (image_id,))
+    c.execute("DELETE FROM embeddings WHERE image_id = ?", (image_id,))
+    c.execute(
+        "UPDATE images SET sha256 = ?, size = ?, mtime = ?, width = NULL, height = NULL, "
+        "format = NULL, deleted_at = NULL, updated_at = ?, "
+        "thumbnail_status = ?, thumbnail_error = ?, thumbnail_queued_at = NULL, "
+        "thumbnail_attempts = 0, embedding_status = ?, embedding_error = ?, "
+        "embedding_queued_at = NULL, embedding_attempts = 0 WHERE id = ?",
+        (sha256, size, mtime, now, status, error, status, error, image_id),
+    )
+
+
+def move_path(db: sqlite_utils.Database, src: str, dest: str) -> int | None:
+    """A file was renamed/moved inside the watched tree: same row, new path."""
+    with transaction(db) as c:
+        row = c.execute("SELECT id FROM images WHERE path = ?", (src,)).fetchone()
+        if row is None:
+            return None
+        # A file that stood at dest was overwritten by the move: its row goes (with its
+        # thumbnails and embedding), the moved file keeps its own row.
+        c.execute("DELETE FROM images WHERE path = ? AND id != ?", (dest, row["id"]))
+        c.execute(
+            "UPDATE images SET path = ?, deleted_at = NULL, updated_at = ? WHERE id = ?",
+            (dest, now_iso(), row["id"]),
+        )
+        return int(row["id"])
+
+
+def move_folder(db: sqlite_utils.Database, src: Path, dest: Path) -> int:
+    """A folder was renamed/moved inside the watched tree: rewrite every path under it."""
+    lo, hi = _prefix_range(src)
+    new_prefix = str(dest).rstrip("/") + "/"
+    with transaction(db) as c:
+        cur = c.execute(
+            "UPDATE images SET path = ? || substr(path, ?), updated_at = ? "
+            "WHERE path >= ? AND path < ?", (new_prefix, len(lo) + 1, now_iso(), lo, hi),
+        )
+        return cur.rowcount
+
+
+def mark_deleted(db: sqlite_utils.Database, paths: Iterable[str]) -> int:
+    now = now_iso()
+    with transaction(db) as c:
+        n = 0
+        for path in paths:
+            n += c.execute(
+                "UPDATE images SET deleted_at = ?, updated_at = ? "
+                "WHERE path = ? AND deleted_at IS NULL", (now, now, path),
+            ).rowcount
+        return n
+
+
+def mark_folder_deleted(db: sqlite_utils.Database, folder: Path) -> int:
+    lo, hi = _prefix_range(folder)
+    now = now_iso()
+    with transaction(db) as c:
+        return c.execute(
+            "UPDATE images SET deleted_at = ?, updated_at = ? "
+            "WHERE path >= ? AND path < ? AND deleted_at IS NULL", (now, now, lo, hi),
+        ).rowcount
+
+
+# ---------------------------------------------------------------------------- outbox dispatch
+
+
+def due_for_dispatch(db: sqlite_utils.Database, kind: Kind, *, resend_before: str | None,
+                     limit: int = 500) -> list[tuple[int, str]]:
+    """Pending rows never sent, or (when ``resend_before`` is given) sent before that time."""
+    sql = (
+        f"SELECT id, sha256 FROM images WHERE {kind}_status = 'pending' "
+        "AND deleted_at IS NULL AND sha256 IS NOT NULL "
+        f"AND ({kind}_queued_at IS NULL"
+        + (f" OR {kind}_queued_at < ?)" if resend_before else ")")
+        + " ORDER BY id LIMIT ?"
+    )
+    params: tuple[Any, ...] = (resend_before, limit) if resend_before else (limit,)
+    return [(r[0], r[1]) for r in db.execute(sql, params)]
+
+
+def mark_queued(db: sqlite_utils.Database, kind: Kind, ids: Sequence[int]) -> None:
+    now = now_iso()
+    with transaction(db) as c:
+        c.executemany(
+            f"UPDATE images SET {kind}_queued_at = ? WHERE id = ?", [(now, i) for i in ids]
+        )
+
+
+# ------------------------------------------------------------------------ tasks (workers' side)
+
+
+def begin_task(db: sqlite_utils.Database, kind: Kind, image_id: int, sha256: str,
+               max_attempts: int) -> str | None:
+    """Claim a task: returns the file's path, or None when there is nothing to do (stale message,
+    already done, deleted), or when the row has been tried too often (then it is marked failed)."""
+    with transaction(db) as c:
+        row = c.execute(
+            f"UPDATE images SET {kind}_attempts = {kind}_attempts + 1 "
+            f"WHERE id = ? AND sha256 = ? AND {kind}_status = 'pending' AND deleted_at IS NULL "
+            f"RETURNING path, {kind}_attempts", (image_id, sha256),
+        ).fetchone()
+        if row is None:
+            return None
+        if row[1] > max_attempts:
+            c.execute(
+                f"UPDATE images SET {kind}_status = 'failed', {kind}_error = ?, updated_at = ? "
+                "WHERE id = ?",
+                (f"gave up after {max_attempts} attempts: the worker died or the file kept "
+                 "changing while it was processed", now_iso(), image_id),
+            )
+            return None
+        return str(row[0])
+
+
+def fail(db: sqlite_utils.Database, kind: Kind, image_id: int, sha256: str, reason: str) -> bool:
+    with transaction(db) as c:
+        return c.execute(
+            f"UPDATE images SET {kind}_status = 'failed', {kind}_error = ?, updated_at = ? "
+            "WHERE id = ? AND sha256 = ?", (reason[:500], now_iso(), image_id, sha256),
+        ).rowcount > 0
+
+
+@dataclass(frozen=True)
+class ThumbRow:
+    size: int
+    width: int
+    height: int
+    format: str
+    data: bytes
+
+
+def save_thumbnails(db: sqlite_utils.Database, image_id: int, sha256: str, width: int,
+                    height: int, fmt: str, thumbs: Sequence[ThumbRow]) -> bool:
+    """Store thumbnails; a no-op (False) if the row's content changed meanwhile."""
+    now = now_iso()
+    with transaction(db) as c:
+        ok = c.execute(
+            "UPDATE images SET thumbnail_status = 'done', thumbnail_error = NULL, width = ?, "
+            "height = ?, format = ?, updated_at = ? WHERE id = ? AND sha256 = ?",
+            (width, height, fmt, now, image_id, sha256),
+        ).rowcount > 0
+        if ok:
+            c.execute("DELETE FROM thumbnails WHERE image_id = ?", (image_id,))
+            c.executemany(
+                "INSERT INTO thumbnails (image_id, size, width, height, format, data, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(image_id, t.size, t.width, t.height, t.format, t.data, now) for t in thumbs],
+            )
+        return ok
+
+
+@dataclass(frozen=True)
+class EmbeddingRow:
+    image_id: int
+    sha256: str
+    vector: bytes
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+
+
+def save_embeddings(db: sqlite_utils.Database, model: str, pretrained: str, dim: int,
+                    rows: Sequence[EmbeddingRow]) -> int:
+    """Store a batch of vectors in one transaction; rows whose content changed are skipped."""
+    now = now_iso()
+    saved = 0
+    with transaction(db) as c:
+        for r in rows:
+            ok = c.execute(
+                "UPDATE images SET embedding_status = 'done', embedding_error = NULL, "
+                "width = coalesce(width, ?), height = coalesce(height, ?), "
+                "format = coalesce(format, ?), updated_at = ? WHERE id = ? AND sha256 = ?",
+                (r.width, r.height, r.format, now, r.image_id, r.sha256),
+            ).rowcount > 0
+            if ok:
+                c.execute(
+                    "INSERT OR REPLACE INTO embeddings (image_id, model, pretrained, dim, vector, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (r.image_id, model, pretrained, dim, r.vector, now),
+                )
+                saved += 1
+    return saved
+
+
+# ------------------------------------------------------------------------- operator commands
+
+
+def status_counts(db: sqlite_utils.Database) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for kind in KINDS:
+        counts = {"pending": 0, "done": 0, "failed": 0}
+        for status, n in db.execute(
+            f"SELECT {kind}_status, count(*) FROM images WHERE deleted_at IS NULL GROUP BY 1"
+        ):
+            counts[status] = n
+        out[kind] = counts
+    out["images"] = {
+        "total": db.execute("SELECT count(*) FROM images WHERE deleted_at IS NULL").fetchone()[0],
+        "deleted": db.execute(
+            "SELECT count(*) FROM images WHERE deleted_at IS NOT NULL").fetchone()[0],
+    }
+    return out
+
+
+def failures(db: sqlite_utils.Database, limit: int = 20) -> list[dict[str, Any]]:
+    rows = db.execute(
+        "SELECT id, path, 'thumbnail' AS kind, thumbnail_error AS error FROM images "
+        "WHERE thumbnail_status = 'failed' AND deleted_at IS NULL UNION ALL "
+        "SELECT id, path, 'embedding', embedding_error FROM images "
+        "WHERE embedding_status = 'failed' AND deleted_at IS NULL ORDER BY id LIMIT ?", (limit,),
+    )
+    return [dict(r) for r in rows]
+
+
+def requeue(db: sqlite_utils.Database, *, failed: bool) -> dict[str, int]:
+    """Make rows due for dispatch now: pending ones (stuck) and, with ``failed``, failed ones."""
+    out: dict[str, int] = {}
+    with transaction(db) as c:
+        for kind in KINDS:
+            statuses = "('pending', 'failed')" if failed else "('pending')"
+            out[kind] = c.execute(
+                f"UPDATE images SET {kind}_status = 'pending', {kind}_error = NULL, "
+                f"{kind}_queued_at = NULL, {kind}_attempts = 0 "
+                f"WHERE {kind}_status IN {statuses} AND deleted_at IS NULL "
+                # unhashed (unreadable) rows: the next scan retries them, no message can
+                "AND sha256 IS NOT NULL",
+            ).rowcount
+    return out
+
+
+def set_worker_state(db: sqlite_utils.Database, role: str, pid: int, hostname: str, state: str,
+                     message: str | None = None) -> None:
+    with transaction(db) as c:
+        c.execute(
+            "INSERT OR REPLACE INTO workers (role, pid, hostname, state, message, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)", (role, pid, hostname, state, message, now_iso()),
+        )
+
+
+def worker_states(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    return [dict(r) for r in db.execute("SELECT * FROM workers ORDER BY role")]
