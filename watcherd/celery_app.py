@@ -1,0 +1,102 @@
+"""The Celery app, built from the config: broker, queues, routes, delivery guarantees.
+
+The watcher only *sends* tasks by name (it never imports the task code, so never torch); the
+workers register the tasks (``watcherd.tasks``) on the same app.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from watcherd import broker
+from watcherd.config import Config
+
+THUMBNAIL_TASK = "watcherd.thumbnail"
+EMBED_TASK = "watcherd.embed"
+QUEUES = {"thumbnail": "thumbnails", "embedding": "embeddings"}
+TASKS = {"thumbnail": THUMBNAIL_TASK, "embedding": EMBED_TASK}
+
+
+def queue_names(cfg: Config) -> dict[str, str]:
+    """Queue per task kind: ``thumbnails`` and ``embeddings``, after ``[broker] queue_prefix``."""
+    return {kind: cfg.broker.queue_prefix + name for kind, name in QUEUES.items()}
+
+
+def broker_url(cfg: Config) -> str:
+    return cfg.broker.url or f"{broker.ALIAS}://localhost//"
+
+
+def transport_options(cfg: Config) -> dict[str, Any]:
+    url = cfg.broker.url
+    if not url:
+        return broker.spool_options(cfg.spool_dir)
+    if url.startswith(("redis://", "rediss://")):
+        return {
+            # Longer than any message waits in a worker's prefetch buffer plus its processing:
+            # a shorter one makes Redis redeliver messages that are still being worked on.
+            "visibility_timeout": 3600,
+            "socket_connect_timeout": 5,
+            "socket_timeout": 30,
+        }
+    # RabbitMQ: wait for the broker's confirm, so a send that returns really reached it.
+    return {"confirm_publish": True}
+
+
+def make_app(cfg: Config, *, prefetch_multiplier: int = 4) -> Celery:
+    app = Celery("watcherd", set_as_current=True)
+    names = queue_names(cfg)
+    queues = [Queue(q, Exchange(q, "direct"), routing_key=q) for q in names.values()]
+    app.conf.update(
+        broker_url=broker_url(cfg),
+        broker_transport_options=transport_options(cfg),
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        broker_connection_timeout=5,
+        # The watcher must not block on a dead broker: the outbox re-sends later.
+        task_publish_retry=True,
+        task_publish_retry_policy={
+            "max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 1,
+        },
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        result_backend=None,
+        task_ignore_result=True,
+        task_store_errors_even_if_ignored=False,
+        # A task is acknowledged after it ran; a worker killed mid-task gives the message back
+        # (where the broker supports it; the outbox covers the rest).
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_queues=queues,
+        task_default_queue=names["thumbnail"],
+        task_routes={
+            THUMBNAIL_TASK: {"queue": names["thumbnail"], "routing_key": names["thumbnail"]},
+            EMBED_TASK: {"queue": names["embedding"], "routing_key": names["embedding"]},
+        },
+        worker_prefetch_multiplier=prefetch_multiplier,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        worker_enable_remote_control=not cfg.broker.embedded,
+        worker_send_task_events=False,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        enable_utc=True,
+    )
+    return app
+
+
+def queue_depths(app: Celery, cfg: Config) -> dict[str, int]:
+    """Messages waiting in each queue (not counting those a worker holds unacknowledged)."""
+    out: dict[str, int] = {}
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1)
+        channel = conn.default_channel
+        for queue in queue_names(cfg).values():
+            try:
+                out[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
+            except Exception:  # queue not declared yet on this broker
+                out[queue] = 0
+                channel = conn.channel()
+    return out

@@ -1,0 +1,90 @@
+"""The outbox: rows are written first, then their tasks are sent from here.
+
+A row is due when it is ``pending`` and was never sent, or was sent longer ago than
+``[broker] resend_after_seconds`` while its queue is empty (the message was lost: a broker
+restarted without persistence, a worker was killed on a transport that does not redeliver).
+A broker that cannot be reached leaves rows due; the next tick sends them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import sqlite_utils
+from celery import Celery
+
+from watcherd import db, logs
+from watcherd.celery_app import TASKS, queue_depths, queue_names
+from watcherd.config import Config
+
+log = logs.get("watcherd.dispatch")
+
+
+@dataclass
+class Outbox:
+    app: Celery
+    conn: sqlite_utils.Database
+    cfg: Config
+    broker_ok: bool = True
+    sent_total: dict[str, int] = field(default_factory=lambda: {k: 0 for k in db.KINDS})
+
+    def send_due(self, *, resend_stale: bool = False) -> dict[str, int]:
+        """Send every due row; returns how many were sent per kind."""
+        sent = {k: 0 for k in db.KINDS}
+        for kind in db.KINDS:
+            resend_before = None
+            if resend_stale:
+                resend_before = db.iso_ago(self.cfg.broker.resend_after_seconds)
+                if not db.due_for_dispatch(self.conn, kind, resend_before=resend_before,
+                                           limit=1):
+                    continue
+                if not self._queue_empty(kind):
+                    resend_before = None  # the backlog is still being worked on
+            while True:
+                due = db.due_for_dispatch(self.conn, kind, resend_before=resend_before)
+                if not due:
+                    break
+                n = self._send(kind, due)
+                sent[kind] += n
+                if n < len(due):
+                    return sent  # broker unreachable: try again next tick
+        return sent
+
+    def _queue_empty(self, kind: db.Kind) -> bool:
+        try:
+            return queue_depths(self.app, self.cfg).get(queue_names(self.cfg)[kind], 0) == 0
+        except Exception as exc:
+            self._broker_down(exc)
+            return False
+
+    def _send(self, kind: db.Kind, due: list[tuple[int, str]]) -> int:
+        sent: list[int] = []
+        queue = queue_names(self.cfg)[kind]
+        started = time.perf_counter()
+        error: Exception | None = None
+        try:
+            with self.app.producer_or_acquire() as producer:
+                for image_id, sha256 in due:
+                    self.app.send_task(TASKS[kind], args=[image_id, sha256], queue=queue,
+                                       routing_key=queue, producer=producer)
+                    sent.append(image_id)
+        except Exception as exc:
+            error = exc
+        if sent:
+            db.mark_queued(self.conn, kind, sent)
+            self.sent_total[kind] += len(sent)
+            log.info("tasks sent", task=kind, count=len(sent),
+                     duration_ms=round((time.perf_counter() - started) * 1000, 1))
+        if error is not None:
+            self._broker_down(error)
+        elif not self.broker_ok:
+            log.info("broker reachable again", broker=self.cfg.broker.url or "embedded")
+            self.broker_ok = True
+        return len(sent)
+
+    def _broker_down(self, exc: Exception) -> None:
+        if self.broker_ok:
+            log.warning("broker unreachable; rows stay pending and are sent when it is back",
+                        broker=self.cfg.broker.url or "embedded", error=str(exc))
+        self.broker_ok = False
