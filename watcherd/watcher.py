@@ -23,6 +23,7 @@ from celery import Celery
 from watchdog.events import (
     DirDeletedEvent,
     DirMovedEvent,
+    FileAttribEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -53,8 +54,11 @@ class _Handler(FileSystemEventHandler):
         self.events = events
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        # FileAttribEvent: a chmod/chown can make an unreadable file readable (`install -m`
+        # creates 0600, closes, then chmods); take() skips files whose row is unchanged.
         if isinstance(event, FileClosedEvent | FileCreatedEvent | FileModifiedEvent
-                      | FileDeletedEvent | FileMovedEvent | DirMovedEvent | DirDeletedEvent):
+                      | FileAttribEvent | FileDeletedEvent | FileMovedEvent | DirMovedEvent
+                      | DirDeletedEvent):
             self.events.put(event)
 
 

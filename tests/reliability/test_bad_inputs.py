@@ -193,16 +193,35 @@ def test_unreadable_file_as_unprivileged_watcher(tiny_model: str, daemons: list[
         assert secret["thumbnail_status"] == secret["embedding_status"] == "failed", dict(secret)
         assert "unreadable" in secret["thumbnail_error"], dict(secret)
         assert_clean(s, failed=1)
-        for d in running:
-            assert d.stop() == 0
         record(input="chmod 000 (watcher as nobody)", thumbnail=secret["thumbnail_status"],
                embedding=secret["embedding_status"], reason=secret["thumbnail_error"])
-        # Readable again: the next scan (here: at start) takes it; the row carries no size/mtime.
+        # Made readable while the watcher runs (inotify IN_ATTRIB): taken within seconds, not
+        # at the next periodic scan (an hour away by default), same row.
+        (photos / "secret.jpg").chmod(0o644)
+        wait_for(lambda: query(db_path, "SELECT 1 FROM images WHERE path LIKE '%secret.jpg' "
+                               "AND thumbnail_status = 'done' AND embedding_status = 'done'"),
+                 SETTLE_TIMEOUT, "the file to be processed once chmod made it readable")
+        assert running[0].log().count("scan done") == 1, "taken by a rescan, not by the event"
+        assert rows_by_name(db_path)["secret.jpg"]["id"] == secret["id"]
+        for d in running:
+            assert d.stop() == 0
+        record(input="chmod 644 afterwards, watcher running",
+               thumbnail="done", embedding="done", reason="taken on the attribute change")
+        # Unreadable again while stopped, readable at the next start: the start scan takes it
+        # (its row carries no size/mtime, so a chmod without a content change still counts).
+        (photos / "secret.jpg").chmod(0)
+        (photos / "secret.jpg").write_bytes(jpeg(7))
+        running = start_all()
+        wait_for(lambda: query(db_path, "SELECT 1 FROM images WHERE path LIKE '%secret.jpg' "
+                               "AND thumbnail_error LIKE 'unreadable%'"),
+                 SETTLE_TIMEOUT, "the changed, unreadable file to be failed again")
+        for d in running:
+            assert d.stop() == 0
         (photos / "secret.jpg").chmod(0o644)
         running = start_all()
         wait_for(lambda: query(db_path, "SELECT 1 FROM images WHERE path LIKE '%secret.jpg' "
                                "AND thumbnail_status = 'done' AND embedding_status = 'done'"),
-                 SETTLE_TIMEOUT, "the file to be processed once readable")
+                 SETTLE_TIMEOUT, "the file to be processed at start once readable")
         for d in running:
             assert d.stop() == 0
     finally:

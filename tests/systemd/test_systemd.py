@@ -241,7 +241,12 @@ def _wait_done(c: Container, paths: list[str], timeout: float, what: str) -> Non
     try:
         wait_for(lambda: _all_done(c, paths), timeout, what, interval=0.5)
     except AssertionError as exc:
-        rows = _statuses(c, paths)
+        rows = c.query(
+            DB,
+            "SELECT path, thumbnail_status, thumbnail_error, embedding_status, embedding_error "
+            f"FROM images WHERE path IN ({','.join('?' * len(paths))})",
+            paths,
+        )
         tail = c.sh("journalctl", "--no-pager", "-o", "cat", "-n", "40", "-u", "watcherd*").stdout
         raise AssertionError(f"{exc}\nrows: {rows}\njournal:\n{tail}") from None
 
@@ -367,8 +372,18 @@ def test_watcherd_under_systemd(container: Container) -> None:
     t0 = time.monotonic()
     first = _drop_images(photos, "a", 6)
     Image.new("RGB", (200, 300), (10, 200, 30)).save(shared / "home.jpg")
-    c.sh("install", "-m", "0640", "-g", "photos", f"{SHARED}/home.jpg", HOME_PHOTOS)
-    first.append(f"{HOME_PHOTOS}/home.jpg")
+    # Copied in as root-only first (the service user can't read it), then opened up: the
+    # row is failed with the reason, and the chmod alone (an IN_ATTRIB event, no rescan) gets
+    # it processed. `install -m 0640 -g photos` does the same in one go: it creates the file
+    # 0600, closes it, and only then chowns and chmods it.
+    home_jpg = f"{HOME_PHOTOS}/home.jpg"
+    c.sh("install", "-m", "0600", f"{SHARED}/home.jpg", HOME_PHOTOS)
+    wait_for(lambda: _statuses(c, [home_jpg]).get(home_jpg) == ("failed", "failed"), 30,
+             "the unreadable file's row to be failed", interval=0.25)
+    reason = c.query(DB, "SELECT thumbnail_error FROM images WHERE path = ?", [home_jpg])
+    assert reason[0][0].startswith("unreadable"), reason
+    c.sh("sh", "-c", f"chgrp photos {home_jpg} && chmod 0640 {home_jpg}")
+    first.append(home_jpg)
     _wait_done(c, first, 90, "the first images done")
     figures["7 images to done s"] = round(time.monotonic() - t0, 2)
 
@@ -441,6 +456,9 @@ def test_bad_config_fails_without_a_restart_loop(container: Container) -> None:
         "cat > /etc/watcherd/watcherd.toml",
         input=_config().replace("[thumbnails]", '[thumbnails]\nformat = "gif"'),
     )
+    # Whatever the test before left running (it stops everything only when it passes).
+    c.systemctl("stop", *UNITS, check=False)
+    c.systemctl("reset-failed", *UNITS, check=False)
     r = c.systemctl("start", "watcherd", check=False)
     assert r.returncode != 0
     time.sleep(6.5)  # longer than RestartSec: a restart would have happened by now
