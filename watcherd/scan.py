@@ -6,6 +6,7 @@ Also the rules for which names count as images (``is_candidate``), shared with t
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator, Sequence
@@ -46,16 +47,20 @@ def regular_file(path: str) -> FileInfo | None:
     return FileInfo(path, st.st_size, st.st_mtime)
 
 
-def walk(root: Path, extensions: Sequence[str], recursive: bool) -> Iterator[FileInfo]:
+def walk(root: Path, extensions: Sequence[str], recursive: bool,
+         errors: list[tuple[str, OSError]] | None = None) -> Iterator[FileInfo]:
     """Every candidate regular file under root. Symlinks (files and folders) are not followed,
-    so a link pointing outside the watched tree, or a link loop, is never entered."""
+    so a link pointing outside the watched tree, or a link loop, is never entered. Folders that
+    cannot be listed are skipped and, when ``errors`` is given, appended to it."""
     stack = [str(root)]
     while stack:
         folder = stack.pop()
         try:
             entries = list(os.scandir(folder))
-        except OSError:
-            continue  # unreadable or vanished folder
+        except OSError as exc:  # unreadable or vanished folder
+            if errors is not None:
+                errors.append((folder, exc))
+            continue
         for entry in entries:
             try:
                 if entry.is_dir(follow_symlinks=False):
@@ -74,6 +79,8 @@ class ScanResult:
     to_take: list[FileInfo] = field(default_factory=list)
     unchanged: int = 0
     deleted: int = 0
+    # folders that could not be listed, with the reason: rows under them were left alone
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
 
 
 def reconcile(conn: sqlite_utils.Database, root: Path, extensions: Sequence[str],
@@ -84,7 +91,8 @@ def reconcile(conn: sqlite_utils.Database, root: Path, extensions: Sequence[str]
     known = db.known_under(conn, root)
     result = ScanResult()
     seen: set[str] = set()
-    for info in walk(root, extensions, recursive):
+    errors: list[tuple[str, OSError]] = []
+    for info in walk(root, extensions, recursive, errors):
         seen.add(info.path)
         k = known.get(info.path)
         if k is not None and not k.deleted and k.size == info.size and k.mtime == info.mtime:
@@ -94,5 +102,14 @@ def reconcile(conn: sqlite_utils.Database, root: Path, extensions: Sequence[str]
     gone = [p for p, k in known.items() if not k.deleted and p not in seen]
     if not recursive:
         gone = [p for p in gone if os.path.dirname(p) == str(root)]
+    # A folder we cannot list (permissions, an I/O error, a watched root that is missing or
+    # not mounted) says nothing about its files: leave their rows alone rather than mark a
+    # whole library deleted. A subfolder that vanished mid-scan (ENOENT) really is gone.
+    blind = [f for f, exc in errors if f == str(root) or exc.errno != errno.ENOENT]
+    if blind:
+        prefixes = tuple(f.rstrip("/") + "/" for f in blind)
+        gone = [p for p in gone if not p.startswith(prefixes)]
+        result.unreadable = [(f, exc.strerror or str(exc)) for f, exc in errors
+                             if f in blind]
     result.deleted = db.mark_deleted(conn, gone) if gone else 0
     return result

@@ -329,6 +329,9 @@ class Watcher:
             totals["unchanged"] += result.unchanged
             totals["deleted"] += result.deleted
             totals["new_or_changed"] += len(result.to_take)
+            for folder, reason in result.unreadable:
+                log.warning("cannot read folder; its rows are left as they are", path=folder,
+                            reason=reason)
             for info in result.to_take:
                 if time.time() - info.mtime >= settle:
                     self.take(info.path)

@@ -1,0 +1,113 @@
+"""The reconcile scan against real folders and a real SQLite file: what it takes, what it marks
+deleted, and what it must leave alone when it cannot see a folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from watcherd import db, scan
+
+EXTS = ("jpg", "png")
+REUSE = db.Reuse("m", "p", (64,), "webp")
+
+
+def _record_all(conn: db.sqlite_utils.Database, root: Path) -> None:
+    for info in scan.reconcile(conn, root, EXTS).to_take:
+        db.record_file(conn, info.path, info.size, info.mtime, info.path, REUSE)
+
+
+def _deleted(conn: db.sqlite_utils.Database) -> set[str]:
+    return {Path(r[0]).name for r in conn.execute(
+        "SELECT path FROM images WHERE deleted_at IS NOT NULL")}
+
+
+def _tree(root: Path) -> None:
+    (root / "sub").mkdir(parents=True)
+    for rel in ("a.jpg", "B.PNG", "notes.txt", ".hidden.jpg", "x.jpg.part", "sub/c.jpg"):
+        (root / rel).write_bytes(b"x" * 10)
+
+
+def test_reconcile_takes_new_skips_unchanged_and_marks_removed(tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    _tree(root)
+    conn = db.connect(tmp_path / "w.db")
+    first = scan.reconcile(conn, root, EXTS)
+    assert sorted(Path(i.path).name for i in first.to_take) == ["B.PNG", "a.jpg", "c.jpg"]
+    _record_all(conn, root)
+    (root / "a.jpg").unlink()
+    shutil.rmtree(root / "sub")
+    (root / "B.PNG").write_bytes(b"y" * 11)
+    again = scan.reconcile(conn, root, EXTS)
+    assert [Path(i.path).name for i in again.to_take] == ["B.PNG"]
+    assert (again.deleted, again.unreadable) == (2, [])
+    assert _deleted(conn) == {"a.jpg", "c.jpg"}
+
+
+def test_missing_root_marks_nothing_deleted(tmp_path: Path) -> None:
+    """An unmounted disk or a renamed root is not 'every photo deleted'."""
+    root = tmp_path / "photos"
+    _tree(root)
+    conn = db.connect(tmp_path / "w.db")
+    _record_all(conn, root)
+    root.rename(tmp_path / "elsewhere")
+    result = scan.reconcile(conn, root, EXTS)
+    assert result.deleted == 0 and _deleted(conn) == set()
+    assert [f for f, _ in result.unreadable] == [str(root)]
+    # Back again: nothing to take, nothing was lost.
+    (tmp_path / "elsewhere").rename(root)
+    back = scan.reconcile(conn, root, EXTS)
+    assert (back.to_take, back.unchanged, back.deleted) == ([], 3, 0)
+
+
+def _nobody() -> str | None:
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        return None
+    return shutil.which("setpriv")
+
+
+@pytest.mark.skipif(os.geteuid() == 0 and _nobody() is None,
+                    reason="as root, needs setpriv and a 'nobody' user to meet a permission")
+def test_unreadable_subfolder_keeps_its_rows(tmp_path: Path) -> None:
+    """Root reads every folder, so as root the scan runs as nobody (setpriv)."""
+    base = Path(tempfile.mkdtemp(prefix="watcherd-scan-"))
+    try:
+        base.chmod(0o777)
+        root = base / "photos"
+        _tree(root)
+        (root / "sub" / "d.jpg").write_bytes(b"z" * 3)
+        conn = db.connect(base / "w.db")
+        _record_all(conn, root)
+        conn.conn.close()
+        for p in [base, *base.rglob("*")]:
+            p.chmod(0o777 if p.is_dir() else 0o666)
+        (root / "sub").chmod(0)
+        code = (
+            "import json, sys; from pathlib import Path; from watcherd import db, scan; "
+            "r = scan.reconcile(db.connect(Path(sys.argv[1])), Path(sys.argv[2]), ('jpg', 'png'));"
+            "print(json.dumps({'deleted': r.deleted, 'unreadable': r.unreadable}))"
+        )
+        cmd = [sys.executable, "-c", code, str(base / "w.db"), str(root)]
+        if os.geteuid() == 0:
+            cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+                             cwd=base)
+        result = json.loads(out.stdout)
+        assert result == {"deleted": 0,
+                          "unreadable": [[str(root / "sub"), "Permission denied"]]}, out
+        (root / "sub").chmod(0o777)
+        assert _deleted(db.connect(base / "w.db")) == set()
+    finally:
+        (base / "photos" / "sub").chmod(0o777)
+        shutil.rmtree(base, ignore_errors=True)
