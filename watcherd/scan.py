@@ -106,6 +106,13 @@ def reconcile(conn: sqlite_utils.Database, root: Path, extensions: Sequence[str]
     # not mounted) says nothing about its files: leave their rows alone rather than mark a
     # whole library deleted. A subfolder that vanished mid-scan (ENOENT) really is gone.
     blind = [f for f, exc in errors if f == str(root) or exc.errno != errno.ENOENT]
+    if gone and not blind and len(gone) == sum(not k.deleted for k in known.values()) \
+            and _empty(root):
+        # Every photo gone and the folder bare: far more often a disk that is not mounted
+        # (its bare mount point) than a library emptied while watcherd was stopped. Deletions
+        # seen live by inotify are still recorded; the scan alone does not wipe a library.
+        blind = [str(root)]
+        errors.append((str(root), OSError(errno.ENOENT, "folder is empty (disk not mounted?)")))
     if blind:
         prefixes = tuple(f.rstrip("/") + "/" for f in blind)
         gone = [p for p in gone if not p.startswith(prefixes)]
@@ -113,3 +120,12 @@ def reconcile(conn: sqlite_utils.Database, root: Path, extensions: Sequence[str]
                              if f in blind]
     result.deleted = db.mark_deleted(conn, gone) if gone else 0
     return result
+
+
+def _empty(folder: Path) -> bool:
+    try:
+        with os.scandir(folder) as it:
+            return next(it, None) is None
+    except OSError:
+        return False
+

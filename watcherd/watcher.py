@@ -8,6 +8,7 @@ tree, or still (size and mtime) for ``settle_seconds``. A reconcile scan runs at
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
@@ -32,12 +33,13 @@ from watchdog.events import (
     FileSystemEvent,
     FileSystemEventHandler,
 )
-from watchdog.observers.api import BaseObserver
+from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from watcherd import db, logs, scan
 from watcherd.config import Config
 from watcherd.dispatch import Outbox
+from watcherd.roots import Roots
 
 log = logs.get("watcherd.watcher")
 
@@ -100,6 +102,9 @@ class Watcher:
         self.stop_event = threading.Event()
         self.rescan_requested = threading.Event()
         self.observer: BaseObserver | None = None
+        self.handler = _Handler(self.events)
+        self.watches: dict[Path, ObservedWatch] = {}
+        self.roots = Roots(cfg.watch.paths)
         self.polling = cfg.watch.polling
         self.reuse = db.Reuse(cfg.embeddings.model, cfg.embeddings.pretrained,
                               cfg.thumbnails.sizes, cfg.thumbnails.format)
@@ -116,7 +121,7 @@ class Watcher:
         self.observer = self._start_observer()
 
     def _start_observer(self) -> BaseObserver:
-        handler = _Handler(self.events)
+        handler = self.handler
         w = self.cfg.watch
         if not self.polling:
             from watchdog.observers.inotify import InotifyObserver
@@ -124,7 +129,8 @@ class Watcher:
             observer: BaseObserver = InotifyObserver(generate_full_events=True)
             try:
                 for path in w.paths:
-                    observer.schedule(handler, str(path), recursive=w.recursive)
+                    self.watches[path] = observer.schedule(handler, str(path),
+                                                           recursive=w.recursive)
                 observer.start()
                 log.info("watching", paths=[str(p) for p in w.paths], observer="inotify")
                 return observer
@@ -136,8 +142,9 @@ class Watcher:
                 log.error(INOTIFY_HELP.format(what=what), error=str(exc))
                 self.polling = True
         observer = PollingObserver(timeout=w.polling_interval_seconds)
+        self.watches.clear()
         for path in w.paths:
-            observer.schedule(handler, str(path), recursive=w.recursive)
+            self.watches[path] = observer.schedule(handler, str(path), recursive=w.recursive)
         observer.start()
         log.info("watching", paths=[str(p) for p in w.paths], observer="polling",
                  interval_s=w.polling_interval_seconds)
@@ -172,10 +179,36 @@ class Watcher:
                 self.rescan()
                 next_rescan = time.monotonic() + w.rescan_interval_seconds
             if now >= next_outbox:
+                self._check_roots()
                 self.outbox.send_due(resend_stale=True)
                 next_outbox = time.monotonic() + b.outbox_interval_seconds
             if on_tick is not None:
                 on_tick(self)
+
+    def _check_roots(self) -> None:
+        """Watch a watched folder again once it is back (re-created, re-mounted): inotify
+        dropped its watch when it went, and the files it holds now are found by a scan."""
+        gone, back = self.roots.changes()
+        for path in gone:
+            self._unwatch(path)
+            log.warning("watched folder is gone; watching for it to come back", path=str(path))
+        for path in back:
+            self._unwatch(path)
+            assert self.observer is not None
+            try:
+                self.watches[path] = self.observer.schedule(
+                    self.handler, str(path), recursive=self.cfg.watch.recursive)
+            except OSError as exc:  # e.g. out of inotify watches: the periodic scan still runs
+                log.error("cannot watch folder", path=str(path), error=str(exc))
+            else:
+                log.info("watching folder again", path=str(path))
+            self.rescan([path])
+
+    def _unwatch(self, path: Path) -> None:
+        watch = self.watches.pop(path, None)
+        if watch is not None and self.observer is not None:
+            with contextlib.suppress(KeyError, OSError):
+                self.observer.unschedule(watch)
 
     # ----------------------------------------------------------------- events
 
@@ -330,7 +363,7 @@ class Watcher:
             totals["deleted"] += result.deleted
             totals["new_or_changed"] += len(result.to_take)
             for folder, reason in result.unreadable:
-                log.warning("cannot read folder; its rows are left as they are", path=folder,
+                log.warning("folder not scanned; its rows are left as they are", path=folder,
                             reason=reason)
             for info in result.to_take:
                 if time.time() - info.mtime >= settle:

@@ -111,3 +111,21 @@ def test_unreadable_subfolder_keeps_its_rows(tmp_path: Path) -> None:
     finally:
         (base / "photos" / "sub").chmod(0o777)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_an_emptied_root_is_not_a_deleted_library(tmp_path: Path) -> None:
+    """The bare mount point of a disk that is not mounted looks like an empty folder: the scan
+    leaves the rows alone. One file left in it, and the rest are marked deleted as usual."""
+    root = tmp_path / "photos"
+    _tree(root)
+    conn = db.connect(tmp_path / "w.db")
+    _record_all(conn, root)
+    shutil.rmtree(root)
+    root.mkdir()
+    result = scan.reconcile(conn, root, EXTS)
+    assert result.deleted == 0 and _deleted(conn) == set()
+    assert result.unreadable == [(str(root), "folder is empty (disk not mounted?)")]
+    (root / "a.jpg").write_bytes(b"x" * 10)
+    result = scan.reconcile(conn, root, EXTS)
+    assert (result.deleted, result.unreadable) == (2, [])
+    assert _deleted(conn) == {"B.PNG", "c.jpg"}
