@@ -7,6 +7,8 @@ arguments) stay ``ValueError``. Pillow's process-wide settings are never changed
 default, so Pillow's own decompression-bomb guard (an error above ``2 * Image.MAX_IMAGE_PIXELS``,
 about 179 MP) still applies on top of ``max_pixels``.
 
+Colour: an embedded ICC profile is applied, so the pixels are sRGB (see :mod:`watcherd.colour`).
+
 Modes: the decoded image is always ``"RGB"`` or ``"RGBA"``. It is ``"RGBA"`` exactly when at least
 one pixel is not fully opaque; an alpha channel that is opaque everywhere is dropped (``"RGB"``), so
 callers can treat ``mode == "RGBA"`` as "has real transparency".
@@ -24,6 +26,8 @@ import warnings
 from dataclasses import dataclass
 
 from PIL import ExifTags, Image, UnidentifiedImageError
+
+from watcherd.colour import to_srgb
 
 __all__ = ["DecodedImage", "ImageError", "decode"]
 
@@ -66,10 +70,18 @@ class DecodedImage:
     width: int  # full-resolution width after EXIF orientation (not the draft-reduced size)
     height: int  # full-resolution height after EXIF orientation
     format: str  # Pillow's format name of the source: "JPEG", "MPO", "PNG", "WEBP", "GIF", ...
+    # The embedded ICC profile still to apply (``to_srgb_now=False``), else None: the pixels are
+    # sRGB already (or carried no profile).
+    icc_profile: bytes | None = None
 
 
-def decode(data: bytes, *, max_pixels: int, draft_size: int | None = None) -> DecodedImage:
+def decode(data: bytes, *, max_pixels: int, draft_size: int | None = None,
+           to_srgb_now: bool = True) -> DecodedImage:
     """Decode untrusted ``data`` (first frame only), apply EXIF orientation, normalise the mode.
+
+    An embedded ICC profile is applied (the pixels become sRGB); with ``to_srgb_now=False`` an
+    RGB one is left in ``icc_profile`` for the caller to apply with
+    :func:`watcherd.colour.to_srgb` once it has made the image smaller (cheaper per pixel).
 
     ``max_pixels`` is checked against the header's width * height before any pixel is decoded.
     With ``draft_size``, a JPEG is decoded by DCT scaling to the smallest 1/1, 1/2, 1/4 or 1/8
@@ -90,7 +102,7 @@ def decode(data: bytes, *, max_pixels: int, draft_size: int | None = None) -> De
             # We enforce our own limit; Pillow's warning between 1x and 2x its limit is noise.
             # (Its *error* above 2x still fires and is turned into an ImageError below.)
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return _decode(data, max_pixels, draft_size)
+            return _decode(data, max_pixels, draft_size, to_srgb_now)
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
@@ -99,7 +111,8 @@ def decode(data: bytes, *, max_pixels: int, draft_size: int | None = None) -> De
         raise ImageError(_reason(exc)) from exc
 
 
-def _decode(data: bytes, max_pixels: int, draft_size: int | None) -> DecodedImage:
+def _decode(data: bytes, max_pixels: int, draft_size: int | None,
+            to_srgb_now: bool) -> DecodedImage:
     source = Image.open(io.BytesIO(data))
     result: Image.Image | None = None
     try:
@@ -115,14 +128,22 @@ def _decode(data: bytes, max_pixels: int, draft_size: int | None) -> DecodedImag
             source.draft("RGB", (draft_size, draft_size))
         source.load()
 
+        icc = source.info.get("icc_profile")
+        icc = icc if isinstance(icc, bytes) else None
         image = source
         orientation = _orientation(source)
         if orientation in _TRANSPOSE:
             image = source.transpose(_TRANSPOSE[orientation])
             if orientation in _SWAPS_SIDES:
                 width, height = height, width
+        if image.mode == "CMYK" and icc is not None:
+            image = to_srgb(image, icc)  # through its profile, not Pillow's naive formula
+            icc = None
         result = _normalise(image)
-        return DecodedImage(image=result, width=width, height=height, format=fmt)
+        if to_srgb_now and icc is not None:
+            result, icc = to_srgb(result, icc), None
+        return DecodedImage(image=result, width=width, height=height, format=fmt,
+                            icc_profile=icc)
     finally:
         # Release the source (and its reference to the input bytes) unless it is the result.
         if source is not result:

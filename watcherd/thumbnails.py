@@ -2,7 +2,8 @@
 
 The image is decoded once (a JPEG by DCT scaling straight to about the biggest size, see
 :func:`watcherd.images.decode`); the biggest thumbnail is resized from that, and each smaller one
-from the previous, already reduced, image. Problems with the bytes raise
+from the previous, already reduced, image. An embedded colour profile is applied to the biggest
+thumbnail (not the bigger decoded image), so every thumbnail is sRGB. Problems with the bytes raise
 :class:`~watcherd.images.ImageError`; bad arguments raise ``ValueError``.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from watcherd.colour import to_srgb
 from watcherd.images import decode
 
 __all__ = ["FORMATS", "Thumbnail", "ThumbnailResult", "fit", "make_thumbnails"]
@@ -68,7 +70,7 @@ def make_thumbnails(
     if any(not 1 <= size <= _MAX_SIDE[fmt] for size in wanted):
         raise ValueError(f"{fmt} thumbnail sizes must be 1..{_MAX_SIDE[fmt]}, got {list(sizes)}")
 
-    decoded = decode(data, max_pixels=max_pixels, draft_size=max(wanted))
+    decoded = decode(data, max_pixels=max_pixels, draft_size=max(wanted), to_srgb_now=False)
     full_w, full_h = decoded.width, decoded.height
     current = decoded.image
     made: dict[int, Thumbnail] = {}
@@ -76,6 +78,8 @@ def make_thumbnails(
         target = fit(full_w, full_h, size)
         if current.size != target:
             current = current.resize(target, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
+        if size == max(wanted):  # the colour profile, once, at the biggest thumbnail's size
+            current = to_srgb(current, decoded.icc_profile)
         made[size] = Thumbnail(
             size=size,
             width=target[0],
