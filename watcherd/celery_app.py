@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import celery.worker.consumer
 from celery import Celery
 from kombu import Exchange, Queue
 
@@ -45,6 +46,28 @@ def transport_options(cfg: Config) -> dict[str, Any]:
     return {"confirm_publish": True}
 
 
+# Seconds between a worker's tries to reach a broker that went away. Celery's consumer uses
+# kombu's defaults (2 s, growing by 2 s, up to 30 s), so after a 30 s broker restart a worker
+# sat idle up to ~12 s more, and longer after longer outages. A try against a local broker costs
+# next to nothing; cap the wait at 5 s.
+RECONNECT_INTERVALS = {"interval_start": 1, "interval_step": 1, "interval_max": 5}
+
+
+class Consumer(celery.worker.consumer.Consumer):  # type: ignore[misc]
+    """Celery's worker consumer, reconnecting to a lost broker every few seconds."""
+
+    def ensure_connected(self, conn: Any) -> Any:
+        plain = conn.ensure_connection
+
+        def ensure_connection(*args: Any, **kwargs: Any) -> Any:
+            for key, value in RECONNECT_INTERVALS.items():
+                kwargs.setdefault(key, value)
+            return plain(*args, **kwargs)
+
+        conn.ensure_connection = ensure_connection
+        return super().ensure_connected(conn)
+
+
 def make_app(cfg: Config, *, prefetch_multiplier: int = 4) -> Celery:
     app = Celery("watcherd", set_as_current=True)
     names = queue_names(cfg)
@@ -77,6 +100,7 @@ def make_app(cfg: Config, *, prefetch_multiplier: int = 4) -> Celery:
             EMBED_TASK: {"queue": names["embedding"], "routing_key": names["embedding"]},
         },
         worker_prefetch_multiplier=prefetch_multiplier,
+        worker_consumer=f"{__name__}:Consumer",
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         worker_enable_remote_control=not cfg.broker.embedded,

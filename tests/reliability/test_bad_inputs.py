@@ -180,6 +180,15 @@ def test_unreadable_file_as_unprivileged_watcher(tiny_model: str, daemons: list[
             daemons.extend(workers)
             return [watcher, *workers]
 
+        def wait_secret(condition: str, what: str) -> None:
+            wait_for(lambda: query(db_path, "SELECT 1 FROM images WHERE path LIKE "
+                                   f"'%secret.jpg' AND {condition}"), SETTLE_TIMEOUT, what)
+
+        def stop_all() -> None:
+            for d in running:
+                assert d.stop() == 0
+
+        done = "thumbnail_status = 'done' AND embedding_status = 'done'"
         running = start_all()
         try:
             s = wait_settled(db_path, photos, SETTLE_TIMEOUT, "both files to a final status",
@@ -198,13 +207,10 @@ def test_unreadable_file_as_unprivileged_watcher(tiny_model: str, daemons: list[
         # Made readable while the watcher runs (inotify IN_ATTRIB): taken within seconds, not
         # at the next periodic scan (an hour away by default), same row.
         (photos / "secret.jpg").chmod(0o644)
-        wait_for(lambda: query(db_path, "SELECT 1 FROM images WHERE path LIKE '%secret.jpg' "
-                               "AND thumbnail_status = 'done' AND embedding_status = 'done'"),
-                 SETTLE_TIMEOUT, "the file to be processed once chmod made it readable")
+        wait_secret(done, "the file to be processed once chmod made it readable")
         assert running[0].log().count("scan done") == 1, "taken by a rescan, not by the event"
         assert rows_by_name(db_path)["secret.jpg"]["id"] == secret["id"]
-        for d in running:
-            assert d.stop() == 0
+        stop_all()
         record(input="chmod 644 afterwards, watcher running",
                thumbnail="done", embedding="done", reason="taken on the attribute change")
         # Unreadable again while stopped, readable at the next start: the start scan takes it
@@ -212,17 +218,11 @@ def test_unreadable_file_as_unprivileged_watcher(tiny_model: str, daemons: list[
         (photos / "secret.jpg").chmod(0)
         (photos / "secret.jpg").write_bytes(jpeg(7))
         running = start_all()
-        wait_for(lambda: query(db_path, "SELECT 1 FROM images WHERE path LIKE '%secret.jpg' "
-                               "AND thumbnail_error LIKE 'unreadable%'"),
-                 SETTLE_TIMEOUT, "the changed, unreadable file to be failed again")
-        for d in running:
-            assert d.stop() == 0
+        wait_secret("thumbnail_error LIKE 'unreadable%'", "the changed file to be failed again")
+        stop_all()
         (photos / "secret.jpg").chmod(0o644)
         running = start_all()
-        wait_for(lambda: query(db_path, "SELECT 1 FROM images WHERE path LIKE '%secret.jpg' "
-                               "AND thumbnail_status = 'done' AND embedding_status = 'done'"),
-                 SETTLE_TIMEOUT, "the file to be processed at start once readable")
-        for d in running:
-            assert d.stop() == 0
+        wait_secret(done, "the file to be processed at start once readable")
+        stop_all()
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -8,6 +8,7 @@ a final row."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -135,6 +136,9 @@ def test_broker_stopped_30s_during_a_burst(broker: str, tmp_path: Path, tiny_mod
     assert_clean(s)
     assert s["done"] == n
     assert broker_up(broker)
+    # The workers tried again every few seconds (Celery's own backoff grows to 30 s).
+    waits = [float(w) for w in re.findall(r"Trying again in (\d+\.\d+) seconds?", daemon.log())]
+    assert waits and max(waits) <= 5, waits
     record_recovery("broker stopped 30 s during a burst", broker, n, s, took,
                     rows_recorded_while_down=rows_while_down,
                     watcher_restarts=int(all_children(daemon.proc.pid)["watcher"]
