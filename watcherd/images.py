@@ -25,11 +25,16 @@ import re
 import warnings
 from dataclasses import dataclass
 
+import pillow_heif
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from watcherd.colour import to_srgb
 
 __all__ = ["DecodedImage", "ImageError", "decode"]
+
+# HEIC/HEIF (what iPhones and many Android phones write) through libheif; AVIF is Pillow's own.
+# pillow-heif applies the HEIF transforms (irot/imir) itself and resets EXIF orientation to 1.
+pillow_heif.register_heif_opener()
 
 #: Formats that are recognised but refused: Pillow's EPS loader runs Ghostscript, an external
 #: interpreter, on the file's contents; never do that for untrusted bytes.

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+import watcherd.images  # noqa: F401 - registers the HEIF opener, for the reference embedding
 from tests.conftest import (
     Daemon,
     all_final,
@@ -91,7 +92,10 @@ def test_run_end_to_end(broker: str, tmp_path: Path, tiny_model: str,
     slow_write(photos / "slow.jpg", photo(800, 600, 5))
     (photos / "download.jpg.part").rename(photos / "download.jpg")
     (photos / "notes.txt").write_text("not an image")
-    names = {"old.jpg", "a.jpg", "rotated.JPG", "p.png", "broken.jpg", "slow.jpg", "download.jpg"}
+    # What an iPhone writes: HEIC, upper-case extension.
+    Image.open(io.BytesIO(photo(400, 300, 6))).save(photos / "IMG_0001.HEIC", "HEIF", quality=90)
+    names = {"old.jpg", "a.jpg", "rotated.JPG", "p.png", "broken.jpg", "slow.jpg", "download.jpg",
+             "IMG_0001.HEIC"}
     wait_for(lambda: all_final(db_path, names), DONE_TIMEOUT, "every file to reach a final status")
 
     rows = rows_by_name(db_path)
@@ -101,6 +105,8 @@ def test_run_end_to_end(broker: str, tmp_path: Path, tiny_model: str,
     broken = rows["broken.jpg"]
     assert broken["thumbnail_status"] == "failed" and broken["thumbnail_error"]
     assert broken["embedding_status"] == "failed" and broken["embedding_error"]
+    heic = rows["IMG_0001.HEIC"]
+    assert (heic["format"], heic["width"], heic["height"]) == ("HEIF", 400, 300)
     # EXIF orientation 6: the stored size is the upright one, and so are the thumbnails.
     assert (rows["rotated.JPG"]["width"], rows["rotated.JPG"]["height"]) == (400, 600)
     thumbs = query(db_path, "SELECT size, width, height, format, data FROM thumbnails "
@@ -118,7 +124,8 @@ def test_run_end_to_end(broker: str, tmp_path: Path, tiny_model: str,
 
     # Embeddings equal open_clip's own encode_image(preprocess(image)), L2-normalised.
     for name, path in [("a.jpg", photos / "a.jpg"), ("rotated.JPG", photos / "rotated.JPG"),
-                       ("p.png", photos / "nested" / "deeper" / "p.png")]:
+                       ("p.png", photos / "nested" / "deeper" / "p.png"),
+                       ("IMG_0001.HEIC", photos / "IMG_0001.HEIC")]:
         (row,) = query(db_path, "SELECT model, pretrained, dim, vector FROM embeddings "
                        "WHERE image_id = ?", (rows[name]["id"],))
         stored = np.frombuffer(row["vector"], "<f4")

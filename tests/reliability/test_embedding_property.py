@@ -23,7 +23,8 @@ def _seeds() -> list[bytes]:
     base = Image.new("RGB", (48, 32), (200, 40, 40))
     base.paste((40, 40, 200), (0, 0, 24, 16))
     for fmt, params in [("JPEG", {"quality": 90}), ("PNG", {}), ("WEBP", {}), ("GIF", {}),
-                        ("TIFF", {}), ("BMP", {})]:
+                        ("TIFF", {}), ("BMP", {}), ("HEIF", {"quality": 80}),
+                        ("AVIF", {"quality": 80})]:
         buf = io.BytesIO()
         base.save(buf, fmt, **params)
         out.append(buf.getvalue())

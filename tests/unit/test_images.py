@@ -279,7 +279,8 @@ def test_animated_image_gives_first_frame(fmt: str, params: dict[str, Any]) -> N
     assert close_to(decoded.image.getpixel((8, 6)), GREEN, tolerance=5)
 
 
-@pytest.mark.parametrize(("fmt", "params"), [("TIFF", {}), ("BMP", {}), ("WEBP", {"quality": 95})])
+@pytest.mark.parametrize(("fmt", "params"), [("TIFF", {}), ("BMP", {}), ("WEBP", {"quality": 95}),
+                                           ("HEIF", {"quality": 95}), ("AVIF", {"quality": 95})])
 def test_still_formats(fmt: str, params: dict[str, Any]) -> None:
     decoded = decode(encode(corners(), fmt, **params), max_pixels=LIMIT)
     assert isinstance(decoded, DecodedImage)
@@ -467,3 +468,13 @@ def test_any_pillow_exception_becomes_image_error(
         decode(b"whatever", max_pixels=LIMIT)
     assert_reason(exc, reason)
     assert exc.value.__cause__ is error
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_phone_formats_check_pixels_from_the_header_and_refuse_truncation(fmt: str) -> None:
+    data = encode(Image.new("RGB", (1200, 900), RED), fmt, quality=60)
+    with pytest.raises(ImageError, match=r"too many pixels: 1200x900"):
+        decode(data, max_pixels=1_000_000)
+    with pytest.raises(ImageError):
+        decode(data[: len(data) // 2], max_pixels=LIMIT)
+

@@ -260,6 +260,8 @@ def seeds() -> dict[str, bytes]:
             duration=50,
         ),
         "webp": encode(rgba, "WEBP", quality=80),
+        "heif": encode(photo, "HEIF", quality=80),
+        "avif": encode(rgba, "AVIF", quality=80),
     }
 
 
@@ -291,7 +293,7 @@ def mutate(data: bytes, mutations: list[tuple[str, int, int]]) -> bytes:
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    name=st.sampled_from(["jpeg", "png", "gif", "webp"]),
+    name=st.sampled_from(["jpeg", "png", "gif", "webp", "heif", "avif"]),
     mutations=st.lists(mutation, min_size=1, max_size=4),
     fmt=st.sampled_from(["webp", "jpeg"]),
 )
