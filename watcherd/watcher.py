@@ -190,7 +190,8 @@ class Watcher:
         dropped its watch when it went, and the files it holds now are found by a scan."""
         gone, back = self.roots.changes()
         for path in gone:
-            self._unwatch(path)
+            # The old watch stays until the folder is back: unscheduling it now could drop the
+            # deletion events it has not delivered yet.
             log.warning("watched folder is gone; watching for it to come back", path=str(path))
         for path in back:
             self._unwatch(path)
