@@ -10,17 +10,25 @@ Why not kombu's own server-less transports (measured for this project, see READM
 This transport keeps kombu's filesystem exchange tables and fixes the message path:
 - a message is written to ``tmp/`` and renamed into ``queues/<queue>/``: a reader never sees a
   partial file;
-- a consumer claims a message with one ``rename`` into ``claimed/`` on the same filesystem:
-  exactly one consumer wins;
+- a consumer claims a message with one ``rename`` into its own ``claimed/<owner>/<queue>/``
+  folder on the same filesystem: exactly one consumer wins;
 - each queue has its own folder, and a consumer lists it once and works through that listing,
-  so taking a message costs O(1) amortised instead of a full listing and sort.
-
-Delivery is at-most-once if a consumer dies between claim and ack (like kombu's filesystem
-transport); watcherd's outbox re-sends rows that stay pending, so nothing is lost.
+  so taking a message costs O(1) amortised instead of a full listing and sort;
+- the claimed file stays until the message is acknowledged (then deleted) or rejected with
+  requeue / given back at a clean shutdown (then renamed back into its queue). ``<owner>`` is one
+  consuming process, which holds an flock on ``<owner>/.lock`` while it lives; every new
+  channel first gives back the claims of owners whose lock is free (the process is gone). So a
+  consumer killed with ``kill -9`` loses nothing: its prefetched and in-progress messages are
+  delivered again as soon as a consumer connects (at-least-once, like RabbitMQ; watcherd's
+  tasks are idempotent). kombu's filesystem transport loses them; watcherd's outbox would
+  re-send them only after ``resend_after_seconds``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import logging
 import os
 import time
 import uuid
@@ -31,6 +39,8 @@ from typing import Any
 from kombu.transport import TRANSPORT_ALIASES, filesystem, virtual
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
+
+log = logging.getLogger("watcherd.broker")
 
 ALIAS = "spool"
 TRANSPORT_ALIASES[ALIAS] = "watcherd.broker:Transport"
@@ -45,13 +55,133 @@ def spool_options(spool_dir: Path, polling_interval: float = 0.05) -> dict[str, 
     }
 
 
+# This process's claim folder, and the open lock file that marks it alive (per pid: a forked
+# child is another consumer).
+_OWNER: dict[int, tuple[str, int]] = {}
+
+
+def _my_owner(claimed: Path) -> str:
+    """This process's claim folder under ``claimed/``, created on first use with a lock file
+    that it holds (flock) until it exits. The kernel drops the lock when the process dies, in
+    whatever namespace or sandbox it ran (the units' ProtectProc=invisible hides the other
+    units' /proc entries, so a pid check would not do)."""
+    mine = _OWNER.get(os.getpid())
+    if mine is not None and (claimed / mine[0]).is_dir():
+        return mine[0]
+    owner = uuid.uuid4().hex
+    staging = claimed / f".{owner}"  # dot names are skipped: no folder is seen unlocked
+    staging.mkdir()
+    fd = os.open(staging / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.rename(staging, claimed / owner)
+    if mine is not None:
+        os.close(mine[1])
+    _OWNER[os.getpid()] = (owner, fd)
+    return owner
+
+
+def _drop_owner_if_empty(claimed: Path, owner: str) -> None:
+    """At a channel's close: remove this process's claim folder if it holds no message (a
+    channel still open in this process makes a new one when it next claims)."""
+    mine = _OWNER.get(os.getpid())
+    if mine is None or mine[0] != owner:
+        return
+    folder = claimed / owner
+    try:
+        for queue in os.listdir(folder):
+            if queue != ".lock":
+                (folder / queue).rmdir()  # OSError if it holds a message: keep everything
+        (folder / ".lock").unlink()
+        folder.rmdir()
+    except OSError:
+        return
+    del _OWNER[os.getpid()]
+    os.close(mine[1])
+
+
+def _lock_if_dead(folder: Path) -> int | None:
+    """A locked fd on the owner's lock file when the owner is gone, else None."""
+    try:
+        fd = os.open(folder / ".lock", os.O_RDONLY)
+    except OSError:
+        return None  # given back and removed by another channel just now
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None  # held: the owner is alive
+    return fd
+
+
+class QoS(virtual.QoS):
+    """kombu's QoS, telling the channel when a claimed file can go."""
+
+    channel: Channel
+
+    def ack(self, delivery_tag: str) -> None:
+        super().ack(delivery_tag)
+        self.channel._release(delivery_tag)
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        super().reject(delivery_tag, requeue=requeue)  # requeue: _restore renamed it back
+        self.channel._release(delivery_tag)
+
+
 class Channel(filesystem.Channel):
+    QoS = QoS
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._listings: dict[str, deque[str]] = {}
+        self._claims: dict[str, tuple[Path, str]] = {}  # delivery tag -> (claimed file, queue)
+        self._owner: str | None = None
+        self._no_ack: set[str] = set()  # queues consumed without acknowledgements
         root = self._root
         for sub in ("tmp", "claimed", "queues", "control"):
             (root / sub).mkdir(parents=True, exist_ok=True)
+        self.give_back_dead_claims()
+
+    def give_back_dead_claims(self) -> int:
+        """Put the messages claimed by consumers that are no longer running back into their
+        queues; the number of messages."""
+        claimed = self._root / "claimed"
+        total = 0
+        for owner in os.listdir(claimed):
+            folder = claimed / owner
+            if owner.startswith(".") or not folder.is_dir():
+                continue
+            fd = _lock_if_dead(folder)
+            if fd is None:
+                continue
+            count = 0
+            try:
+                for queue in os.listdir(folder):
+                    if not (folder / queue).is_dir():
+                        continue
+                    for name in os.listdir(folder / queue):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.rename(folder / queue / name, self._queue_dir(queue) / name)
+                            count += 1
+                    with contextlib.suppress(OSError):
+                        (folder / queue).rmdir()
+                with contextlib.suppress(OSError):
+                    (folder / ".lock").unlink()
+                    folder.rmdir()
+            finally:
+                os.close(fd)
+            if count:
+                log.warning("gave back %d messages claimed by consumer %s, which is gone",
+                            count, owner)
+            total += count
+        if total:
+            self._listings.clear()
+        return total
+
+    def _claim_dir(self, queue: str) -> Path:
+        self._owner = _my_owner(self._root / "claimed")
+        path = self._root / "claimed" / self._owner / queue
+        path.mkdir(exist_ok=True)
+        return path
 
     @property
     def _root(self) -> Path:
@@ -78,20 +208,67 @@ class Channel(filesystem.Channel):
         listing = self._listings.get(queue)
         if not listing:
             listing = self._listings[queue] = deque(sorted(os.listdir(folder)))
-        claimed_dir = self._root / "claimed"
+        claim_dir = self._claim_dir(queue)
         while listing:
             name = listing.popleft()
-            claimed = claimed_dir / f"{os.getpid()}-{name}"
+            claimed = claim_dir / name
             try:
                 os.rename(folder / name, claimed)
             except FileNotFoundError:
                 continue  # another consumer won it
             try:
-                payload = claimed.read_bytes()
-            finally:
+                payload = loads(bytes_to_str(claimed.read_bytes()))
+                tag = payload["properties"]["delivery_tag"]
+            except (OSError, ValueError, KeyError, TypeError):
+                # Not a message we can deliver (it cannot come from _put): drop it, never loop.
                 claimed.unlink(missing_ok=True)
-            return loads(bytes_to_str(payload))
+                continue
+            if queue in self._no_ack:
+                claimed.unlink(missing_ok=True)  # nobody will acknowledge it
+            else:
+                self._claims[tag] = (claimed, queue)
+            return payload
         raise filesystem.Empty()
+
+    def basic_consume(self, queue: str, no_ack: bool, *args: Any, **kwargs: Any) -> Any:
+        if no_ack:
+            self._no_ack.add(queue)
+        return super().basic_consume(queue, no_ack, *args, **kwargs)
+
+    def basic_get(self, queue: str, no_ack: bool = False, **kwargs: Any) -> Any:
+        message = super().basic_get(queue, no_ack=no_ack, **kwargs)
+        if message is not None and no_ack:
+            self._release(message.delivery_tag)
+        return message
+
+    def close(self) -> None:
+        try:
+            root: Path | None = self._root  # the connection is gone after close
+        except AttributeError:  # closed already
+            root = None
+        super().close()  # gives unacknowledged messages back (_restore)
+        if root is not None and self._owner is not None:
+            _drop_owner_if_empty(root / "claimed", self._owner)
+
+    def _release(self, delivery_tag: str) -> None:
+        """Acknowledged or rejected: the claimed file goes."""
+        claim = self._claims.pop(delivery_tag, None)
+        if claim is not None:
+            claim[0].unlink(missing_ok=True)
+
+    def _restore(self, message: Any) -> None:
+        """Requeue (a reject with requeue, or the unacknowledged messages at a clean shutdown):
+        the claimed file goes back into its queue under its own name, so it keeps its place."""
+        claim = self._claims.pop(message.delivery_tag, None)
+        if claim is None:
+            super()._restore(message)
+            return
+        path, queue = claim
+        try:
+            os.rename(path, self._queue_dir(queue) / path.name)
+        except FileNotFoundError:
+            super()._restore(message)
+        self._listings.pop(queue, None)
 
     def _size(self, queue: str) -> int:
         return sum(1 for n in os.listdir(self._queue_dir(queue)) if n.endswith(".msg"))

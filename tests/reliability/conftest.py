@@ -43,8 +43,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 def reliability_config(tmp_path: Path, url: str, model: str, **sections: Any) -> Path:
-    """Fast recovery timings: the outbox ticks every second and re-sends after 5 s."""
-    broker = {"url": url, "resend_after_seconds": 5, "outbox_interval_seconds": 1.0,
+    """Fast recovery timings: the outbox ticks every second and re-sends after 5 s. Not on the
+    embedded broker, which gives a killed consumer's messages back by itself: there the
+    production default (120 s) stays, so a recovery that leaned on the outbox would show."""
+    resend = 5 if url else 120
+    broker = {"url": url, "resend_after_seconds": resend, "outbox_interval_seconds": 1.0,
               **sections.pop("broker", {})}
     embeddings = {"batch_size": 16, "max_wait_ms": 100, **sections.pop("embeddings", {})}
     return write_config(tmp_path, broker_url=url, model=model, broker=broker,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
+import time
 from pathlib import Path
 
 from kombu import Connection, Exchange, Queue
@@ -85,3 +87,92 @@ def test_a_reader_never_sees_a_partial_message(tmp_path: Path) -> None:
         msg = q.get(timeout=1)
         assert msg.payload["big"] == big
         msg.ack()
+
+
+def _take_and_hold(root: str, take: int, die: bool, ready: str) -> None:
+    """Receive ``take`` messages without acknowledging them; then die by SIGKILL (``die``) or
+    sleep until killed."""
+    got: list[int] = []
+    with _connection(Path(root)) as conn:
+        with conn.Consumer(QUEUE, callbacks=[lambda body, _m: got.append(body["n"])],
+                           accept=["json"], prefetch_count=take):
+            while len(got) < take:
+                conn.drain_events(timeout=10)
+        Path(ready).write_text(str(len(got)))
+        if die:
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(60)
+
+
+def _drain(root: Path) -> list[int]:
+    got: list[int] = []
+    with _connection(root) as conn:
+
+        def on_message(body: dict[str, int], message: object) -> None:
+            got.append(body["n"])
+            message.ack()  # type: ignore[attr-defined]
+
+        with conn.Consumer(QUEUE, callbacks=[on_message], accept=["json"]):
+            while True:
+                try:
+                    conn.drain_events(timeout=0.5)
+                except TimeoutError:
+                    break
+    return got
+
+
+def _claimed_files(root: Path) -> list[str]:
+    return [f for _, _, files in os.walk(root / "claimed") for f in files if f != ".lock"]
+
+
+def test_messages_of_a_killed_consumer_are_delivered_again(tmp_path: Path) -> None:
+    """kill -9 with 8 messages received and unacknowledged: the next consumer gets them (and
+    the rest), nothing is lost and nothing is left claimed."""
+    _publish(tmp_path, range(20))
+    ctx = mp.get_context("spawn")
+    p = ctx.Process(target=_take_and_hold, args=(str(tmp_path), 8, True, str(tmp_path / "ready")))
+    p.start()
+    p.join(60)
+    assert p.exitcode == -9 and (tmp_path / "ready").read_text() == "8"
+    assert len(_claimed_files(tmp_path)) >= 8  # the dead consumer's claims, still on disk
+    assert sorted(_drain(tmp_path)) == list(range(20))
+    assert _claimed_files(tmp_path) == [] and os.listdir(tmp_path / "claimed") == []
+
+
+def test_a_live_consumers_claims_are_left_alone(tmp_path: Path) -> None:
+    _publish(tmp_path, range(10))
+    ctx = mp.get_context("spawn")
+    p = ctx.Process(target=_take_and_hold, args=(str(tmp_path), 4, False, str(tmp_path / "ready")))
+    p.start()
+    try:
+        for _ in range(300):
+            if (tmp_path / "ready").exists():
+                break
+            time.sleep(0.1)
+        held = len(_claimed_files(tmp_path))
+        assert held >= 4
+        others = _drain(tmp_path)  # a second consumer while the first one lives
+        assert len(others) == 10 - held and len(_claimed_files(tmp_path)) == held
+    finally:
+        p.kill()
+        p.join(10)
+    assert sorted(others + _drain(tmp_path)) == list(range(10))  # once it is gone
+
+
+def test_reject_with_requeue_and_a_clean_close_give_messages_back(tmp_path: Path) -> None:
+    _publish(tmp_path, range(6))
+    received: list[object] = []
+    conn = _connection(tmp_path)
+    with conn, conn.Consumer(QUEUE, callbacks=[lambda _b, m: received.append(m)],
+                             accept=["json"], prefetch_count=4):
+        while len(received) < 4:
+            conn.drain_events(timeout=5)
+        received[0].ack()  # type: ignore[attr-defined]
+        received[1].reject(requeue=True)  # type: ignore[attr-defined]
+        received[2].reject(requeue=False)  # type: ignore[attr-defined]
+        assert len(_claimed_files(tmp_path)) == 1  # only the 4th is still held
+    # closing the connection gave the unacknowledged 4th back
+    assert _claimed_files(tmp_path) == []
+    bodies = [m.payload["n"] for m in received]  # type: ignore[attr-defined]
+    again = _drain(tmp_path)
+    assert sorted(again) == sorted({bodies[1], bodies[3], 4, 5}), (bodies, again)
