@@ -19,9 +19,10 @@ def _connection(root: Path) -> Connection:
     return Connection("spool://", transport_options=spool_options(root, polling_interval=0.01))
 
 
-def _consume(root: str, out: str, stop_after_idle: float) -> None:
+def _drain(root: Path, idle: float = 0.5) -> list[int]:
+    """Consume and ack until the queue has been idle for ``idle`` seconds."""
     got: list[int] = []
-    with _connection(Path(root)) as conn:
+    with _connection(root) as conn:
 
         def on_message(body: dict[str, int], message: object) -> None:
             got.append(body["n"])
@@ -30,10 +31,14 @@ def _consume(root: str, out: str, stop_after_idle: float) -> None:
         with conn.Consumer(QUEUE, callbacks=[on_message], accept=["json"]):
             while True:
                 try:
-                    conn.drain_events(timeout=stop_after_idle)
+                    conn.drain_events(timeout=idle)
                 except TimeoutError:
                     break
-    Path(out).write_text("\n".join(map(str, got)))
+    return got
+
+
+def _consume(root: str, out: str, stop_after_idle: float) -> None:
+    Path(out).write_text("\n".join(map(str, _drain(Path(root), stop_after_idle))))
 
 
 def _publish(root: Path, numbers: range) -> None:
@@ -102,23 +107,6 @@ def _take_and_hold(root: str, take: int, die: bool, ready: str) -> None:
         if die:
             os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(60)
-
-
-def _drain(root: Path) -> list[int]:
-    got: list[int] = []
-    with _connection(root) as conn:
-
-        def on_message(body: dict[str, int], message: object) -> None:
-            got.append(body["n"])
-            message.ack()  # type: ignore[attr-defined]
-
-        with conn.Consumer(QUEUE, callbacks=[on_message], accept=["json"]):
-            while True:
-                try:
-                    conn.drain_events(timeout=0.5)
-                except TimeoutError:
-                    break
-    return got
 
 
 def _claimed_files(root: Path) -> list[str]:
