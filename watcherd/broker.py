@@ -42,6 +42,9 @@ from kombu.utils.json import dumps, loads
 
 log = logging.getLogger("watcherd.broker")
 
+# How often an idle consumer looks for claims of consumers that have died since it connected.
+GIVE_BACK_INTERVAL = 5.0
+
 ALIAS = "spool"
 TRANSPORT_ALIASES[ALIAS] = "watcherd.broker:Transport"
 
@@ -136,6 +139,7 @@ class Channel(filesystem.Channel):
         self._claims: dict[str, tuple[Path, str]] = {}  # delivery tag -> (claimed file, queue)
         self._owner: str | None = None
         self._no_ack: set[str] = set()  # queues consumed without acknowledgements
+        self._given_back_at = time.monotonic()
         root = self._root
         for sub in ("tmp", "claimed", "queues", "control"):
             (root / sub).mkdir(parents=True, exist_ok=True)
@@ -207,6 +211,12 @@ class Channel(filesystem.Channel):
         folder = self._queue_dir(queue)
         listing = self._listings.get(queue)
         if not listing:
+            now = time.monotonic()
+            if now - self._given_back_at >= GIVE_BACK_INTERVAL:
+                # Also while connected: a consumer may die long after this channel opened (and
+                # the prefork pool children of a killed worker hold its lock until they exit).
+                self._given_back_at = now
+                self.give_back_dead_claims()
             listing = self._listings[queue] = deque(sorted(os.listdir(folder)))
         claim_dir = self._claim_dir(queue)
         while listing:

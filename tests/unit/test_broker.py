@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import signal
@@ -164,3 +165,37 @@ def test_reject_with_requeue_and_a_clean_close_give_messages_back(tmp_path: Path
     bodies = [m.payload["n"] for m in received]  # type: ignore[attr-defined]
     again = _drain(tmp_path)
     assert sorted(again) == sorted({bodies[1], bodies[3], 4, 5}), (bodies, again)
+
+
+def test_a_connected_consumer_takes_over_when_another_dies(tmp_path: Path) -> None:
+    """The second consumer connects while the first lives (nothing to give back then); when the
+    first is killed later, the second gets its messages without reconnecting."""
+    _publish(tmp_path, range(10))
+    ctx = mp.get_context("spawn")
+    p = ctx.Process(target=_take_and_hold, args=(str(tmp_path), 4, False, str(tmp_path / "ready")))
+    p.start()
+    got: list[int] = []
+    try:
+        for _ in range(300):
+            if (tmp_path / "ready").exists():
+                break
+            time.sleep(0.1)
+        with _connection(tmp_path) as conn:
+
+            def on_message(body: dict[str, int], message: object) -> None:
+                got.append(body["n"])
+                message.ack()  # type: ignore[attr-defined]
+
+            with conn.Consumer(QUEUE, callbacks=[on_message], accept=["json"]):
+                deadline = time.monotonic() + 20
+                while len(got) < 10 and time.monotonic() < deadline:
+                    if len(got) >= 10 - 4 and p.is_alive():
+                        p.kill()  # all the free ones taken: now the holder dies
+                        p.join(10)
+                    with contextlib.suppress(TimeoutError):
+                        conn.drain_events(timeout=0.5)
+    finally:
+        p.kill()
+        p.join(10)
+    assert sorted(got) == list(range(10))
+    assert _claimed_files(tmp_path) == []
