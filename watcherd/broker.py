@@ -17,7 +17,8 @@ This transport keeps kombu's filesystem exchange tables and fixes the message pa
 - the claimed file stays until the message is acknowledged (then deleted) or rejected with
   requeue / given back at a clean shutdown (then renamed back into its queue). ``<owner>`` is one
   consuming process, which holds an flock on ``<owner>/.lock`` while it lives; every new
-  channel first gives back the claims of owners whose lock is free (the process is gone). So a
+  channel, and every consuming channel each ``GIVE_BACK_INTERVAL`` while idle, gives back the
+  claims of owners whose lock is free (the process is gone). So a
   consumer killed with ``kill -9`` loses nothing: its prefetched and in-progress messages are
   delivered again as soon as a consumer connects (at-least-once, like RabbitMQ; watcherd's
   tasks are idempotent). kombu's filesystem transport loses them; watcherd's outbox would
