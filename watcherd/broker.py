@@ -16,9 +16,9 @@ This transport keeps kombu's filesystem exchange tables and fixes the message pa
   so taking a message costs O(1) amortised instead of a full listing and sort;
 - the claimed file stays until the message is acknowledged (then deleted) or rejected with
   requeue / given back at a clean shutdown (then renamed back into its queue). ``<owner>`` is one
-  consuming process, which holds an flock on ``<owner>/.lock`` while it lives; every new
-  channel, and every consuming channel each ``GIVE_BACK_INTERVAL`` while idle, gives back the
-  claims of owners whose lock is free (the process is gone). So a
+  consuming process, which holds an flock on ``<owner>/.lock`` while it lives; a consuming
+  channel, at its first poll and every ``GIVE_BACK_INTERVAL`` while idle, gives back the claims
+  of owners whose lock is free (the process is gone). So a
   consumer killed with ``kill -9`` loses nothing: its prefetched and in-progress messages are
   delivered again as soon as a consumer connects (at-least-once, like RabbitMQ; watcherd's
   tasks are idempotent). kombu's filesystem transport loses them; watcherd's outbox would
@@ -84,20 +84,25 @@ def _my_owner(claimed: Path) -> str:
     return owner
 
 
+def _remove_claim_folder(folder: Path) -> bool:
+    """Remove an owner's claim folder (its queue folders and lock file) if no message is left
+    in it; False, and the folder kept, if one is."""
+    try:
+        for queue in os.listdir(folder):
+            if queue != ".lock":
+                (folder / queue).rmdir()  # OSError if it still holds a message
+        (folder / ".lock").unlink()
+        folder.rmdir()
+    except OSError:
+        return False
+    return True
+
+
 def _drop_owner_if_empty(claimed: Path, owner: str) -> None:
     """At a channel's close: remove this process's claim folder if it holds no message (a
     channel still open in this process makes a new one when it next claims)."""
     mine = _OWNER.get(os.getpid())
-    if mine is None or mine[0] != owner:
-        return
-    folder = claimed / owner
-    try:
-        for queue in os.listdir(folder):
-            if queue != ".lock":
-                (folder / queue).rmdir()  # OSError if it holds a message: keep everything
-        (folder / ".lock").unlink()
-        folder.rmdir()
-    except OSError:
+    if mine is None or mine[0] != owner or not _remove_claim_folder(claimed / owner):
         return
     del _OWNER[os.getpid()]
     os.close(mine[1])
@@ -140,11 +145,10 @@ class Channel(filesystem.Channel):
         self._claims: dict[str, tuple[Path, str]] = {}  # delivery tag -> (claimed file, queue)
         self._owner: str | None = None
         self._no_ack: set[str] = set()  # queues consumed without acknowledgements
-        self._given_back_at = time.monotonic()
+        self._given_back_at = float("-inf")  # at the first poll of a consumer
         root = self._root
         for sub in ("tmp", "claimed", "queues", "control"):
             (root / sub).mkdir(parents=True, exist_ok=True)
-        self.give_back_dead_claims()
 
     def give_back_dead_claims(self) -> int:
         """Put the messages claimed by consumers that are no longer running back into their
@@ -161,17 +165,13 @@ class Channel(filesystem.Channel):
             count = 0
             try:
                 for queue in os.listdir(folder):
-                    if not (folder / queue).is_dir():
+                    if not (folder / queue).is_dir():  # the lock file
                         continue
                     for name in os.listdir(folder / queue):
                         with contextlib.suppress(FileNotFoundError):
                             os.rename(folder / queue / name, self._queue_dir(queue) / name)
                             count += 1
-                    with contextlib.suppress(OSError):
-                        (folder / queue).rmdir()
-                with contextlib.suppress(OSError):
-                    (folder / ".lock").unlink()
-                    folder.rmdir()
+                _remove_claim_folder(folder)
             finally:
                 os.close(fd)
             if count:
@@ -214,12 +214,15 @@ class Channel(filesystem.Channel):
         if not listing:
             now = time.monotonic()
             if now - self._given_back_at >= GIVE_BACK_INTERVAL:
-                # Also while connected: a consumer may die long after this channel opened (and
-                # the prefork pool children of a killed worker hold its lock until they exit).
+                # At a consumer's first poll (a restarted worker takes its predecessor's
+                # messages back) and again while idle: a consumer may die long after this one
+                # connected, and a killed worker's prefork children hold its lock until they exit.
                 self._given_back_at = now
                 self.give_back_dead_claims()
             listing = self._listings[queue] = deque(sorted(os.listdir(folder)))
-        claim_dir = self._claim_dir(queue)
+            if not listing:
+                raise filesystem.Empty()
+        claim_dir = self._claim_dir(queue)  # only with messages to claim: not on idle polls
         while listing:
             name = listing.popleft()
             claimed = claim_dir / name
