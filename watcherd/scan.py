@@ -105,19 +105,17 @@ def reconcile(conn: sqlite_utils.Database, root: Path, extensions: Sequence[str]
     # A folder we cannot list (permissions, an I/O error, a watched root that is missing or
     # not mounted) says nothing about its files: leave their rows alone rather than mark a
     # whole library deleted. A subfolder that vanished mid-scan (ENOENT) really is gone.
-    blind = [f for f, exc in errors if f == str(root) or exc.errno != errno.ENOENT]
-    if gone and not blind and len(gone) == sum(not k.deleted for k in known.values()) \
-            and _empty(root):
+    skipped = [(f, exc.strerror or str(exc)) for f, exc in errors
+               if f == str(root) or exc.errno != errno.ENOENT]
+    if gone and not skipped and _empty(root):
         # Every photo gone and the folder bare: far more often a disk that is not mounted
         # (its bare mount point) than a library emptied while watcherd was stopped. Deletions
         # seen live by inotify are still recorded; the scan alone does not wipe a library.
-        blind = [str(root)]
-        errors.append((str(root), OSError(errno.ENOENT, "folder is empty (disk not mounted?)")))
-    if blind:
-        prefixes = tuple(f.rstrip("/") + "/" for f in blind)
+        skipped = [(str(root), "folder is empty (disk not mounted?)")]
+    if skipped:
+        prefixes = tuple(f.rstrip("/") + "/" for f, _ in skipped)
         gone = [p for p in gone if not p.startswith(prefixes)]
-        result.unreadable = [(f, exc.strerror or str(exc)) for f, exc in errors
-                             if f in blind]
+        result.unreadable = skipped
     result.deleted = db.mark_deleted(conn, gone) if gone else 0
     return result
 
