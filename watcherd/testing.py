@@ -9,6 +9,7 @@ torch and open_clip are imported lazily so importing this module is free.
 from __future__ import annotations
 
 import json
+import struct
 from copy import deepcopy
 from pathlib import Path
 from typing import Any
@@ -107,8 +108,6 @@ def rgb_icc_profile(primaries: tuple[tuple[float, float, float], ...], gamma: fl
     """A minimal ICC v2 display profile (matrix + gamma curves), as cameras and phones embed:
     e.g. ``rgb_icc_profile(DISPLAY_P3_PRIMARIES, description="Display P3")``. No profile files
     ship with this machine, and Pillow can only create sRGB/LAB/XYZ ones."""
-    import struct
-
     def s15f16(v: float) -> bytes:
         return struct.pack(">i", round(v * 65536))
 
