@@ -12,6 +12,7 @@ import re
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,40 +53,38 @@ def test_kill_9_each_child_mid_work(broker: str, tmp_path: Path, tiny_model: str
         (os.killpg if group else os.kill)(pid, signal.SIGKILL)
         return time.monotonic()
 
+    def kill_once_started(role: str, column: str, first_id: int, what: str) -> dict[str, Any]:
+        """Kill ``role`` as soon as it has finished its first file of the burst that starts at
+        ``first_id``; wait until every file is final again. The recovery's figures."""
+        wait_for(lambda: _count(db_path, f"SELECT count(*) FROM images WHERE id > {first_id} "
+                                f"AND {column} != 'pending'") >= 1, 60, f"the first {what}")
+        left = _count(db_path, f"SELECT count(*) FROM images WHERE {column} = 'pending'")
+        killed_at = kill(role)
+        s = wait_settled(db_path, photos, SETTLE_TIMEOUT, f"recovery after the {role} kill",
+                         expect_files=total)
+        assert_clean(s)
+        return {"s": s, "took": time.monotonic() - killed_at, "pending_at_kill": left}
+
     total = 0
     # 1. The embedding worker, while it works through a batch.
     n = 300
     write_burst(photos, n, start=total, prefix="emb")
     total += n
-    wait_for(lambda: _count(db_path, "SELECT count(*) FROM images WHERE "
-                            "embedding_status != 'pending'") >= 1, 60, "the first embeddings")
-    left = _count(db_path, "SELECT count(*) FROM images WHERE embedding_status = 'pending'")
-    killed_at = kill("embeddings")
-    s = wait_settled(db_path, photos, SETTLE_TIMEOUT, "recovery after the embedding worker's kill",
-                     expect_files=total)
-    took = time.monotonic() - killed_at
-    assert_clean(s)
-    record_recovery("kill -9 embedding worker mid-batch", broker, n, s, took,
-                    pending_at_kill=left)
+    r = kill_once_started("embeddings", "embedding_status", 0, "embeddings")
+    record_recovery("kill -9 embedding worker mid-batch", broker, n, r["s"], r["took"],
+                    pending_at_kill=r["pending_at_kill"])
 
     # 2. The thumbnail worker (its main process; the pool children must not linger), mid-task.
     thumbs_before = all_children(daemon.proc.pid)["thumbnails"]
     pool = ps.children(thumbs_before)
     write_burst(photos, n, start=total, prefix="thu", size=320)  # bigger: slower thumbnails
     total += n
-    wait_for(lambda: _count(db_path, "SELECT count(*) FROM images WHERE id > 300 AND "
-                            "thumbnail_status != 'pending'") >= 1, 60, "the first thumbnails")
-    left = _count(db_path, "SELECT count(*) FROM images WHERE thumbnail_status = 'pending'")
-    killed_at = kill("thumbnails")
-    s = wait_settled(db_path, photos, SETTLE_TIMEOUT, "recovery after the thumbnail worker's kill",
-                     expect_files=total)
-    took = time.monotonic() - killed_at
-    assert_clean(s)
+    r = kill_once_started("thumbnails", "thumbnail_status", n, "thumbnails")
     assert all_children(daemon.proc.pid)["thumbnails"] != thumbs_before
     wait_for(lambda: not [p for p in pool if ps.alive(p)], 30,
              "the killed worker's pool children to exit")
-    record_recovery("kill -9 thumbnail worker mid-task", broker, n, s, took,
-                    pending_at_kill=left)
+    record_recovery("kill -9 thumbnail worker mid-task", broker, n, r["s"], r["took"],
+                    pending_at_kill=r["pending_at_kill"])
 
     # 3. The watcher, in the middle of a burst of files being written.
     burst = BackgroundBurst(photos, n, start=total, prefix="wat")
