@@ -85,8 +85,8 @@ def naive_thumbnails(data: bytes) -> list[bytes]:
 
 
 def bench_thumbnails(paths: list[Path], limit: int) -> dict[str, float]:
+    from watcherd.media.thumbnails import make_thumbnails
     from watcherd.testing import DISPLAY_P3_PRIMARIES, rgb_icc_profile
-    from watcherd.thumbnails import make_thumbnails
 
     out: dict[str, float] = {}
     for kind in ("12mp", "1080p"):
@@ -133,8 +133,8 @@ def embed_child(model: str, files: list[str], mode: str, batch: int) -> dict[str
     import open_clip
     import torch
 
-    from watcherd.embeddings import Embedder
-    from watcherd.images import decode
+    from watcherd.media.embeddings import Embedder
+    from watcherd.media.images import decode
 
     datas = [Path(f).read_bytes() for f in files]
     if mode == "worker":
@@ -266,8 +266,9 @@ def _wait(cond: object, timeout: float) -> None:
 
 DRAIN_WORKER = """
 import sys
-from watcherd import config, logs, tasks
-from watcherd.celery_app import make_app, queue_names
+from watcherd import config, logs
+from watcherd.worker import tasks
+from watcherd.queue.app import make_app, queue_names
 cfg = config.load(sys.argv[1])
 logs.setup("warning", "json")
 holder = tasks.EmbedderHolder()
@@ -284,7 +285,7 @@ def drain_rate(work: Path, url: str, prefetch: int, n: int) -> float:
     import uuid
 
     from watcherd import config as wconfig
-    from watcherd.celery_app import TASKS, make_app, queue_depths, queue_names
+    from watcherd.queue.app import TASKS, make_app, queue_depths, queue_names
 
     work.mkdir(parents=True, exist_ok=True)
     (work / "photos").mkdir(exist_ok=True)

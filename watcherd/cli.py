@@ -16,8 +16,9 @@ from typing import Any, NoReturn
 
 import click
 
-from watcherd import __version__, config, db, logs, sdnotify
+from watcherd import __version__, config, logs, sdnotify
 from watcherd.config import Config, ConfigError
+from watcherd.store import db
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -78,8 +79,8 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 @click.pass_context
 def watch(ctx: click.Context) -> None:
     """The watcher alone (systemd: watcherd.service)."""
-    from watcherd.celery_app import make_app
-    from watcherd.watcher import Watcher
+    from watcherd.queue.app import make_app
+    from watcherd.watch.loop import Watcher
 
     cfg = _load(ctx, "watcher")
     log = logs.get("watcherd.cli")
@@ -109,8 +110,8 @@ def worker(ctx: click.Context, kind: str) -> None:
     """One Celery worker: `thumbnails` (prefork pool) or `embeddings` (solo pool, CLIP)."""
     import socket
 
-    from watcherd import tasks
-    from watcherd.celery_app import make_app, queue_names
+    from watcherd.queue.app import make_app, queue_names
+    from watcherd.worker import tasks
 
     cfg = _load(ctx, f"worker-{kind}")
     _connect(cfg).close()
@@ -149,8 +150,8 @@ def _under_watched(cfg: Config, path: Path) -> Path:
 @click.pass_context
 def scan(ctx: click.Context, path: str | None) -> None:
     """One reconcile pass now; prints what it queued."""
-    from watcherd.celery_app import make_app
-    from watcherd.watcher import Watcher
+    from watcherd.queue.app import make_app
+    from watcherd.watch.loop import Watcher
 
     cfg = _load(ctx, "scan")
     roots = [_under_watched(cfg, Path(path).resolve())] if path else list(cfg.watch.paths)
@@ -177,7 +178,7 @@ def scan(ctx: click.Context, path: str | None) -> None:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Counts per status, failures with reasons, queue backlog, worker state."""
-    from watcherd.celery_app import make_app, queue_depths
+    from watcherd.queue.app import make_app, queue_depths
 
     cfg = _load(ctx, "status", check_paths=False)
     conn = _connect(cfg)
@@ -243,8 +244,8 @@ def _liveness(w: dict[str, Any]) -> dict[str, Any]:
 @click.pass_context
 def retry(ctx: click.Context, failed: bool) -> None:
     """Re-queue stuck (pending) rows now, and failed ones with --failed."""
-    from watcherd.celery_app import make_app
-    from watcherd.dispatch import Outbox
+    from watcherd.queue.app import make_app
+    from watcherd.queue.outbox import Outbox
 
     cfg = _load(ctx, "retry", check_paths=False)
     conn = _connect(cfg)

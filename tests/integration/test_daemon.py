@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-import watcherd.images  # noqa: F401 - registers the HEIF opener, for the reference embedding
+import watcherd.media.images  # noqa: F401 - registers the HEIF opener, for the reference embedding
 from tests.conftest import (
     Daemon,
     all_final,

@@ -22,7 +22,7 @@ from PIL import Image
 from tests import procs as ps
 from tests.conftest import Daemon, query, wait_for, write_config
 from watcherd.config import DEFAULT_EXTENSIONS
-from watcherd.scan import walk
+from watcherd.watch.scan import walk
 
 _FIGURES: list[dict[str, Any]] = []
 

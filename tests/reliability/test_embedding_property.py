@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from watcherd.images import ImageError, decode
-from watcherd.thumbnails import make_thumbnails
+from watcherd.media.images import ImageError, decode
+from watcherd.media.thumbnails import make_thumbnails
 
 MAX_PIXELS = 4_000_000
 
@@ -55,7 +55,7 @@ def mutated(draw: st.DrawFn) -> bytes:
 
 @pytest.fixture(scope="module")
 def embedder(tiny_model: str):  # type: ignore[no-untyped-def]
-    from watcherd.embeddings import Embedder
+    from watcherd.media.embeddings import Embedder
 
     return Embedder(tiny_model, None, "cpu")
 

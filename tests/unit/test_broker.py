@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kombu import Connection, Exchange, Queue
 
-from watcherd.broker import spool_options
+from watcherd.queue.spool import spool_options
 
 QUEUE = Queue("q", Exchange("q", "direct"), routing_key="q")
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from PIL import Image, ImageCms
 
-from watcherd.images import decode
+from watcherd.media.images import decode
+from watcherd.media.thumbnails import make_thumbnails
 from watcherd.testing import DISPLAY_P3_PRIMARIES, SRGB_PRIMARIES, rgb_icc_profile
-from watcherd.thumbnails import make_thumbnails
 
 LIMIT = 100_000_000
 # A profile whose channels are sRGB's primaries rotated: stored "red" means sRGB green. Decisive:

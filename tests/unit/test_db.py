@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from watcherd import db
+from watcherd.store import db
 
 REUSE = db.Reuse("m", "p", (64, 256), "webp")
 

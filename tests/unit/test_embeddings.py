@@ -1,4 +1,4 @@
-"""watcherd.embeddings against open_clip itself, with a tiny random-weight model on disk."""
+"""watcherd.media.embeddings against open_clip itself, with a tiny random-weight model on disk."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
-from watcherd.embeddings import (
+from watcherd.media.embeddings import (
     Embedder,
     ModelLoadError,
     _hub_unreachable,

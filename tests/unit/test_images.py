@@ -1,4 +1,4 @@
-"""watcherd.images.decode: modes, orientation, formats, draft decoding, untrusted input."""
+"""watcherd.media.images.decode: modes, orientation, formats, draft decoding, untrusted input."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageFile
 
-from watcherd.images import DecodedImage, ImageError, decode
+from watcherd.media.images import DecodedImage, ImageError, decode
 
 LIMIT = 100_000_000
 RED, GREEN, BLUE, YELLOW = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from watcherd import db, scan
+from watcherd.store import db
+from watcherd.watch import scan
 
 EXTS = ("jpg", "png")
 REUSE = db.Reuse("m", "p", (64,), "webp")
@@ -93,7 +94,8 @@ def test_unreadable_subfolder_keeps_its_rows(tmp_path: Path) -> None:
             p.chmod(0o777 if p.is_dir() else 0o666)
         (root / "sub").chmod(0)
         code = (
-            "import json, sys; from pathlib import Path; from watcherd import db, scan; "
+            "import json, sys; from pathlib import Path; from watcherd.store import db; "
+            "from watcherd.watch import scan; "
             "r = scan.reconcile(db.connect(Path(sys.argv[1])), Path(sys.argv[2]), ('jpg', 'png'));"
             "print(json.dumps({'deleted': r.deleted, 'unreadable': r.unreadable}))"
         )

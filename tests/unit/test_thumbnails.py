@@ -1,4 +1,4 @@
-"""watcherd.thumbnails.make_thumbnails: sizes, aspect, orientation, alpha, formats, bad bytes."""
+"""make_thumbnails: sizes, aspect, orientation, alpha, formats, bad bytes."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from watcherd.images import ImageError
-from watcherd.thumbnails import Thumbnail, ThumbnailResult, fit, make_thumbnails
+from watcherd.media.images import ImageError
+from watcherd.media.thumbnails import Thumbnail, ThumbnailResult, fit, make_thumbnails
 
 LIMIT = 100_000_000
 RED, GREEN, BLUE, YELLOW = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)

@@ -41,13 +41,13 @@ from kombu.transport import TRANSPORT_ALIASES, filesystem, virtual
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 
-log = logging.getLogger("watcherd.broker")
+log = logging.getLogger("watcherd.queue.spool")
 
 # How often an idle consumer looks for claims of consumers that have died since it connected.
 GIVE_BACK_INTERVAL = 5.0
 
 ALIAS = "spool"
-TRANSPORT_ALIASES[ALIAS] = "watcherd.broker:Transport"
+TRANSPORT_ALIASES[ALIAS] = "watcherd.queue.spool:Transport"
 
 
 def spool_options(spool_dir: Path, polling_interval: float = 0.05) -> dict[str, Any]:

@@ -1,10 +1,10 @@
 """Thumbnails from untrusted image bytes: one encoded image per bounding-box size.
 
 The image is decoded once (a JPEG by DCT scaling straight to about the biggest size, see
-:func:`watcherd.images.decode`); the biggest thumbnail is resized from that, and each smaller one
-from the previous, already reduced, image. An embedded colour profile is applied to the biggest
-thumbnail (not the bigger decoded image), so every thumbnail is sRGB. Problems with the bytes raise
-:class:`~watcherd.images.ImageError`; bad arguments raise ``ValueError``.
+:func:`watcherd.media.images.decode`); the biggest thumbnail is resized from that, and each
+smaller one from the previous, already reduced, image. An embedded colour profile is applied to
+the biggest thumbnail (not the bigger decoded image), so every thumbnail is sRGB.
+Problems with the bytes raise :class:`~watcherd.media.images.ImageError`; bad arguments raise ``ValueError``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from watcherd.colour import to_srgb
-from watcherd.images import decode
+from watcherd.media.colour import to_srgb
+from watcherd.media.images import decode
 
 __all__ = ["FORMATS", "Thumbnail", "ThumbnailResult", "fit", "make_thumbnails"]
 

@@ -12,8 +12,8 @@ import celery.worker.consumer
 from celery import Celery
 from kombu import Exchange, Queue
 
-from watcherd import broker
 from watcherd.config import Config
+from watcherd.queue import spool as broker
 
 THUMBNAIL_TASK = "watcherd.thumbnail"
 EMBED_TASK = "watcherd.embed"

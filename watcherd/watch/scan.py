@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from watcherd import db
+from watcherd.store import db
 
 TEMP_SUFFIXES = (".part", ".tmp", "~", ".crdownload", ".partial", ".swp")
 

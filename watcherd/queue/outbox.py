@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 import sqlite_utils
 from celery import Celery
 
-from watcherd import db, logs
-from watcherd.celery_app import TASKS, queue_depths, queue_names
+from watcherd import logs
 from watcherd.config import Config
+from watcherd.queue.app import TASKS, queue_depths, queue_names
+from watcherd.store import db
 
-log = logs.get("watcherd.dispatch")
+log = logs.get("watcherd.queue.outbox")
 
 
 @dataclass

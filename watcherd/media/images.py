@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import pillow_heif
 from PIL import ExifTags, Image, UnidentifiedImageError
 
-from watcherd.colour import to_srgb
+from watcherd.media.colour import to_srgb
 
 __all__ = ["DecodedImage", "ImageError", "decode"]
 
@@ -86,7 +86,7 @@ def decode(data: bytes, *, max_pixels: int, draft_size: int | None = None,
 
     An embedded ICC profile is applied (the pixels become sRGB); with ``to_srgb_now=False`` an
     RGB one is left in ``icc_profile`` for the caller to apply with
-    :func:`watcherd.colour.to_srgb` once it has made the image smaller (cheaper per pixel).
+    :func:`watcherd.media.colour.to_srgb` once it has made the image smaller (cheaper per pixel).
 
     ``max_pixels`` is checked against the header's width * height before any pixel is decoded.
     With ``draft_size``, a JPEG is decoded by DCT scaling to the smallest 1/1, 1/2, 1/4 or 1/8

@@ -36,12 +36,14 @@ from watchdog.events import (
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
-from watcherd import db, logs, scan
+from watcherd import logs
 from watcherd.config import Config
-from watcherd.dispatch import Outbox
-from watcherd.roots import Roots
+from watcherd.queue.outbox import Outbox
+from watcherd.store import db
+from watcherd.watch import scan
+from watcherd.watch.roots import Roots
 
-log = logs.get("watcherd.watcher")
+log = logs.get("watcherd.watch.loop")
 
 INOTIFY_HELP = (
     "inotify limit reached ({what}); falling back to polling, which is slower. Raise the limit: "

@@ -21,15 +21,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlite_utils
 from celery import Celery
 
-from watcherd import db, logs
-from watcherd.celery_app import EMBED_TASK, THUMBNAIL_TASK
+from watcherd import logs
 from watcherd.config import Config
-from watcherd.images import ImageError
+from watcherd.media.images import ImageError
+from watcherd.queue.app import EMBED_TASK, THUMBNAIL_TASK
+from watcherd.store import db
 
 if TYPE_CHECKING:
-    from watcherd.embeddings import Embedder
+    from watcherd.media.embeddings import Embedder
 
-log = logs.get("watcherd.tasks")
+log = logs.get("watcherd.worker.tasks")
 T = TypeVar("T")
 
 _local = threading.local()
@@ -94,7 +95,7 @@ def claim(conn: sqlite_utils.Database, kind: db.Kind, image_id: int, sha256: str
 
 
 def thumbnail_one(cfg: Config, image_id: int, sha256: str) -> str:
-    from watcherd.thumbnails import make_thumbnails
+    from watcherd.media.thumbnails import make_thumbnails
 
     started = time.perf_counter()
     conn = database(str(cfg.database.path))
@@ -153,7 +154,7 @@ class EmbedderHolder:
         self.lock = threading.Lock()
 
     def load(self, cfg: Config) -> None:
-        from watcherd.embeddings import Embedder, ModelLoadError
+        from watcherd.media.embeddings import Embedder, ModelLoadError
 
         e = cfg.embeddings
         started = time.perf_counter()
@@ -172,8 +173,8 @@ class EmbedderHolder:
 
 def embed_batch(cfg: Config, holder: EmbedderHolder, items: Sequence[tuple[int, str]]) -> int:
     """Embed a batch of (image id, sha256); returns how many vectors were stored."""
-    from watcherd.embeddings import to_blob
-    from watcherd.images import decode
+    from watcherd.media.embeddings import to_blob
+    from watcherd.media.images import decode
 
     started = time.perf_counter()
     conn = database(str(cfg.database.path))
