@@ -4,7 +4,8 @@ The image is decoded once (a JPEG by DCT scaling straight to about the biggest s
 :func:`watcherd.media.images.decode`); the biggest thumbnail is resized from that, and each
 smaller one from the previous, already reduced, image. An embedded colour profile is applied to
 the biggest thumbnail (not the bigger decoded image), so every thumbnail is sRGB.
-Problems with the bytes raise :class:`~watcherd.media.images.ImageError`; bad arguments raise ``ValueError``.
+Problems with the bytes raise :class:`~watcherd.media.images.ImageError`; bad arguments raise
+``ValueError``.
 """
 
 from __future__ import annotations
