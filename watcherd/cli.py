@@ -157,11 +157,8 @@ def scan(ctx: click.Context, path: str | None) -> None:
     roots = [_under_watched(cfg, Path(path).resolve())] if path else list(cfg.watch.paths)
     watcher = Watcher(cfg, make_app(cfg))
     try:
-        totals = watcher.rescan(roots)
-        deadline = time.monotonic() + cfg.watch.settle_seconds + 30
-        while watcher.candidates and time.monotonic() < deadline:
-            time.sleep(0.2)
-            watcher._settle()
+        watcher.start(observe=False)
+        totals = watcher.scan_once(roots, timeout=cfg.watch.settle_seconds + 3600)
         sent = watcher.outbox.sent_total
     finally:
         watcher.close()
@@ -187,6 +184,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
         "counts": db.status_counts(conn),
         "failures": db.failures(conn, limit=20),
         "workers": [_liveness(w) for w in db.worker_states(conn)],
+        "scans": db.scans(conn),
         "broker": cfg.broker.url or f"embedded ({cfg.spool_dir})",
     }
     try:
@@ -204,6 +202,15 @@ def status(ctx: click.Context, as_json: bool) -> None:
         k = c[kind]
         click.echo(f"{kind + 's':<12}{k['done']} done, {k['pending']} pending, "
                    f"{k['failed']} failed")
+    for sc in report["scans"]:
+        line = (f"scan        {sc['root']}: {sc['state']}, {sc['folders']} folders, "
+                f"{sc['files']} files seen, {sc['to_take']} new or changed, {sc['taken']} "
+                f"recorded, {sc['gone']} gone")
+        line += f" (since {sc['started_at']})" if sc["state"] == "scanning" else (
+            f" (finished {sc['finished_at']})")
+        if sc["message"]:
+            line += f"\n            not scanned: {sc['message']}"
+        click.echo(line)
     if report["queues"] is None:
         click.echo(f"broker      {report['broker']}: UNREACHABLE ({report['broker_error']})")
     else:

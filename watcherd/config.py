@@ -16,6 +16,10 @@ from typing import Any
 DEFAULT_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "bmp", "heic", "heif",
                       "avif")
 ENV_VAR = "WATCHERD_CONFIG"
+# Folder and file names never taken (glob patterns on one name); watcherd.watch.rules explains.
+DEFAULT_EXCLUDE = (".*", "@eaDir", "#recycle", "#snapshot", "@Recycle", "@Recently-Snapshot",
+                   ".@__thumb", ".stversions", ".Trash-*", "$RECYCLE.BIN", "lost+found",
+                   "*.lrdata")
 
 
 class ConfigError(Exception):
@@ -41,6 +45,7 @@ class WatchConfig:
     polling: bool = False
     polling_interval_seconds: float = 5.0
     extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
 
 
 @dataclass(frozen=True)
@@ -240,8 +245,13 @@ def _watch(s: _Section, check_paths: bool) -> WatchConfig:
     exts = s.get("extensions", list, list(DEFAULT_EXTENSIONS))
     if not exts or not all(isinstance(e, str) and e.strip(".") for e in exts):
         raise s._err("extensions", "expected a non-empty list of file extensions")
+    exclude = s.get("exclude", list, list(DEFAULT_EXCLUDE))
+    if not all(isinstance(e, str) and e and "/" not in e for e in exclude):
+        raise s._err("exclude", "expected a list of name patterns (globs without '/'), "
+                     f"got {exclude!r}")
     return WatchConfig(
         paths=tuple(paths),
+        exclude=tuple(exclude),
         recursive=s.get("recursive", bool, True),
         settle_seconds=s.number("settle_seconds", 2.0),
         rescan_interval_seconds=s.number("rescan_interval_seconds", 3600.0),

@@ -16,13 +16,18 @@ import pytest
 
 from watcherd.store import db
 from watcherd.watch import scan
+from watcherd.watch.rules import Rules
 
 EXTS = ("jpg", "png")
 REUSE = db.Reuse("m", "p", (64,), "webp")
 
 
+def _rules(root: Path) -> Rules:
+    return Rules.of([root], EXTS)
+
+
 def _record_all(conn: db.sqlite_utils.Database, root: Path) -> None:
-    for info in scan.reconcile(conn, root, EXTS).to_take:
+    for info in scan.reconcile(conn, root, _rules(root)).to_take:
         db.record_file(conn, info.path, info.size, info.mtime, info.path, REUSE)
 
 
@@ -41,13 +46,13 @@ def test_reconcile_takes_new_skips_unchanged_and_marks_removed(tmp_path: Path) -
     root = tmp_path / "photos"
     _tree(root)
     conn = db.connect(tmp_path / "w.db")
-    first = scan.reconcile(conn, root, EXTS)
+    first = scan.reconcile(conn, root, _rules(root))
     assert sorted(Path(i.path).name for i in first.to_take) == ["B.PNG", "a.jpg", "c.jpg"]
     _record_all(conn, root)
     (root / "a.jpg").unlink()
     shutil.rmtree(root / "sub")
     (root / "B.PNG").write_bytes(b"y" * 11)
-    again = scan.reconcile(conn, root, EXTS)
+    again = scan.reconcile(conn, root, _rules(root))
     assert [Path(i.path).name for i in again.to_take] == ["B.PNG"]
     assert (again.deleted, again.unreadable) == (2, [])
     assert _deleted(conn) == {"a.jpg", "c.jpg"}
@@ -60,12 +65,12 @@ def test_missing_root_marks_nothing_deleted(tmp_path: Path) -> None:
     conn = db.connect(tmp_path / "w.db")
     _record_all(conn, root)
     root.rename(tmp_path / "elsewhere")
-    result = scan.reconcile(conn, root, EXTS)
+    result = scan.reconcile(conn, root, _rules(root))
     assert result.deleted == 0 and _deleted(conn) == set()
     assert [f for f, _ in result.unreadable] == [str(root)]
     # Back again: nothing to take, nothing was lost.
     (tmp_path / "elsewhere").rename(root)
-    back = scan.reconcile(conn, root, EXTS)
+    back = scan.reconcile(conn, root, _rules(root))
     assert (back.to_take, back.unchanged, back.deleted) == ([], 3, 0)
 
 
@@ -95,8 +100,9 @@ def test_unreadable_subfolder_keeps_its_rows(tmp_path: Path) -> None:
         (root / "sub").chmod(0)
         code = (
             "import json, sys; from pathlib import Path; from watcherd.store import db; "
-            "from watcherd.watch import scan; "
-            "r = scan.reconcile(db.connect(Path(sys.argv[1])), Path(sys.argv[2]), ('jpg', 'png'));"
+            "from watcherd.watch import scan; EXTS = ('jpg', 'png'); "
+            "from watcherd.watch.rules import Rules; root = Path(sys.argv[2]); "
+            "r = scan.reconcile(db.connect(Path(sys.argv[1])), root, Rules.of([root], EXTS));"
             "print(json.dumps({'deleted': r.deleted, 'unreadable': r.unreadable}))"
         )
         cmd = [sys.executable, "-c", code, str(base / "w.db"), str(root)]
@@ -124,10 +130,10 @@ def test_an_emptied_root_is_not_a_deleted_library(tmp_path: Path) -> None:
     _record_all(conn, root)
     shutil.rmtree(root)
     root.mkdir()
-    result = scan.reconcile(conn, root, EXTS)
+    result = scan.reconcile(conn, root, _rules(root))
     assert result.deleted == 0 and _deleted(conn) == set()
     assert result.unreadable == [(str(root), "folder is empty (disk not mounted?)")]
     (root / "a.jpg").write_bytes(b"x" * 10)
-    result = scan.reconcile(conn, root, EXTS)
+    result = scan.reconcile(conn, root, _rules(root))
     assert (result.deleted, result.unreadable) == (2, [])
     assert _deleted(conn) == {"B.PNG", "c.jpg"}

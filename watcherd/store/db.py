@@ -76,8 +76,34 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at TEXT
     );
     """,
+    # 2: a streaming scan looks rows up folder by folder (FOLDER_SQL, the folder of a path with
+    # its trailing slash); the outbox finds never-sent rows without walking the whole backlog;
+    # each watched root's last scan, for `watcherd status`.
+    """
+    CREATE INDEX images_folder ON images(rtrim(path, replace(path, '/', '')));
+    CREATE INDEX images_thumbnail_unsent ON images(id)
+        WHERE thumbnail_status = 'pending' AND thumbnail_queued_at IS NULL;
+    CREATE INDEX images_embedding_unsent ON images(id)
+        WHERE embedding_status = 'pending' AND embedding_queued_at IS NULL;
+    CREATE TABLE scans (
+        root TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        folders INTEGER NOT NULL DEFAULT 0,
+        files INTEGER NOT NULL DEFAULT 0,
+        to_take INTEGER NOT NULL DEFAULT 0,
+        taken INTEGER NOT NULL DEFAULT 0,
+        gone INTEGER NOT NULL DEFAULT 0,
+        message TEXT,
+        started_at TEXT,
+        updated_at TEXT,
+        finished_at TEXT
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+# The folder of a path, with its trailing slash (everything after the last '/' trimmed); the
+# expression of the images_folder index, so lookups by folder use it.
+FOLDER_SQL = "rtrim(path, replace(path, '/', ''))"
 
 
 def now_iso(at: datetime | None = None) -> str:
@@ -177,6 +203,36 @@ def known_under(db: sqlite_utils.Database, root: Path) -> dict[str, Known]:
     return {r[0]: Known(r[1], r[2], r[3] is not None) for r in rows}
 
 
+def rows_in_folder(db: sqlite_utils.Database, folder: str) -> dict[str, Known]:
+    """Every row directly in ``folder`` (not below it): one indexed lookup."""
+    rows = db.execute(
+        f"SELECT path, size, mtime, deleted_at FROM images WHERE {FOLDER_SQL} = ?",
+        (folder.rstrip("/") + "/",))
+    return {r[0]: Known(r[1], r[2], r[3] is not None) for r in rows}
+
+
+def live_folders_under(db: sqlite_utils.Database, root: Path) -> list[str]:
+    """The folders (no trailing slash) at or below ``root`` holding at least one live row."""
+    lo, hi = _prefix_range(root)
+    rows = db.execute(
+        f"SELECT DISTINCT {FOLDER_SQL} FROM images WHERE path >= ? AND path < ? "
+        "AND deleted_at IS NULL", (lo, hi))
+    return [r[0].rstrip("/") for r in rows]
+
+
+def has_live_rows_under(db: sqlite_utils.Database, root: Path) -> bool:
+    lo, hi = _prefix_range(root)
+    return db.execute("SELECT 1 FROM images WHERE path >= ? AND path < ? AND deleted_at IS NULL "
+                      "LIMIT 1", (lo, hi)).fetchone() is not None
+
+
+def live_twins(db: sqlite_utils.Database, sha256: str, path: str) -> list[tuple[int, str]]:
+    """Live rows with this content at another path: (id, path)."""
+    return [(r[0], r[1]) for r in db.execute(
+        "SELECT id, path FROM images WHERE sha256 = ? AND path != ? AND deleted_at IS NULL",
+        (sha256, path))]
+
+
 def known(db: sqlite_utils.Database, path: str) -> Known | None:
     row = db.execute(
         "SELECT size, mtime, deleted_at FROM images WHERE path = ?", (path,)).fetchone()
@@ -205,43 +261,64 @@ class Reuse:
 
 
 def record_file(db: sqlite_utils.Database, path: str, size: int, mtime: float, sha256: str,
-                reuse: Reuse) -> Recorded:
-    """Upsert the row for a complete file. Moves (same content at a new path, old path gone)
-    keep the row; identical content elsewhere reuses thumbnails and embedding."""
-    now = now_iso()
+                reuse: Reuse, *, moved_from: tuple[int, str] | None = None) -> Recorded:
+    """Upsert the row for a complete file (see ``record_in``), in its own transaction."""
     with transaction(db) as c:
-        row = c.execute(
-            "SELECT id, sha256, deleted_at FROM images WHERE path = ?", (path,)
+        return record_in(c, path, size, mtime, sha256, reuse, moved_from=moved_from)
+
+
+def record_in(c: sqlite3.Connection, path: str, size: int, mtime: float, sha256: str,
+              reuse: Reuse, *, moved_from: tuple[int, str] | None = None,
+              now: str | None = None) -> Recorded:
+    """Upsert the row for a complete file, inside the caller's transaction.
+
+    - Same content at the same path: the row stays (``restored`` if it was deleted).
+    - Other content at a live row's path: the row is reset (``changed``).
+    - Other content at a deleted row's path: the deleted row is retired (with its thumbnails
+      and embeddings) and the file gets a new id (``new``).
+    - A new path: a move keeps the row. ``moved_from`` is a live row with this content whose
+      file the caller found gone (moved while watcherd was down, or a scan that has not reached
+      the old folder yet); else the most recently deleted row with this content. Otherwise a
+      new row, reusing the thumbnails and embedding of identical content elsewhere.
+    """
+    now = now or now_iso()
+    row = c.execute("SELECT id, sha256, deleted_at FROM images WHERE path = ?",
+                    (path,)).fetchone()
+    if row is not None and row["sha256"] == sha256:
+        c.execute("UPDATE images SET size = ?, mtime = ?, deleted_at = NULL, updated_at = ? "
+                  "WHERE id = ?", (size, mtime, now, row["id"]))
+        return Recorded(row["id"], "restored" if row["deleted_at"] else "unchanged")
+    if row is not None and row["deleted_at"] is not None:
+        c.execute("DELETE FROM images WHERE id = ?", (row["id"],))
+        row = None
+    if row is None:
+        if moved_from is not None and c.execute(
+                "UPDATE images SET path = ?, size = ?, mtime = ?, updated_at = ? WHERE id = ? "
+                "AND path = ? AND sha256 = ? AND deleted_at IS NULL",
+                (path, size, mtime, now, moved_from[0], moved_from[1], sha256)).rowcount:
+            return Recorded(moved_from[0], "moved")
+        moved = c.execute(
+            "SELECT id FROM images WHERE sha256 = ? AND deleted_at IS NOT NULL "
+            "ORDER BY deleted_at DESC LIMIT 1", (sha256,),
         ).fetchone()
-        if row is not None and row["sha256"] == sha256:
+        if moved is not None:
             c.execute(
-                "UPDATE images SET size = ?, mtime = ?, deleted_at = NULL, updated_at = ? "
-                "WHERE id = ?", (size, mtime, now, row["id"]),
+                "UPDATE images SET path = ?, size = ?, mtime = ?, deleted_at = NULL, "
+                "updated_at = ? WHERE id = ?", (path, size, mtime, now, moved["id"]),
             )
-            return Recorded(row["id"], "restored" if row["deleted_at"] else "unchanged")
-        if row is None:
-            moved = c.execute(
-                "SELECT id FROM images WHERE sha256 = ? AND deleted_at IS NOT NULL "
-                "ORDER BY deleted_at DESC LIMIT 1", (sha256,),
-            ).fetchone()
-            if moved is not None:
-                c.execute(
-                    "UPDATE images SET path = ?, size = ?, mtime = ?, deleted_at = NULL, "
-                    "updated_at = ? WHERE id = ?", (path, size, mtime, now, moved["id"]),
-                )
-                return Recorded(moved["id"], "moved")
-            image_id = c.execute(
-                "INSERT INTO images (path, sha256, size, mtime, discovered_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)", (path, sha256, size, mtime, now, now),
-            ).lastrowid
-            assert image_id is not None
-            action: Literal["new", "changed"] = "new"
-        else:
-            image_id = row["id"]
-            _reset(c, image_id, sha256, size, mtime, "pending", None, now)
-            action = "changed"
-        _reuse_identical(c, image_id, sha256, reuse, now)
-        return Recorded(image_id, action)
+            return Recorded(moved["id"], "moved")
+        image_id = c.execute(
+            "INSERT INTO images (path, sha256, size, mtime, discovered_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)", (path, sha256, size, mtime, now, now),
+        ).lastrowid
+        assert image_id is not None
+        action: Literal["new", "changed"] = "new"
+    else:
+        image_id = row["id"]
+        _reset(c, image_id, sha256, size, mtime, "pending", None, now)
+        action = "changed"
+    _reuse_identical(c, image_id, sha256, reuse, now)
+    return Recorded(image_id, action)
 
 
 def _reuse_identical(c: sqlite3.Connection, image_id: int, sha256: str, reuse: Reuse,
@@ -284,21 +361,26 @@ def record_unreadable(db: sqlite_utils.Database, path: str, reason: str) -> int:
     """A file the watcher cannot read (permissions): one row, both statuses failed with the
     reason. ``sha256``/``size``/``mtime`` stay NULL, so the next scan tries the file again (a
     chmod does not change mtime) and, once readable, records it as changed."""
+    with transaction(db) as c:
+        return unreadable_in(c, path, reason)
+
+
+def unreadable_in(c: sqlite3.Connection, path: str, reason: str) -> int:
+    """``record_unreadable`` inside the caller's transaction."""
     now = now_iso()
     reason = reason[:500]
-    with transaction(db) as c:
-        row = c.execute("SELECT id FROM images WHERE path = ?", (path,)).fetchone()
-        if row is None:
-            image_id = c.execute(
-                "INSERT INTO images (path, discovered_at, updated_at, thumbnail_status, "
-                "thumbnail_error, embedding_status, embedding_error) "
-                "VALUES (?, ?, ?, 'failed', ?, 'failed', ?)", (path, now, now, reason, reason),
-            ).lastrowid
-            assert image_id is not None
-            return image_id
-        image_id = int(row["id"])
-        _reset(c, image_id, None, None, None, "failed", reason, now)
+    row = c.execute("SELECT id FROM images WHERE path = ?", (path,)).fetchone()
+    if row is None:
+        image_id = c.execute(
+            "INSERT INTO images (path, discovered_at, updated_at, thumbnail_status, "
+            "thumbnail_error, embedding_status, embedding_error) "
+            "VALUES (?, ?, ?, 'failed', ?, 'failed', ?)", (path, now, now, reason, reason),
+        ).lastrowid
+        assert image_id is not None
         return image_id
+    image_id = int(row["id"])
+    _reset(c, image_id, None, None, None, "failed", reason, now)
+    return image_id
 
 
 def _reset(c: sqlite3.Connection, image_id: int, sha256: str | None, size: int | None,
@@ -338,6 +420,12 @@ def move_folder(db: sqlite_utils.Database, src: Path, dest: Path) -> int:
     lo, hi = _prefix_range(src)
     new_prefix = str(dest).rstrip("/") + "/"
     with transaction(db) as c:
+        # Rows that stand where the moved rows go are retired first (with their thumbnails and
+        # embeddings): deleted rows of photos that were there, or stale live ones (a folder can
+        # only be renamed onto an empty folder). The moved photos keep their own ids.
+        c.execute(
+            "DELETE FROM images WHERE path IN (SELECT ? || substr(path, ?) FROM images "
+            "WHERE path >= ? AND path < ?)", (new_prefix, len(lo) + 1, lo, hi))
         cur = c.execute(
             "UPDATE images SET path = ? || substr(path, ?), updated_at = ? "
             "WHERE path >= ? AND path < ?", (new_prefix, len(lo) + 1, now_iso(), lo, hi),
@@ -357,6 +445,16 @@ def mark_deleted(db: sqlite_utils.Database, paths: Iterable[str]) -> int:
         return n
 
 
+def mark_folder_files_deleted(db: sqlite_utils.Database, folder: str) -> int:
+    """Rows directly in ``folder`` (not below it) are gone."""
+    now = now_iso()
+    with transaction(db) as c:
+        return c.execute(
+            f"UPDATE images SET deleted_at = ?, updated_at = ? WHERE {FOLDER_SQL} = ? "
+            "AND deleted_at IS NULL", (now, now, folder.rstrip("/") + "/"),
+        ).rowcount
+
+
 def mark_folder_deleted(db: sqlite_utils.Database, folder: Path) -> int:
     lo, hi = _prefix_range(folder)
     now = now_iso()
@@ -372,15 +470,18 @@ def mark_folder_deleted(db: sqlite_utils.Database, folder: Path) -> int:
 
 def due_for_dispatch(db: sqlite_utils.Database, kind: Kind, *, resend_before: str | None,
                      limit: int = 500) -> list[tuple[int, str]]:
-    """Pending rows never sent, or (when ``resend_before`` is given) sent before that time."""
-    sql = (
-        f"SELECT id, sha256 FROM images WHERE {kind}_status = 'pending' "
-        "AND deleted_at IS NULL AND sha256 IS NOT NULL "
-        f"AND ({kind}_queued_at IS NULL"
-        + (f" OR {kind}_queued_at < ?)" if resend_before else ")")
-        + " ORDER BY id LIMIT ?"
-    )
-    params: tuple[Any, ...] = (resend_before, limit) if resend_before else (limit,)
+    """Pending rows never sent, or (when ``resend_before`` is given) sent before that time.
+    Never-sent rows come from their own partial index: during a large import this runs after
+    every batch of new rows, and must not walk the whole backlog of rows already sent."""
+    where = (f"{kind}_status = 'pending' AND deleted_at IS NULL AND sha256 IS NOT NULL AND ")
+    if resend_before is None:
+        sql = (f"SELECT id, sha256 FROM images INDEXED BY images_{kind}_unsent WHERE {where}"
+               f"{kind}_queued_at IS NULL ORDER BY id LIMIT ?")
+        params: tuple[Any, ...] = (limit,)
+    else:
+        sql = (f"SELECT id, sha256 FROM images WHERE {where}({kind}_queued_at IS NULL OR "
+               f"{kind}_queued_at < ?) ORDER BY id LIMIT ?")
+        params = (resend_before, limit)
     return [(r[0], r[1]) for r in db.execute(sql, params)]
 
 
@@ -545,3 +646,31 @@ def set_worker_state(db: sqlite_utils.Database, role: str, pid: int, hostname: s
 
 def worker_states(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     return [dict(r) for r in db.execute("SELECT * FROM workers ORDER BY role")]
+
+
+# ------------------------------------------------------------------------------- scan progress
+
+
+def set_scan(db: sqlite_utils.Database, root: str, state: str, *, folders: int = 0,
+             files: int = 0, to_take: int = 0, taken: int = 0, gone: int = 0,
+             message: str | None = None, finished: bool = False) -> None:
+    """Record a watched root's scan: ``scanning`` with its progress so far, or ``done``."""
+    now = now_iso()
+    with transaction(db) as c:
+        c.execute(
+            "INSERT INTO scans (root, state, folders, files, to_take, taken, gone, message, "
+            "started_at, updated_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(root) DO UPDATE SET state = excluded.state, "
+            "folders = excluded.folders, files = excluded.files, to_take = excluded.to_take, "
+            "taken = excluded.taken, gone = excluded.gone, message = excluded.message, "
+            "started_at = CASE WHEN scans.state = 'scanning' AND excluded.state = 'scanning' "
+            "THEN scans.started_at WHEN excluded.state = 'scanning' THEN excluded.started_at "
+            "ELSE scans.started_at END, "
+            "updated_at = excluded.updated_at, finished_at = excluded.finished_at",
+            (root, state, folders, files, to_take, taken, gone, message, now, now,
+             now if finished else None),
+        )
+
+
+def scans(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    return [dict(r) for r in db.execute("SELECT * FROM scans ORDER BY root")]

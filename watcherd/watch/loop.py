@@ -1,24 +1,28 @@
-"""The watcher: inotify (or polling) events → settle → SQLite row → outbox → Celery.
+"""The watcher's main loop: events and lane results in, rows and tasks out.
 
-One thread owns the database connection and all decisions; watchdog's observer threads only put
-events on a queue. A file is taken when it is complete: closed after writing, moved into the
-tree, or still (size and mtime) for ``settle_seconds``. A reconcile scan runs at start, every
-``rescan_interval_seconds`` and at once after an inotify queue overflow.
+Threads and who owns what:
+- watchdog's observer threads put filesystem events on ``inbox``;
+- one lane per watched root (``lane.py``) does every file operation for that root (settle,
+  hash, scan) and puts its results on the same ``inbox``;
+- this loop alone writes the database (rows, deletions, moves, the outbox) and never touches a
+  photo file, so a hung network mount cannot stall it; while it goes round it tells systemd
+  it is alive (``WATCHDOG=1``).
+
+A reconcile scan runs at start, every ``rescan_interval_seconds`` and at once after an inotify
+queue overflow; it streams (``scan.py``): rows are recorded and tasks sent while it goes on.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
-import logging
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
 from watchdog.events import (
@@ -34,14 +38,15 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers.api import BaseObserver, ObservedWatch
-from watchdog.observers.polling import PollingObserver
 
-from watcherd import logs
+from watcherd import logs, sdnotify
 from watcherd.config import Config
 from watcherd.queue.outbox import Outbox
 from watcherd.store import db
-from watcherd.watch import scan
-from watcherd.watch.roots import Roots
+from watcherd.watch.ingest import Ingest
+from watcherd.watch.lane import Gone, Hashed, Lane, RootChanged, ScanFinished, Unreadable
+from watcherd.watch.observer import InotifyObserver, polling_observer
+from watcherd.watch.rules import Rules
 
 log = logs.get("watcherd.watch.loop")
 
@@ -50,121 +55,120 @@ INOTIFY_HELP = (
     "`sysctl fs.inotify.max_user_watches=524288` (persist it in /etc/sysctl.d/90-watcherd.conf), "
     "then restart watcherd"
 )
-HASH_CHUNK = 1 << 20
+EVENTS = (FileClosedEvent, FileCreatedEvent, FileModifiedEvent, FileAttribEvent,
+          FileDeletedEvent, FileMovedEvent, DirMovedEvent, DirDeletedEvent)
+DRAIN_MAX = 5000  # inbox items per round, so timers still run during a flood
+PROGRESS_LOG_S = 10.0
+STALLED_AFTER_S = 60.0  # a lane's file operation running this long: say so
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, events: queue.Queue[FileSystemEvent]) -> None:
-        self.events = events
+    def __init__(self, inbox: queue.Queue[Any]) -> None:
+        self.inbox = inbox
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         # FileAttribEvent: a chmod/chown can make an unreadable file readable (`install -m`
-        # creates 0600, closes, then chmods); take() skips files whose row is unchanged.
-        if isinstance(event, FileClosedEvent | FileCreatedEvent | FileModifiedEvent
-                      | FileAttribEvent | FileDeletedEvent | FileMovedEvent | DirMovedEvent
-                      | DirDeletedEvent):
-            self.events.put(event)
-
-
-class _OverflowListener(logging.Handler):
-    """watchdog reports a kernel queue overflow only as a log line: turn it into a rescan."""
-
-    def __init__(self, on_overflow: Callable[[], None]) -> None:
-        super().__init__(logging.WARNING)
-        self.on_overflow = on_overflow
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "overflow" in record.getMessage().lower():
-            self.on_overflow()
-
-
-@dataclass
-class _Candidate:
-    size: int
-    mtime: float
-    changed_at: float  # monotonic time of the last size/mtime change we saw
-    ready: bool = False  # complete (closed after write / moved in): take without waiting
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+        # creates 0600, closes, then chmods); the lane skips files whose row is unchanged.
+        if isinstance(event, EVENTS):
+            self.inbox.put(event)
 
 
 class Watcher:
     def __init__(self, cfg: Config, app: Celery) -> None:
         self.cfg = cfg
+        w = cfg.watch
         self.conn = db.connect(cfg.database.path)
         self.outbox = Outbox(app, self.conn, cfg)
-        self.events: queue.Queue[FileSystemEvent] = queue.Queue()
-        self.candidates: dict[str, _Candidate] = {}
+        self.rules = Rules.of(w.paths, w.extensions, w.exclude)
+        self.inbox: queue.Queue[Any] = queue.Queue()
+        self.lanes = {root: Lane(root, self.rules, recursive=w.recursive,
+                                 settle_seconds=w.settle_seconds, db_path=cfg.database.path,
+                                 out=self.inbox) for root in w.paths}
+        self.ingest = Ingest(self.conn, db.Reuse(cfg.embeddings.model, cfg.embeddings.pretrained,
+                                                 cfg.thumbnails.sizes, cfg.thumbnails.format))
         self.stop_event = threading.Event()
         self.rescan_requested = threading.Event()
         self.observer: BaseObserver | None = None
-        self.handler = _Handler(self.events)
+        self.handler = _Handler(self.inbox)
         self.watches: dict[Path, ObservedWatch] = {}
-        self.roots = Roots(cfg.watch.paths)
-        self.polling = cfg.watch.polling
-        self.reuse = db.Reuse(cfg.embeddings.model, cfg.embeddings.pretrained,
-                              cfg.thumbnails.sizes, cfg.thumbnails.format)
-        self._overflow = _OverflowListener(self.request_rescan)
+        self.polling = w.polling
         self.stats = {"taken": 0, "moved": 0, "deleted": 0, "scans": 0}
+        self._scan_totals: dict[Path, dict[str, int]] = {}
+        self._scans_pending: set[Path] = set()
+        self._stalled: set[Path] = set()
+        self._watchdog = bool(os.environ.get("WATCHDOG_USEC"))
+        self._last_alive = 0.0
 
     # ----------------------------------------------------------------- lifecycle
 
-    def start(self) -> None:
-        """Start observing. The first reconcile runs at the top of ``run()``: after the observer,
-        so nothing added during the scan is missed, and after systemd's READY, so a big first
-        scan (every new file is hashed) does not hold up ``systemctl start``."""
-        logging.getLogger("watchdog.observers.inotify_c").addHandler(self._overflow)
-        self.observer = self._start_observer()
+    def start(self, *, observe: bool = True) -> None:
+        """Start the lanes and (``observe``) the observer. The first reconcile runs at the top of
+        ``run()``: after the observer, so nothing added during the scan is missed, and after
+        systemd's READY, so a big first scan does not hold up ``systemctl start``."""
+        for lane in self.lanes.values():
+            lane.start()
+        if observe:
+            self.observer = self._start_observer()
 
     def _start_observer(self) -> BaseObserver:
-        handler = self.handler
         w = self.cfg.watch
         if not self.polling:
-            from watchdog.observers.inotify import InotifyObserver
-
-            observer: BaseObserver = InotifyObserver(generate_full_events=True)
+            observer: BaseObserver | None = None
             try:
+                observer = InotifyObserver(self.rules, self.request_rescan)
                 for path in w.paths:
-                    self.watches[path] = observer.schedule(handler, str(path),
+                    self.watches[path] = observer.schedule(self.handler, str(path),
                                                            recursive=w.recursive)
                 observer.start()
-                log.info("watching", paths=[str(p) for p in w.paths], observer="inotify")
+                log.info("watching", paths=[str(p) for p in w.paths], observer="inotify",
+                         exclude=list(self.rules.exclude))
                 return observer
             except OSError as exc:
                 if exc.errno not in (errno.ENOSPC, errno.EMFILE):
                     raise
-                observer.stop()
+                if observer is not None:
+                    observer.stop()
                 what = "max_user_watches" if exc.errno == errno.ENOSPC else "max_user_instances"
                 log.error(INOTIFY_HELP.format(what=what), error=str(exc))
                 self.polling = True
-        observer = PollingObserver(timeout=w.polling_interval_seconds)
+        observer = polling_observer(self.rules, w.polling_interval_seconds)
         self.watches.clear()
         for path in w.paths:
-            self.watches[path] = observer.schedule(handler, str(path), recursive=w.recursive)
+            self.watches[path] = observer.schedule(self.handler, str(path), recursive=w.recursive)
         observer.start()
         log.info("watching", paths=[str(p) for p in w.paths], observer="polling",
-                 interval_s=w.polling_interval_seconds)
+                 interval_s=w.polling_interval_seconds, exclude=list(self.rules.exclude))
         return observer
 
     def stop(self) -> None:
         self.stop_event.set()
 
     def close(self) -> None:
-        logging.getLogger("watchdog.observers.inotify_c").removeHandler(self._overflow)
         if self.observer is not None:
             self.observer.stop()
             self.observer.join(timeout=5)
+        for lane in self.lanes.values():
+            lane.stop()
+        for lane in self.lanes.values():
+            lane.join(timeout=5)  # a lane stuck on a dead mount is a daemon thread: left behind
         self.conn.close()
 
     def request_rescan(self) -> None:
+        """The kernel dropped events (inotify queue overflow): reconcile every root now."""
         log.warning("inotify queue overflowed: events were lost, rescanning now")
         self.rescan_requested.set()
+
+    def rescan(self, folders: list[Path] | None = None) -> None:
+        """Reconcile these watched roots, or folders below them (default: every root)."""
+        for folder in folders or list(self.lanes):
+            root = self.rules.root_of(str(folder))
+            if root is None:
+                continue
+            self._scans_pending.add(root)
+            self._scan_totals.setdefault(root, {"new_or_changed": 0, "unchanged": 0,
+                                                "deleted": 0})
+            db.set_scan(self.conn, str(root), "scanning")
+            self.lanes[root].request_scan(folder)
 
     def run(self, on_tick: Callable[[Watcher], None] | None = None) -> None:
         """The main loop, until ``stop()``."""
@@ -172,32 +176,140 @@ class Watcher:
         self.rescan()
         next_outbox = time.monotonic() + b.outbox_interval_seconds
         next_rescan = time.monotonic() + w.rescan_interval_seconds
+        next_progress = time.monotonic() + PROGRESS_LOG_S
         while not self.stop_event.is_set():
-            self._drain_events(timeout=0.2)
-            self._settle()
+            self.step(timeout=0.2)
             now = time.monotonic()
             if self.rescan_requested.is_set() or (w.rescan_interval_seconds and now >= next_rescan):
                 self.rescan_requested.clear()
                 self.rescan()
-                next_rescan = time.monotonic() + w.rescan_interval_seconds
+                next_rescan = now + w.rescan_interval_seconds
             if now >= next_outbox:
-                self._check_roots()
+                for lane in self.lanes.values():
+                    lane.check_root()
                 self.outbox.send_due(resend_stale=True)
+                self._report_scans()
+                self._check_stalled()
+                self.ingest.prune()
                 next_outbox = time.monotonic() + b.outbox_interval_seconds
+            if now >= next_progress:
+                self._log_progress()
+                next_progress = now + PROGRESS_LOG_S
+            self.alive()
             if on_tick is not None:
                 on_tick(self)
 
-    def _check_roots(self) -> None:
+    def scan_once(self, roots: list[Path], timeout: float) -> dict[str, int]:
+        """`watcherd scan`: one reconcile of ``roots`` to the end (files still settling
+        included, up to ``timeout``), then send what it found. Totals over the roots."""
+        self.rescan(roots)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and (
+                self._scans_pending or any(lane.backlog() for lane in self.lanes.values())):
+            self.step(timeout=0.1)
+        self.step(timeout=0.0)
+        self.outbox.send_due()
+        totals = {"new_or_changed": 0, "unchanged": 0, "deleted": 0}
+        for root in {self.rules.root_of(str(folder)) for folder in roots}:
+            for k in totals:
+                totals[k] += self._scan_totals.get(root, {}).get(k, 0)  # type: ignore[arg-type]
+        return totals
+
+    def alive(self) -> None:
+        """systemd's watchdog: this loop went round (events handled, results recorded). It
+        never waits on a photo file, so only a stuck database or a bug stops it."""
+        now = time.monotonic()
+        if self._watchdog and now - self._last_alive >= 1.0:
+            self._last_alive = now
+            sdnotify.notify("WATCHDOG=1")
+
+    # ----------------------------------------------------------------- one round
+
+    def step(self, timeout: float) -> None:
+        """Handle what is waiting in the inbox (waiting up to ``timeout`` for the first item)."""
+        try:
+            item = self.inbox.get(timeout=timeout) if timeout > 0 else self.inbox.get_nowait()
+        except queue.Empty:
+            return
+        batch: list[Hashed | Unreadable] = []
+        work = 0
+        for _ in range(DRAIN_MAX):
+            if isinstance(item, Hashed | Unreadable):
+                batch.append(item)
+            else:
+                work += self._apply(batch)
+                batch = []
+                self._dispatch(item)
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+        work += self._apply(batch)
+        if work:
+            self.outbox.send_due()
+
+    def _apply(self, batch: list[Hashed | Unreadable]) -> int:
+        if not batch:
+            return 0
+        before = dict(self.ingest.stats)
+        work = self.ingest.apply(batch)
+        self.stats["taken"] += self.ingest.stats["taken"] - before["taken"]
+        self.stats["moved"] += self.ingest.stats["moved"] - before["moved"]
+        for r in batch:
+            if isinstance(r, Hashed) and r.source == "scan":
+                root = self.rules.root_of(r.path)
+                if root in self._scan_totals:
+                    self._scan_totals[root]["taken"] = self._scan_totals[root].get(
+                        "taken", 0) + 1
+        return work
+
+    def _dispatch(self, item: Any) -> None:
+        if isinstance(item, FileSystemEvent):
+            self._handle(item)
+        elif isinstance(item, Gone):
+            n = db.mark_deleted(self.conn, item.paths) if item.paths else 0
+            for folder in item.folders:
+                n += db.mark_folder_files_deleted(self.conn, folder)
+            self.stats["deleted"] += n
+            if item.root in self._scan_totals:
+                self._scan_totals[item.root]["deleted"] += n
+            if n:
+                log.info("gone since the last scan", root=str(item.root), rows=n,
+                         folders=item.folders[:20])
+        elif isinstance(item, ScanFinished):
+            self._scan_finished(item)
+        elif isinstance(item, RootChanged):
+            self._root_changed(item)
+
+    def _scan_finished(self, item: ScanFinished) -> None:
+        p = item.progress
+        totals = self._scan_totals.setdefault(item.root, {"new_or_changed": 0, "unchanged": 0,
+                                                          "deleted": 0})
+        totals["new_or_changed"] = p.to_take
+        totals["unchanged"] = p.unchanged
+        self._scans_pending.discard(item.root)
+        self.stats["scans"] += 1
+        message = "; ".join(f"{f}: {r}" for f, r in item.skipped)[:500] or None
+        db.set_scan(self.conn, str(item.root), "done", folders=p.folders, files=p.files,
+                    to_take=p.to_take, taken=totals.get("taken", 0), gone=totals["deleted"],
+                    message=message, finished=True)
+        self.outbox.send_due(resend_stale=True)
+        log.info("scan done", root=str(item.root), folders=p.folders, files=p.files,
+                 new_or_changed=p.to_take, unchanged=p.unchanged, deleted=totals["deleted"],
+                 duration_ms=round(item.duration_s * 1000))
+
+    def _root_changed(self, item: RootChanged) -> None:
         """Watch a watched folder again once it is back (re-created, re-mounted): inotify
         dropped its watch when it went, and the files it holds now are found by a scan."""
-        gone, back = self.roots.changes()
-        for path in gone:
+        path = item.root
+        if item.gone:
             # The old watch stays until the folder is back: unscheduling it now could drop the
             # deletion events it has not delivered yet.
             log.warning("watched folder is gone; watching for it to come back", path=str(path))
-        for path in back:
-            self._unwatch(path)
-            assert self.observer is not None
+        if not item.back:
+            return
+        self._unwatch(path)
+        if self.observer is not None:
             try:
                 self.watches[path] = self.observer.schedule(
                     self.handler, str(path), recursive=self.cfg.watch.recursive)
@@ -205,7 +317,7 @@ class Watcher:
                 log.error("cannot watch folder", path=str(path), error=str(exc))
             else:
                 log.info("watching folder again", path=str(path))
-            self.rescan([path])
+        self.rescan([path])
 
     def _unwatch(self, path: Path) -> None:
         watch = self.watches.pop(path, None)
@@ -215,39 +327,43 @@ class Watcher:
 
     # ----------------------------------------------------------------- events
 
-    def _drain_events(self, timeout: float) -> None:
-        try:
-            event = self.events.get(timeout=timeout)
-        except queue.Empty:
-            return
-        handled = 0
-        while True:
-            self._handle(event)
-            handled += 1
-            if handled >= 2000:
-                break  # let settle/outbox run during a long burst
-            try:
-                event = self.events.get_nowait()
-            except queue.Empty:
-                break
+    def _lane(self, path: str) -> Lane | None:
+        root = self.rules.root_of(path)
+        return None if root is None else self.lanes.get(root)
 
     def _handle(self, event: FileSystemEvent) -> None:
         src = os.fsdecode(event.src_path)
         dest = os.fsdecode(getattr(event, "dest_path", "") or "")
-        exts = self.cfg.watch.extensions
+        rules = self.rules
         if isinstance(event, DirMovedEvent):
-            if src and dest:
+            src_in = bool(src) and not rules.excluded_folder(src)
+            dest_in = bool(dest) and not rules.excluded_folder(dest)
+            if src_in and dest_in:
                 n = db.move_folder(self.conn, Path(src), Path(dest))
+                self.ingest.folder_went_away(src)
+                src_lane, dest_lane = self._lane(src), self._lane(dest)
+                if src_lane is dest_lane and src_lane is not None:
+                    src_lane.moved_under(src, dest)
+                else:
+                    if src_lane is not None:
+                        src_lane.forget_under(src)
+                    if dest_lane is not None:
+                        dest_lane.take_folder(dest)
                 log.info("folder moved", path=dest, old_path=src, rows=n)
-            elif dest:  # moved in from outside the tree
-                self._take_folder(Path(dest))
-            else:  # moved out of the tree
-                self._deleted_folder(Path(src))
+            elif dest_in:  # moved in from outside the tree, or from an excluded name
+                lane = self._lane(dest)
+                if lane is not None:
+                    lane.take_folder(dest)
+            elif src_in:  # moved out of the tree, or to an excluded name
+                self._deleted_folder(src)
         elif isinstance(event, DirDeletedEvent):
-            self._deleted_folder(Path(src))
+            if not rules.excluded_folder(src):
+                self._deleted_folder(src)
         elif isinstance(event, FileMovedEvent):
-            if src and dest and scan.is_candidate(src, exts) and scan.is_candidate(dest, exts):
-                self.candidates.pop(src, None)
+            src_ok = bool(src) and rules.is_candidate(src)
+            dest_ok = bool(dest) and rules.is_candidate(dest)
+            if src_ok and dest_ok:
+                self._forget(src)
                 image_id = db.move_path(self.conn, src, dest)
                 if image_id is None:
                     self._mark(dest, ready=True)
@@ -255,135 +371,92 @@ class Watcher:
                     self.stats["moved"] += 1
                     log.info("moved", image_id=image_id, path=dest, old_path=src)
             else:
-                if src and scan.is_candidate(src, exts):
+                if src_ok:
                     self._deleted([src])
-                if dest and scan.is_candidate(dest, exts):
+                if dest_ok:
                     self._mark(dest, ready=True)  # renamed from a temporary name, or moved in
         elif isinstance(event, FileDeletedEvent):
-            if scan.is_candidate(src, exts):
+            if rules.is_candidate(src):
                 self._deleted([src])
-        elif scan.is_candidate(src, exts):
+        elif rules.is_candidate(src):
             self._mark(src, ready=isinstance(event, FileClosedEvent))
 
     def _mark(self, path: str, *, ready: bool) -> None:
-        info = scan.regular_file(path)
-        if info is None:
-            self.candidates.pop(path, None)
-            return
-        c = self.candidates.get(path)
-        now = time.monotonic()
-        if c is None:
-            self.candidates[path] = _Candidate(info.size, info.mtime, now, ready)
-        else:
-            if (c.size, c.mtime) != (info.size, info.mtime):
-                c.size, c.mtime, c.changed_at = info.size, info.mtime, now
-            c.ready = c.ready or ready
+        lane = self._lane(path)
+        if lane is not None:
+            lane.mark(path, ready=ready)
 
-    def _settle(self) -> None:
-        if not self.candidates:
-            return
-        now = time.monotonic()
-        settle = self.cfg.watch.settle_seconds
-        took = False
-        for path, c in list(self.candidates.items()):
-            if not c.ready:
-                info = scan.regular_file(path)
-                if info is None:
-                    del self.candidates[path]
-                    continue
-                if (info.size, info.mtime) != (c.size, c.mtime):
-                    c.size, c.mtime, c.changed_at = info.size, info.mtime, now
-                    continue
-                if now - c.changed_at < settle:
-                    continue
-            del self.candidates[path]
-            took = self.take(path) or took
-        if took:
-            self.outbox.send_due()
+    def _forget(self, path: str) -> None:
+        self.ingest.went_away(path)
+        lane = self._lane(path)
+        if lane is not None:
+            lane.forget(path)
 
     def _deleted(self, paths: list[str]) -> None:
         for p in paths:
-            self.candidates.pop(p, None)
+            self._forget(p)
         n = db.mark_deleted(self.conn, paths)
         if n:
             self.stats["deleted"] += n
             log.info("deleted", paths=paths)
 
-    def _deleted_folder(self, folder: Path) -> None:
-        prefix = str(folder).rstrip("/") + "/"
-        for p in [p for p in self.candidates if p.startswith(prefix)]:
-            del self.candidates[p]
-        n = db.mark_folder_deleted(self.conn, folder)
+    def _deleted_folder(self, folder: str) -> None:
+        self.ingest.folder_went_away(folder)
+        lane = self._lane(folder)
+        if lane is not None:
+            lane.forget_under(folder)
+        n = db.mark_folder_deleted(self.conn, Path(folder))
         if n:
             self.stats["deleted"] += n
-            log.info("folder deleted", path=str(folder), rows=n)
+            log.info("folder deleted", path=folder, rows=n)
 
-    def _take_folder(self, folder: Path) -> None:
-        for info in scan.walk(folder, self.cfg.watch.extensions, self.cfg.watch.recursive):
-            self._mark(info.path, ready=True)
+    # ----------------------------------------------------------------- reporting
 
-    # ----------------------------------------------------------------- taking a file
+    def _report_scans(self) -> None:
+        for root, lane in self.lanes.items():
+            scan = lane.scan
+            if scan is None:
+                continue
+            p = scan.progress
+            db.set_scan(self.conn, str(root), "scanning", folders=p.folders, files=p.files,
+                        to_take=p.to_take, taken=self._scan_totals.get(root, {}).get("taken", 0),
+                        gone=self._scan_totals.get(root, {}).get("deleted", 0))
 
-    def take(self, path: str) -> bool:
-        """Record a complete file. True when a task may need sending."""
-        info = scan.regular_file(path)
-        if info is None:
-            return False
-        known = db.known(self.conn, path)
-        if known and not known.deleted and (known.size, known.mtime) == (info.size, info.mtime):
-            return False  # same file we already have (e.g. a touch without a change)
-        started = time.perf_counter()
-        try:
-            digest = sha256_file(path)
-        except OSError as exc:
-            if exc.errno in (errno.EACCES, errno.EPERM):
-                reason = f"unreadable: {exc.strerror or exc}"
-                image_id = db.record_unreadable(self.conn, path, reason)
-                log.warning("failed", image_id=image_id, path=path, reason=reason)
-            return False
-        after = scan.regular_file(path)
-        if after is None:
-            return False
-        if (after.size, after.mtime) != (info.size, info.mtime):
-            self._mark(path, ready=False)  # still being written: wait until it settles
-            return False
-        rec = db.record_file(self.conn, path, info.size, info.mtime, digest, self.reuse)
-        self.stats["taken"] += 1
-        log.info("recorded", image_id=rec.id, path=path, action=rec.action, size=info.size,
-                 duration_ms=round((time.perf_counter() - started) * 1000, 1))
-        return rec.action in ("new", "changed")
+    def _log_progress(self) -> None:
+        for root, lane in self.lanes.items():
+            scan = lane.scan
+            if scan is not None:
+                p = scan.progress
+                log.info("scan progress", root=str(root), folders=p.folders, files=p.files,
+                         new_or_changed=p.to_take, unchanged=p.unchanged,
+                         recorded=self._scan_totals.get(root, {}).get("taken", 0),
+                         waiting=lane.backlog())
 
-    def rescan(self, roots: list[Path] | None = None) -> dict[str, int]:
-        """Reconcile now: files older than ``settle_seconds`` are taken at once, newer ones
-        settle first."""
-        started = time.perf_counter()
-        totals = {"new_or_changed": 0, "unchanged": 0, "deleted": 0}
-        settle = self.cfg.watch.settle_seconds
-        for root in roots or list(self.cfg.watch.paths):
-            result = scan.reconcile(self.conn, root, self.cfg.watch.extensions,
-                                    self.cfg.watch.recursive)
-            totals["unchanged"] += result.unchanged
-            totals["deleted"] += result.deleted
-            totals["new_or_changed"] += len(result.to_take)
-            for folder, reason in result.unreadable:
-                log.warning("folder not scanned; its rows are left as they are", path=folder,
-                            reason=reason)
-            for info in result.to_take:
-                if time.time() - info.mtime >= settle:
-                    self.take(info.path)
-                else:
-                    self._mark(info.path, ready=False)
-        self.stats["scans"] += 1
-        self.outbox.send_due(resend_stale=True)
-        log.info("scan done", **totals, duration_ms=round((time.perf_counter() - started) * 1000))
-        return totals
+    def _check_stalled(self) -> None:
+        for root, lane in self.lanes.items():
+            stuck = lane.stalled_for()
+            if stuck >= STALLED_AFTER_S and root not in self._stalled:
+                self._stalled.add(root)
+                log.error("watched folder is not responding: a file operation has been running "
+                          "for a long time (a dead network mount?); the other folders go on",
+                          path=str(root), seconds=round(stuck))
+            elif stuck < STALLED_AFTER_S and root in self._stalled:
+                self._stalled.discard(root)
+                log.info("watched folder responds again", path=str(root))
 
     def status_line(self) -> str:
         n = len(self.cfg.watch.paths)
         how = "polling" if self.polling else "watching"
-        broker = "" if self.outbox.broker_ok else ", broker unreachable"
-        return (f"{how} {n} folder{'s' if n != 1 else ''}, {self.pending_count()} pending"
-                f"{broker}")
+        parts = [f"{how} {n} folder{'s' if n != 1 else ''}", f"{self.pending_count()} pending"]
+        for root, lane in self.lanes.items():
+            if lane.scan is not None:
+                p = lane.scan.progress
+                parts.append(f"scanning {root}: {p.folders} folders, {p.files} files seen")
+        if self._stalled:
+            parts.append("NOT RESPONDING: " + ", ".join(map(str, sorted(self._stalled))))
+        if not self.outbox.broker_ok:
+            parts.append("broker unreachable")
+        return ", ".join(parts)
 
     def pending_count(self) -> int:
         return int(self.conn.execute(

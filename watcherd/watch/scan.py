@@ -1,77 +1,137 @@
-"""Reconcile watched folders against the database: what inotify missed (files added or removed
-while the daemon was down, event-queue overflows, network filesystems) is found here.
+"""Reconcile a watched folder against the database, one folder at a time.
 
-Also the rules for which names count as images (``is_candidate``), shared with the watcher.
+What inotify missed (files added or removed while the daemon was down, event-queue overflows,
+network filesystems) is found here. The scan is a stream: each ``step()`` lists one folder,
+reads that folder's rows (an indexed lookup), and says which files to take and which rows are
+gone. Memory stays at one folder's listing plus the set of folders visited, whatever the size of
+the library, and the caller can hash and record files while the scan goes on.
+
+Rules that keep a library safe:
+- A folder that cannot be listed (permissions, an I/O error, a watched root that is missing) says
+  nothing about its files: its rows, and the rows below it, are left alone.
+- A watched root that is completely empty while the database has photos under it is far more
+  often a disk that is not mounted (its bare mount point) than a library emptied while watcherd
+  was stopped: the scan leaves its rows alone. Deletions seen live by inotify are still recorded.
+- Folders and files the rules exclude are not entered; rows under a folder that became excluded
+  are gone (``finish()``).
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlite_utils
 
 from watcherd.store import db
-
-TEMP_SUFFIXES = (".part", ".tmp", "~", ".crdownload", ".partial", ".swp")
-
-
-def is_candidate(path: str, extensions: Sequence[str]) -> bool:
-    """An image name we take: a known extension (any case), not a temporary name."""
-    name = os.path.basename(path)
-    if not name or name.startswith(".") or name.lower().endswith(TEMP_SUFFIXES):
-        return False
-    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    return ext in extensions
+from watcherd.watch.files import FileInfo
+from watcherd.watch.rules import Rules
 
 
-@dataclass(frozen=True)
-class FileInfo:
-    path: str
-    size: int
-    mtime: float
+@dataclass
+class FolderDiff:
+    """One folder's reconcile: files to take (new or changed), rows whose file is gone."""
+
+    folder: str
+    take: list[FileInfo] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    unchanged: int = 0
 
 
-def regular_file(path: str) -> FileInfo | None:
-    """lstat a path: a FileInfo for a regular file (never through a symlink), else None."""
-    try:
-        st = os.lstat(path)
-    except OSError:
+@dataclass
+class Progress:
+    folders: int = 0
+    files: int = 0
+    unchanged: int = 0
+    to_take: int = 0
+    gone: int = 0
+
+
+class Scan:
+    """The reconcile of one root. Call ``step()`` until it returns None, then ``finish()``."""
+
+    def __init__(self, conn: sqlite_utils.Database, root: Path, rules: Rules,
+                 recursive: bool = True) -> None:
+        self.conn = conn
+        self.root = str(root)
+        self.rules = rules
+        self.recursive = recursive
+        self.progress = Progress()
+        # folders that could not be listed, with the reason: rows under them are left alone
+        self.skipped: list[tuple[str, str]] = []
+        self._stack = [self.root]
+        self._visited: set[str] = set()
+
+    @property
+    def finished_walking(self) -> bool:
+        return not self._stack
+
+    def step(self) -> FolderDiff | None:
+        """List the next folder and compare it with its rows; None when every folder is done."""
+        while self._stack:
+            folder = self._stack.pop()
+            try:
+                with os.scandir(folder) as it:
+                    entries = list(it)
+            except OSError as exc:
+                # A subfolder that vanished mid-scan really is gone (finish() says so); anything
+                # else, or the root itself, leaves its rows alone.
+                if folder == self.root or exc.errno != errno.ENOENT:
+                    self.skipped.append((folder, exc.strerror or str(exc)))
+                continue
+            if folder == self.root and not entries and db.has_live_rows_under(self.conn,
+                                                                           Path(folder)):
+                self.skipped.append((folder, "folder is empty (disk not mounted?)"))
+                continue
+            self._visited.add(folder)
+            self.progress.folders += 1
+            return self._diff(folder, entries)
         return None
-    if not stat.S_ISREG(st.st_mode):
-        return None
-    return FileInfo(path, st.st_size, st.st_mtime)
 
-
-def walk(root: Path, extensions: Sequence[str], recursive: bool,
-         errors: list[tuple[str, OSError]] | None = None) -> Iterator[FileInfo]:
-    """Every candidate regular file under root. Symlinks (files and folders) are not followed,
-    so a link pointing outside the watched tree, or a link loop, is never entered. Folders that
-    cannot be listed are skipped and, when ``errors`` is given, appended to it."""
-    stack = [str(root)]
-    while stack:
-        folder = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError as exc:  # unreadable or vanished folder
-            if errors is not None:
-                errors.append((folder, exc))
-            continue
+    def _diff(self, folder: str, entries: list[os.DirEntry[str]]) -> FolderDiff:
+        diff = FolderDiff(folder)
+        known = db.rows_in_folder(self.conn, folder)
+        present: set[str] = set()
         for entry in entries:
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    if recursive and not entry.name.startswith("."):
-                        stack.append(entry.path)
-                elif entry.is_file(follow_symlinks=False) and is_candidate(entry.path,
-                                                                           extensions):
-                    st = entry.stat(follow_symlinks=False)
-                    yield FileInfo(entry.path, st.st_size, st.st_mtime)
+                    if self.recursive and not self.rules.excluded_name(entry.name):
+                        self._stack.append(entry.path)
+                    continue
+                if not (entry.is_file(follow_symlinks=False)
+                        and self.rules.file_name_ok(entry.name)):
+                    continue
+                st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
+            present.add(entry.path)
+            self.progress.files += 1
+            k = known.get(entry.path)
+            if k is not None and not k.deleted and (k.size, k.mtime) == (st.st_size,
+                                                                         st.st_mtime):
+                diff.unchanged += 1
+            else:
+                diff.take.append(FileInfo(entry.path, st.st_size, st.st_mtime))
+        diff.gone = [p for p, k in known.items() if not k.deleted and p not in present]
+        self.progress.unchanged += diff.unchanged
+        self.progress.to_take += len(diff.take)
+        self.progress.gone += len(diff.gone)
+        return diff
+
+    def finish(self) -> list[str]:
+        """Folders with live rows that the walk did not visit (deleted, moved away while we
+        were down, excluded now), except those under a folder it could not list: every row
+        directly in them is gone."""
+        if self._stack:
+            raise RuntimeError("finish() before the walk is done")
+        if not self.recursive or any(f == self.root for f, _ in self.skipped):
+            return []
+        skipped = tuple(f.rstrip("/") + "/" for f, _ in self.skipped)
+        return [f for f in db.live_folders_under(self.conn, Path(self.root))
+                if f not in self._visited and not (f + "/").startswith(skipped)]
 
 
 @dataclass
@@ -79,51 +139,44 @@ class ScanResult:
     to_take: list[FileInfo] = field(default_factory=list)
     unchanged: int = 0
     deleted: int = 0
-    # folders that could not be listed, with the reason: rows under them were left alone
     unreadable: list[tuple[str, str]] = field(default_factory=list)
 
 
-def reconcile(conn: sqlite_utils.Database, root: Path, extensions: Sequence[str],
+def reconcile(conn: sqlite_utils.Database, root: Path, rules: Rules,
               recursive: bool = True) -> ScanResult:
-    """Compare ``root`` with the database. Rows whose file is gone are marked deleted now (first,
-    so a file moved while we were down is recognised by its content); files that are new or
-    changed (size or mtime) are returned for the caller to take."""
-    known = db.known_under(conn, root)
+    """The whole scan at once, in the caller's thread: rows whose file is gone are marked
+    deleted; files that are new or changed are returned for the caller to take."""
+    scan = Scan(conn, root, rules, recursive)
     result = ScanResult()
-    seen: set[str] = set()
-    errors: list[tuple[str, OSError]] = []
-    for info in walk(root, extensions, recursive, errors):
-        seen.add(info.path)
-        k = known.get(info.path)
-        if k is not None and not k.deleted and k.size == info.size and k.mtime == info.mtime:
-            result.unchanged += 1
-        else:
-            result.to_take.append(info)
-    gone = [p for p, k in known.items() if not k.deleted and p not in seen]
-    if not recursive:
-        gone = [p for p in gone if os.path.dirname(p) == str(root)]
-    # A folder we cannot list (permissions, an I/O error, a watched root that is missing or
-    # not mounted) says nothing about its files: leave their rows alone rather than mark a
-    # whole library deleted. A subfolder that vanished mid-scan (ENOENT) really is gone.
-    skipped = [(f, exc.strerror or str(exc)) for f, exc in errors
-               if f == str(root) or exc.errno != errno.ENOENT]
-    if gone and not skipped and _empty(root):
-        # Every photo gone and the folder bare: far more often a disk that is not mounted
-        # (its bare mount point) than a library emptied while watcherd was stopped. Deletions
-        # seen live by inotify are still recorded; the scan alone does not wipe a library.
-        skipped = [(str(root), "folder is empty (disk not mounted?)")]
-    if skipped:
-        prefixes = tuple(f.rstrip("/") + "/" for f, _ in skipped)
-        gone = [p for p in gone if not p.startswith(prefixes)]
-        result.unreadable = skipped
+    gone: list[str] = []
+    while (diff := scan.step()) is not None:
+        result.to_take.extend(diff.take)
+        result.unchanged += diff.unchanged
+        gone.extend(diff.gone)
     result.deleted = db.mark_deleted(conn, gone) if gone else 0
+    for folder in scan.finish():
+        result.deleted += db.mark_folder_files_deleted(conn, folder)
+    result.unreadable = scan.skipped
     return result
 
 
-def _empty(folder: Path) -> bool:
-    try:
-        with os.scandir(folder) as it:
-            return next(it, None) is None
-    except OSError:
-        return False
-
+def walk(root: Path, rules: Rules, recursive: bool = True) -> Iterator[FileInfo]:
+    """Every file under root that the rules take (symlinks are never followed)."""
+    stack = [str(root)]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if recursive and not rules.excluded_name(entry.name):
+                        stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False) and rules.file_name_ok(entry.name):
+                    st = entry.stat(follow_symlinks=False)
+                    yield FileInfo(entry.path, st.st_size, st.st_mtime)
+            except OSError:
+                continue

@@ -1,0 +1,91 @@
+"""The main loop's side of taking files: lane results become rows, many per transaction.
+
+A result can be stale by the time it is applied: the file was deleted or moved away after its
+lane started hashing it. ``Ingest`` remembers when paths and folders went away (events handled
+by the main loop) and drops results that started before that, so a hash in flight never brings
+a deleted photo back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import sqlite_utils
+
+from watcherd import logs
+from watcherd.store import db
+from watcherd.watch.lane import Hashed, Unreadable
+
+log = logs.get("watcherd.watch.ingest")
+
+FORGET_AFTER_S = 300.0  # far longer than any single hash takes
+BATCH = 500
+
+
+class Ingest:
+    def __init__(self, conn: sqlite_utils.Database, reuse: db.Reuse,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.conn = conn
+        self.reuse = reuse
+        self.clock = clock
+        self._gone_paths: dict[str, float] = {}
+        self._gone_folders: dict[str, float] = {}
+        self.stats = {"taken": 0, "new": 0, "moved": 0, "stale": 0, "unreadable": 0}
+
+    def went_away(self, path: str) -> None:
+        self._gone_paths[path] = self.clock()
+
+    def folder_went_away(self, folder: str) -> None:
+        self._gone_folders[folder.rstrip("/") + "/"] = self.clock()
+
+    def _stale(self, path: str, started: float) -> bool:
+        t = self._gone_paths.get(path)
+        if t is not None and t >= started:
+            return True
+        return any(t >= started and path.startswith(prefix)
+                   for prefix, t in self._gone_folders.items())
+
+    def prune(self) -> None:
+        horizon = self.clock() - FORGET_AFTER_S
+        for d in (self._gone_paths, self._gone_folders):
+            for key in [k for k, t in d.items() if t < horizon]:
+                del d[key]
+
+    def apply(self, results: Sequence[Hashed | Unreadable]) -> int:
+        """Record results in transactions of up to ``BATCH``; returns how many rows have new
+        work (new or changed content), i.e. whether the outbox has something to send."""
+        work = 0
+        for start in range(0, len(results), BATCH):
+            batch = results[start:start + BATCH]
+            chunk = [r for r in batch if not self._stale(r.path, r.started)]
+            self.stats["stale"] += len(batch) - len(chunk)
+            if not chunk:
+                continue
+            logged: list[tuple[str, dict[str, object]]] = []
+            now = db.now_iso()
+            with db.transaction(self.conn) as c:
+                for r in chunk:
+                    if isinstance(r, Unreadable):
+                        image_id = db.unreadable_in(c, r.path, r.reason)
+                        self.stats["unreadable"] += 1
+                        logged.append(("failed", {"image_id": image_id, "path": r.path,
+                                                  "reason": r.reason}))
+                        continue
+                    rec = db.record_in(c, r.path, r.size, r.mtime, r.sha256, self.reuse,
+                                       moved_from=r.moved_from, now=now)
+                    self.stats["taken"] += 1
+                    if rec.action in ("new", "changed"):
+                        work += 1
+                        self.stats["new"] += 1
+                    elif rec.action == "moved":
+                        self.stats["moved"] += 1
+                    fields: dict[str, object] = {"image_id": rec.id, "path": r.path,
+                                                 "action": rec.action, "size": r.size,
+                                                 "source": r.source}
+                    if rec.action == "moved" and r.moved_from:
+                        fields["old_path"] = r.moved_from[1]
+                    logged.append(("recorded", fields))
+            for event, fields in logged:
+                (log.warning if event == "failed" else log.info)(event, **fields)
+        return work
