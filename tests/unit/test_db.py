@@ -100,10 +100,10 @@ def test_moves_keep_the_row(tmp_path: Path) -> None:
     assert db.move_folder(conn, Path("/p/d"), Path("/p/z")) == 2
     paths = dict(conn.execute("SELECT id, path FROM images").fetchall())
     assert paths == {a.id: "/p/z/a2.jpg", b.id: "/p/z/e/b.jpg", c.id: "/p/dd/c.jpg"}
-    # Moving onto an existing file replaces that file's row.
+    # Moving onto an existing file replaces that file's row: retired, its id never reused.
     assert db.move_path(conn, "/p/z/a2.jpg", "/p/dd/c.jpg") == a.id
     assert dict(conn.execute("SELECT id, path FROM images").fetchall()) == {
-        a.id: "/p/dd/c.jpg", b.id: "/p/z/e/b.jpg"}
+        a.id: "/p/dd/c.jpg", b.id: "/p/z/e/b.jpg", c.id: f"retired:{c.id}:/p/dd/c.jpg"}
     assert db.mark_folder_deleted(conn, Path("/p/z")) == 1
 
 

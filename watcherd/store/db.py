@@ -275,7 +275,7 @@ def record_in(c: sqlite3.Connection, path: str, size: int, mtime: float, sha256:
     - Same content at the same path: the row stays (``restored`` if it was deleted).
     - Other content at a live row's path: the row is reset (``changed``).
     - Other content at a deleted row's path: the deleted row is retired (with its thumbnails
-      and embeddings) and the file gets a new id (``new``).
+      and embeddings, its path set aside) and the file gets a new id (``new``).
     - A new path: a move keeps the row. ``moved_from`` is a live row with this content whose
       file the caller found gone (moved while watcherd was down, or a scan that has not reached
       the old folder yet); else the most recently deleted row with this content. Otherwise a
@@ -289,7 +289,7 @@ def record_in(c: sqlite3.Connection, path: str, size: int, mtime: float, sha256:
                   "WHERE id = ?", (size, mtime, now, row["id"]))
         return Recorded(row["id"], "restored" if row["deleted_at"] else "unchanged")
     if row is not None and row["deleted_at"] is not None:
-        c.execute("DELETE FROM images WHERE id = ?", (row["id"],))
+        _retire(c, "id = ?", (row["id"],), now)
         row = None
     if row is None:
         if moved_from is not None and c.execute(
@@ -399,15 +399,33 @@ def _reset(c: sqlite3.Connection, image_id: int, sha256: str | None, size: int |
     )
 
 
+RETIRED_PREFIX = "retired:"
+
+
+def _retire(c: sqlite3.Connection, where: str, params: tuple[Any, ...], now: str) -> None:
+    """Free the paths of the rows matching ``where`` for other photos: each is marked deleted,
+    loses its thumbnails and embeddings, and its path becomes ``retired:<id>:<path>`` (not a
+    path: it never matches a folder). The row and its id stay, so an id never names two
+    different photos (SQLite would hand a deleted highest id out again); ``purge`` removes
+    them with the other deleted rows."""
+    ids = [r[0] for r in c.execute(f"SELECT id FROM images WHERE {where}", params)]
+    for image_id in ids:
+        c.execute("DELETE FROM thumbnails WHERE image_id = ?", (image_id,))
+        c.execute("DELETE FROM embeddings WHERE image_id = ?", (image_id,))
+        c.execute(
+            "UPDATE images SET path = ? || id || ':' || path, deleted_at = coalesce(deleted_at, "
+            "?), updated_at = ? WHERE id = ?", (RETIRED_PREFIX, now, now, image_id))
+
+
 def move_path(db: sqlite_utils.Database, src: str, dest: str) -> int | None:
     """A file was renamed/moved inside the watched tree: same row, new path."""
     with transaction(db) as c:
         row = c.execute("SELECT id FROM images WHERE path = ?", (src,)).fetchone()
         if row is None:
             return None
-        # A file that stood at dest was overwritten by the move: its row goes (with its
+        # A file that stood at dest was overwritten by the move: its row is retired (with its
         # thumbnails and embedding), the moved file keeps its own row.
-        c.execute("DELETE FROM images WHERE path = ? AND id != ?", (dest, row["id"]))
+        _retire(c, "path = ? AND id != ?", (dest, row["id"]), now_iso())
         c.execute(
             "UPDATE images SET path = ?, deleted_at = NULL, updated_at = ? WHERE id = ?",
             (dest, now_iso(), row["id"]),
@@ -423,9 +441,8 @@ def move_folder(db: sqlite_utils.Database, src: Path, dest: Path) -> int:
         # Rows that stand where the moved rows go are retired first (with their thumbnails and
         # embeddings): deleted rows of photos that were there, or stale live ones (a folder can
         # only be renamed onto an empty folder). The moved photos keep their own ids.
-        c.execute(
-            "DELETE FROM images WHERE path IN (SELECT ? || substr(path, ?) FROM images "
-            "WHERE path >= ? AND path < ?)", (new_prefix, len(lo) + 1, lo, hi))
+        _retire(c, "path IN (SELECT ? || substr(path, ?) FROM images WHERE path >= ? AND "
+                "path < ?)", (new_prefix, len(lo) + 1, lo, hi), now_iso())
         cur = c.execute(
             "UPDATE images SET path = ? || substr(path, ?), updated_at = ? "
             "WHERE path >= ? AND path < ?", (new_prefix, len(lo) + 1, now_iso(), lo, hi),

@@ -117,6 +117,7 @@ class Lane(threading.Thread):
         self.busy_since: float | None = None  # start of the unit of work in hand
         self.last_progress = clock()
         self.hashed = 0
+        self.hasher: Callable[[str], str] = sha256_file
         self._halt = threading.Event()
         self._conn: sqlite_utils.Database | None = None
 
@@ -275,7 +276,7 @@ class Lane(threading.Thread):
             return  # the file we have (a touch, a chmod, or taken by a live event already)
         started = self.clock()
         try:
-            digest = sha256_file(path)
+            digest = self.hasher(path)
         except FileNotFoundError:
             return  # deleted meanwhile: its event follows
         except OSError as exc:

@@ -96,6 +96,7 @@ class Watcher:
         self._scan_totals: dict[Path, dict[str, int]] = {}
         self._scans_pending: set[Path] = set()
         self._stalled: set[Path] = set()
+        self.stalled_after_s = STALLED_AFTER_S
         self._watchdog = bool(os.environ.get("WATCHDOG_USEC"))
         self._last_alive = 0.0
 
@@ -435,12 +436,12 @@ class Watcher:
     def _check_stalled(self) -> None:
         for root, lane in self.lanes.items():
             stuck = lane.stalled_for()
-            if stuck >= STALLED_AFTER_S and root not in self._stalled:
+            if stuck >= self.stalled_after_s and root not in self._stalled:
                 self._stalled.add(root)
                 log.error("watched folder is not responding: a file operation has been running "
                           "for a long time (a dead network mount?); the other folders go on",
                           path=str(root), seconds=round(stuck))
-            elif stuck < STALLED_AFTER_S and root in self._stalled:
+            elif stuck < self.stalled_after_s and root in self._stalled:
                 self._stalled.discard(root)
                 log.info("watched folder responds again", path=str(root))
 
