@@ -4,10 +4,10 @@ scan's progress, and WATCHDOG=1 keep-alives from its main loop (the unit has Wat
 from __future__ import annotations
 
 import os
-from itertools import pairwise
 import socket
 import subprocess
 import time
+from itertools import pairwise
 from pathlib import Path
 
 from tests.conftest import WATCHERD, write_config
