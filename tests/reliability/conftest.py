@@ -22,6 +22,7 @@ from PIL import Image
 from tests import procs as ps
 from tests.conftest import Daemon, query, wait_for, write_config
 from watcherd.config import DEFAULT_EXTENSIONS
+from watcherd.watch.rules import Rules
 from watcherd.watch.scan import walk
 
 _FIGURES: list[dict[str, Any]] = []
@@ -130,7 +131,7 @@ class BackgroundBurst(threading.Thread):
 
 def state(db_path: Path, root: Path) -> dict[str, Any]:
     """Compare the files on disk with the rows: the core invariant of this suite."""
-    files = {info.path for info in walk(root, DEFAULT_EXTENSIONS, True)}
+    files = {info.path for info in walk(root, Rules.of([root], DEFAULT_EXTENSIONS))}
     rows = query(db_path, "SELECT path, deleted_at, thumbnail_status, embedding_status, "
                  "thumbnail_error, embedding_error, thumbnail_attempts, embedding_attempts "
                  "FROM images")
