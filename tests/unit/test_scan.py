@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,34 @@ def test_an_emptied_root_is_not_a_deleted_library(tmp_path: Path) -> None:
     result = scan.reconcile(conn, root, _rules(root))
     assert (result.deleted, result.unreadable) == (2, [])
     assert _deleted(conn) == {"B.PNG", "c.jpg"}
+
+
+def test_a_folder_created_while_the_scan_runs_is_not_gone(tmp_path: Path) -> None:
+    """The scan lists the root, then a folder appears with a photo that a live event records:
+    the end of the walk must not count that folder's rows as gone."""
+    root = tmp_path / "photos"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "x.jpg").write_bytes(b"x")
+    conn = db.connect(tmp_path / "w.db")
+    s = scan.Scan(conn, root, _rules(root))
+    assert s.step() is not None  # the root: 'a' queued, 'b' not there yet
+    time.sleep(0.002)
+    (root / "b").mkdir()
+    (root / "b" / "new.jpg").write_bytes(b"n")
+    db.record_file(conn, str(root / "b" / "new.jpg"), 1, 1.0, "n", REUSE)  # a live event
+    while s.step() is not None:
+        pass
+    assert s.finish() == []
+
+
+def test_a_stale_gone_never_deletes_a_row_changed_since(tmp_path: Path) -> None:
+    """A folder listed without p, then a rename onto p recorded by a live event: the scan's
+    'p is gone' (applied later) must leave the moved row alone."""
+    conn = db.connect(tmp_path / "w.db")
+    db.record_file(conn, "/p/q.jpg", 1, 1.0, "q", REUSE)
+    listed_at = db.now_iso()
+    time.sleep(0.002)
+    db.move_path(conn, "/p/q.jpg", "/p/p.jpg")
+    assert db.mark_deleted(conn, ["/p/p.jpg"], before=listed_at) == 0
+    assert db.mark_folder_files_deleted(conn, "/p", before=listed_at) == 0
+    assert db.mark_deleted(conn, ["/p/p.jpg"]) == 1

@@ -152,8 +152,10 @@ def test_the_scan_streams_and_a_stuck_root_stalls_nothing_else(tmp_path: Path) -
         assert gate.waiting.wait(20)
         wait_for(lambda: len(query(db, "SELECT id FROM images WHERE thumbnail_queued_at "
                                        "IS NOT NULL")) == 100, 10, "100 photos sent")
-        scan = query(db, "SELECT * FROM scans WHERE root = ?", (str(a),))[0]
-        assert scan["state"] == "scanning" and scan["files"] > 100, dict(scan)
+        scan = wait_for(lambda: [r for r in query(db, "SELECT * FROM scans WHERE root = ?",
+                                                  (str(a),)) if r["files"] > 100], 10,
+                        "the scan's progress in the scans table")[0]
+        assert scan["state"] == "scanning", dict(scan)
         jpg(b / "live.jpg")
         wait_for(lambda: "live.jpg" in live_names(db), 10, "root B's photo while A hangs")
         wait_for(lambda: "NOT RESPONDING" in w.status_line(), 10, "the stall to show")

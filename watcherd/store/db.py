@@ -211,12 +211,14 @@ def rows_in_folder(db: sqlite_utils.Database, folder: str) -> dict[str, Known]:
     return {r[0]: Known(r[1], r[2], r[3] is not None) for r in rows}
 
 
-def live_folders_under(db: sqlite_utils.Database, root: Path) -> list[str]:
-    """The folders (no trailing slash) at or below ``root`` holding at least one live row."""
+def live_folders_under(db: sqlite_utils.Database, root: Path, *,
+                       before: str | None = None) -> list[str]:
+    """The folders (no trailing slash) at or below ``root`` holding at least one live row
+    (``before``: one not updated since then)."""
     lo, hi = _prefix_range(root)
     rows = db.execute(
         f"SELECT DISTINCT {FOLDER_SQL} FROM images WHERE path >= ? AND path < ? "
-        "AND deleted_at IS NULL", (lo, hi))
+        "AND deleted_at IS NULL AND (? IS NULL OR updated_at <= ?)", (lo, hi, before, before))
     return [r[0].rstrip("/") for r in rows]
 
 
@@ -450,25 +452,31 @@ def move_folder(db: sqlite_utils.Database, src: Path, dest: Path) -> int:
         return cur.rowcount
 
 
-def mark_deleted(db: sqlite_utils.Database, paths: Iterable[str]) -> int:
+def mark_deleted(db: sqlite_utils.Database, paths: Iterable[str], *,
+                 before: str | None = None) -> int:
+    """The files at ``paths`` are gone (``before``: only rows not updated since then, so a
+    scan's stale view never deletes a row that a live event has just moved or recorded)."""
     now = now_iso()
     with transaction(db) as c:
         n = 0
         for path in paths:
             n += c.execute(
-                "UPDATE images SET deleted_at = ?, updated_at = ? "
-                "WHERE path = ? AND deleted_at IS NULL", (now, now, path),
+                "UPDATE images SET deleted_at = ?, updated_at = ? WHERE path = ? AND "
+                "deleted_at IS NULL AND (? IS NULL OR updated_at <= ?)",
+                (now, now, path, before, before),
             ).rowcount
         return n
 
 
-def mark_folder_files_deleted(db: sqlite_utils.Database, folder: str) -> int:
-    """Rows directly in ``folder`` (not below it) are gone."""
+def mark_folder_files_deleted(db: sqlite_utils.Database, folder: str, *,
+                              before: str | None = None) -> int:
+    """Rows directly in ``folder`` (not below it) are gone (``before``: as for mark_deleted)."""
     now = now_iso()
     with transaction(db) as c:
         return c.execute(
             f"UPDATE images SET deleted_at = ?, updated_at = ? WHERE {FOLDER_SQL} = ? "
-            "AND deleted_at IS NULL", (now, now, folder.rstrip("/") + "/"),
+            "AND deleted_at IS NULL AND (? IS NULL OR updated_at <= ?)",
+            (now, now, folder.rstrip("/") + "/", before, before),
         ).rowcount
 
 

@@ -71,6 +71,7 @@ class Gone:
     (``folders``: every row directly in them)."""
 
     root: Path
+    before: str  # only rows not updated since then: newer ones come from live events
     paths: list[str] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)
 
@@ -329,13 +330,13 @@ class Lane(threading.Thread):
         if diff is not None:
             self.scan_files.extend(diff.take)
             if diff.gone:
-                self._emit(Gone(self.root, paths=diff.gone))
+                self._emit(Gone(self.root, diff.listed_at, paths=diff.gone))
             return
         if self.scan_files:
             return  # the walk is over; its last files are still being hashed
         folders = scan.finish()
         if folders:
-            self._emit(Gone(self.root, folders=folders))
+            self._emit(Gone(self.root, scan.started_at, folders=folders))
         for folder, reason in scan.skipped:
             log.warning("folder not scanned; its rows are left as they are", path=folder,
                         reason=reason)

@@ -268,9 +268,9 @@ class Watcher:
         if isinstance(item, FileSystemEvent):
             self._handle(item)
         elif isinstance(item, Gone):
-            n = db.mark_deleted(self.conn, item.paths) if item.paths else 0
+            n = db.mark_deleted(self.conn, item.paths, before=item.before) if item.paths else 0
             for folder in item.folders:
-                n += db.mark_folder_files_deleted(self.conn, folder)
+                n += db.mark_folder_files_deleted(self.conn, folder, before=item.before)
             self.stats["deleted"] += n
             if item.root in self._scan_totals:
                 self._scan_totals[item.root]["deleted"] += n

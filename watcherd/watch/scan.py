@@ -36,6 +36,7 @@ class FolderDiff:
     """One folder's reconcile: files to take (new or changed), rows whose file is gone."""
 
     folder: str
+    listed_at: str  # rows were read, then the folder listed, from this time on
     take: list[FileInfo] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
     unchanged: int = 0
@@ -64,6 +65,7 @@ class Scan:
         self.skipped: list[tuple[str, str]] = []
         self._stack = [self.root]
         self._visited: set[str] = set()
+        self.started_at = db.now_iso()
 
     @property
     def finished_walking(self) -> bool:
@@ -73,6 +75,11 @@ class Scan:
         """List the next folder and compare it with its rows; None when every folder is done."""
         while self._stack:
             folder = self._stack.pop()
+            # Rows first, then the listing: a photo that arrives in between has no row in
+            # ``known`` (never 'gone'), and rows changed after ``listed_at`` (a move onto a
+            # path the listing did not have yet) are never marked deleted for it.
+            listed_at = db.now_iso()
+            known = db.rows_in_folder(self.conn, folder)
             try:
                 with os.scandir(folder) as it:
                     entries = list(it)
@@ -88,12 +95,12 @@ class Scan:
                 continue
             self._visited.add(folder)
             self.progress.folders += 1
-            return self._diff(folder, entries)
+            return self._diff(folder, entries, known, listed_at)
         return None
 
-    def _diff(self, folder: str, entries: list[os.DirEntry[str]]) -> FolderDiff:
-        diff = FolderDiff(folder)
-        known = db.rows_in_folder(self.conn, folder)
+    def _diff(self, folder: str, entries: list[os.DirEntry[str]], known: dict[str, db.Known],
+              listed_at: str) -> FolderDiff:
+        diff = FolderDiff(folder, listed_at)
         present: set[str] = set()
         for entry in entries:
             try:
@@ -124,13 +131,15 @@ class Scan:
     def finish(self) -> list[str]:
         """Folders with live rows that the walk did not visit (deleted, moved away while we
         were down, excluded now), except those under a folder it could not list: every row
-        directly in them is gone."""
+        directly in them that has not changed since ``started_at`` is gone (a folder created
+        while the scan ran, after its parent was listed, holds only newer rows)."""
         if self._stack:
             raise RuntimeError("finish() before the walk is done")
         if not self.recursive or any(f == self.root for f, _ in self.skipped):
             return []
         skipped = tuple(f.rstrip("/") + "/" for f, _ in self.skipped)
-        return [f for f in db.live_folders_under(self.conn, Path(self.root))
+        return [f for f in db.live_folders_under(self.conn, Path(self.root),
+                                                 before=self.started_at)
                 if f not in self._visited and not (f + "/").startswith(skipped)]
 
 
@@ -148,14 +157,13 @@ def reconcile(conn: sqlite_utils.Database, root: Path, rules: Rules,
     deleted; files that are new or changed are returned for the caller to take."""
     scan = Scan(conn, root, rules, recursive)
     result = ScanResult()
-    gone: list[str] = []
     while (diff := scan.step()) is not None:
         result.to_take.extend(diff.take)
         result.unchanged += diff.unchanged
-        gone.extend(diff.gone)
-    result.deleted = db.mark_deleted(conn, gone) if gone else 0
+        if diff.gone:
+            result.deleted += db.mark_deleted(conn, diff.gone, before=diff.listed_at)
     for folder in scan.finish():
-        result.deleted += db.mark_folder_files_deleted(conn, folder)
+        result.deleted += db.mark_folder_files_deleted(conn, folder, before=scan.started_at)
     result.unreadable = scan.skipped
     return result
 
