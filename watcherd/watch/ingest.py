@@ -30,27 +30,36 @@ class Ingest:
         self.reuse = reuse
         self.clock = clock
         self._gone_paths: dict[str, float] = {}
-        self._gone_folders: dict[str, float] = {}
+        self._gone_folders: dict[str, tuple[float, str | None]] = {}  # prefix -> (when, moved to)
+        self.retake: list[str] = []  # new paths of stale results whose folder was renamed
         self.stats = {"taken": 0, "new": 0, "moved": 0, "stale": 0, "unreadable": 0}
 
     def went_away(self, path: str) -> None:
         self._gone_paths[path] = self.clock()
 
-    def folder_went_away(self, folder: str) -> None:
-        self._gone_folders[folder.rstrip("/") + "/"] = self.clock()
+    def folder_went_away(self, folder: str, moved_to: str | None = None) -> None:
+        """Deleted, moved out, or (``moved_to``) renamed inside the tree: a result that started
+        before is stale; for a rename its file is taken again under the new name."""
+        self._gone_folders[folder.rstrip("/") + "/"] = (
+            self.clock(), None if moved_to is None else moved_to.rstrip("/") + "/")
 
     def _stale(self, path: str, started: float) -> bool:
         t = self._gone_paths.get(path)
         if t is not None and t >= started:
             return True
-        return any(t >= started and path.startswith(prefix)
-                   for prefix, t in self._gone_folders.items())
+        for prefix, (when, moved_to) in self._gone_folders.items():
+            if when >= started and path.startswith(prefix):
+                if moved_to is not None:
+                    self.retake.append(moved_to + path[len(prefix):])
+                return True
+        return False
 
     def prune(self) -> None:
         horizon = self.clock() - FORGET_AFTER_S
-        for d in (self._gone_paths, self._gone_folders):
-            for key in [k for k, t in d.items() if t < horizon]:
-                del d[key]
+        for key in [k for k, t in self._gone_paths.items() if t < horizon]:
+            del self._gone_paths[key]
+        for key in [k for k, (t, _) in self._gone_folders.items() if t < horizon]:
+            del self._gone_folders[key]
 
     def apply(self, results: Sequence[Hashed | Unreadable]) -> int:
         """Record results in transactions of up to ``BATCH``; returns how many rows have new

@@ -233,8 +233,14 @@ class Lane(threading.Thread):
         elif kind == "forget_under":
             self.settle.forget_under(cmd[1])
         elif kind == "moved_under":
-            for path in self.settle.pop_under(cmd[1]):
-                self.settle.mark(cmd[2] + path[len(cmd[1]):], ready=False)
+            src, dest = cmd[1].rstrip("/") + "/", cmd[2].rstrip("/") + "/"
+            for path in self.settle.pop_under(src):
+                self.settle.mark(dest + path[len(src):], ready=False)
+            self.live = deque(dest + p[len(src):] if p.startswith(src) else p
+                              for p in self.live)
+            self.scan_files = deque(
+                FileInfo(dest + f.path[len(src):], f.size, f.mtime) if f.path.startswith(src)
+                else f for f in self.scan_files)
         elif kind == "take_folder":
             from watcherd.watch.scan import walk
 

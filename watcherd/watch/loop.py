@@ -254,6 +254,9 @@ class Watcher:
             return 0
         before = dict(self.ingest.stats)
         work = self.ingest.apply(batch)
+        for path in self.ingest.retake:  # hashed under a folder's old name: take it again
+            self._mark(path, ready=True)
+        self.ingest.retake.clear()
         self.stats["taken"] += self.ingest.stats["taken"] - before["taken"]
         self.stats["moved"] += self.ingest.stats["moved"] - before["moved"]
         for r in batch:
@@ -341,7 +344,7 @@ class Watcher:
             dest_in = bool(dest) and not rules.excluded_folder(dest)
             if src_in and dest_in:
                 n = db.move_folder(self.conn, Path(src), Path(dest))
-                self.ingest.folder_went_away(src)
+                self.ingest.folder_went_away(src, moved_to=dest)
                 src_lane, dest_lane = self._lane(src), self._lane(dest)
                 if src_lane is dest_lane and src_lane is not None:
                     src_lane.moved_under(src, dest)
