@@ -233,3 +233,24 @@ def test_a_photo_moved_while_down_keeps_its_row(tmp_path: Path, old: str, new: s
     assert [(r["id"], r["path"], r["deleted_at"]) for r in rows] == [
         (first, str(photos / new / "x.jpg"), None)]
     assert totals["unchanged"] == 1
+
+
+def test_a_round_capped_at_drain_max_loses_nothing(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flood larger than one round's cap (5,000 events from `cp -r`): the item that ends a
+    round is handled in the next one, not dropped."""
+    from watcherd.watch import loop
+    from watcherd.watch.lane import Hashed
+
+    monkeypatch.setattr(loop, "DRAIN_MAX", 10)
+    photos = tmp_path / "photos"
+    cfg = make_cfg(tmp_path, [photos])
+    w = Watcher(cfg, make_app(cfg))
+    try:
+        for i in range(25):
+            w.inbox.put(Hashed(f"{photos}/p{i}.jpg", 1, 1.0, f"sha{i}", time.monotonic(), "live"))
+        for _ in range(3):
+            w.step(timeout=0.0)
+    finally:
+        w.close()
+    assert len(live_names(tmp_path / "w.db")) == 25

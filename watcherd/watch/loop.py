@@ -148,9 +148,10 @@ class Watcher:
         if self.observer is not None:
             self.observer.stop()
             self.observer.join(timeout=5)
-        for lane in self.lanes.values():
+        started = [lane for lane in self.lanes.values() if lane.ident is not None]
+        for lane in started:
             lane.stop()
-        for lane in self.lanes.values():
+        for lane in started:
             lane.join(timeout=5)  # a lane stuck on a dead mount is a daemon thread: left behind
         self.conn.close()
 
@@ -234,17 +235,21 @@ class Watcher:
             return
         batch: list[Hashed | Unreadable] = []
         work = 0
-        for _ in range(DRAIN_MAX):
+        taken = 1
+        while True:
             if isinstance(item, Hashed | Unreadable):
                 batch.append(item)
             else:
                 work += self._apply(batch)
                 batch = []
                 self._dispatch(item)
+            if taken >= DRAIN_MAX:
+                break  # the rest waits for the next round: timers run meanwhile
             try:
                 item = self.inbox.get_nowait()
             except queue.Empty:
                 break
+            taken += 1
         work += self._apply(batch)
         if work:
             self.outbox.send_due()
