@@ -23,6 +23,10 @@ This transport keeps kombu's filesystem exchange tables and fixes the message pa
   delivered again as soon as a consumer connects (at-least-once, like RabbitMQ; watcherd's
   tasks are idempotent). kombu's filesystem transport loses them; watcherd's outbox would
   re-send them only after ``resend_after_seconds``.
+
+A message file that cannot be decoded (damaged, truncated, not ours) is moved to
+``bad/<queue>/`` and logged with the reason: never delivered, never dropped silently. The row it
+was for stays ``pending`` and the outbox sends it again after ``resend_after_seconds``.
 """
 
 from __future__ import annotations
@@ -233,9 +237,8 @@ class Channel(filesystem.Channel):
             try:
                 payload = loads(bytes_to_str(claimed.read_bytes()))
                 tag = payload["properties"]["delivery_tag"]
-            except (OSError, ValueError, KeyError, TypeError):
-                # Not a message we can deliver (it cannot come from _put): drop it, never loop.
-                claimed.unlink(missing_ok=True)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                self._set_aside(claimed, queue, exc)  # never delivered, never looped over
                 continue
             if queue in self._no_ack:
                 claimed.unlink(missing_ok=True)  # nobody will acknowledge it
@@ -243,6 +246,34 @@ class Channel(filesystem.Channel):
                 self._claims[tag] = (claimed, queue)
             return payload
         raise filesystem.Empty()
+
+    def _set_aside(self, claimed: Path, queue: str, exc: Exception) -> None:
+        """A claimed file that is no message we can deliver (damaged by a power cut before
+        fsync was added, truncated, written by something else): move it to ``bad/<queue>/``
+        and say so; it is kept for inspection, and its row is sent again by the outbox."""
+        try:
+            size = claimed.stat().st_size
+        except OSError:
+            size = -1
+        if size == 0:
+            reason = "empty file"
+        elif isinstance(exc, KeyError | TypeError):
+            reason = f"not a kombu message (no properties.delivery_tag: {exc!r})"
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
+        bad = self._root / "bad" / queue
+        try:
+            bad.mkdir(parents=True, exist_ok=True)
+            os.rename(claimed, bad / claimed.name)
+        except OSError as move_exc:
+            # Left where it is: given back to the queue when this consumer is gone.
+            log.error("cannot read spool message %s (%s), nor move it to %s: %s", claimed,
+                      reason, bad, move_exc, extra={"path": str(claimed), "queue": queue,
+                                                    "reason": reason, "size": size})
+            return
+        log.error("spool message %s cannot be delivered (%s): moved to %s", claimed.name,
+                  reason, bad, extra={"path": str(bad / claimed.name), "queue": queue,
+                                      "reason": reason, "size": size})
 
     def basic_consume(self, queue: str, no_ack: bool, *args: Any, **kwargs: Any) -> Any:
         if no_ack:
