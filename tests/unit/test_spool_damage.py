@@ -3,12 +3,18 @@ cuts (issue 7, items 9 and 12)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.unit.test_broker import _connection, _drain, _publish
+from tests.unit.test_broker import QUEUE, _connection, _drain, _publish
 
 
 def _open_and_close(root: Path) -> None:
@@ -49,3 +55,88 @@ def test_a_message_that_cannot_be_decoded_is_set_aside_and_logged(
     for suffix, reason in reasons.items():
         assert any(suffix in line and reason in line and str(bad) in line for line in lines), \
             (suffix, lines)
+
+
+def test_tmp_leftovers_are_removed_when_a_channel_opens(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A writer that died between write and rename left its file in tmp/: removed once older
+    than TMP_MAX_AGE (its send failed, the outbox sends the row again); a fresh one, which a
+    live writer may be about to rename, is left alone."""
+    from watcherd.queue.spool import TMP_MAX_AGE
+
+    _open_and_close(tmp_path)  # creates the folders
+    old, fresh = tmp_path / "tmp" / "old.msg", tmp_path / "tmp" / "fresh.msg"
+    old.write_bytes(b"{}")
+    fresh.write_bytes(b"{}")
+    then = time.time() - TMP_MAX_AGE - 60
+    os.utime(old, (then, then))
+    with caplog.at_level(logging.WARNING, logger="watcherd.queue.spool"):
+        _open_and_close(tmp_path)
+    assert os.listdir(tmp_path / "tmp") == ["fresh.msg"]
+    assert any("old.msg" in r.getMessage() for r in caplog.records)
+
+
+def test_tmp_leftovers_are_removed_by_a_running_consumer(tmp_path: Path) -> None:
+    """A consumer that stays connected cleans tmp/ with its periodic give-back pass."""
+    from watcherd.queue.spool import GIVE_BACK_INTERVAL, TMP_MAX_AGE
+
+    _publish(tmp_path, range(1))
+    got: list[int] = []
+    with _connection(tmp_path) as conn:
+
+        def on_message(body: dict[str, int], message: object) -> None:
+            got.append(body["n"])
+            message.ack()  # type: ignore[attr-defined]
+
+        with conn.Consumer(QUEUE, callbacks=[on_message], accept=["json"]):
+            conn.drain_events(timeout=5)  # connected, first pass done
+            old = tmp_path / "tmp" / "old.msg"
+            old.write_bytes(b"{}")
+            then = time.time() - TMP_MAX_AGE - 60
+            os.utime(old, (then, then))
+            deadline = time.monotonic() + GIVE_BACK_INTERVAL + 5
+            while old.exists() and time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    conn.drain_events(timeout=0.5)
+    assert got == [0]
+    assert not old.exists()
+
+
+def test_a_message_is_on_disk_before_its_name(tmp_path: Path) -> None:
+    """The syscalls of a real publish, in order: each message file's data is synced before its
+    rename into the queue (a power cut cannot leave an empty message there), and a new queue
+    folder is synced into ``queues/`` when it is created."""
+    if not shutil.which("strace"):
+        pytest.skip("strace(1) is not installed")
+    _open_and_close(tmp_path)  # the spool's folders exist; the queue's folder does not yet
+    script = (
+        "import sys; from pathlib import Path; from tests.unit.test_broker import _publish; "
+        "_publish(Path(sys.argv[1]), range(2))"
+    )
+    trace = tmp_path / "trace"
+    root = Path(__file__).parents[2]
+    subprocess.run(
+        ["strace", "-f", "-qq", "-e", "trace=openat,mkdir,mkdirat,fdatasync,fsync,rename,"
+         "renameat,renameat2", "-o", str(trace), sys.executable, "-c", script, str(tmp_path)],
+        check=True, timeout=60, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+    lines = trace.read_text().splitlines()
+
+    def fd_of(line: str) -> str:
+        return line.rsplit("= ", 1)[1].strip()
+
+    def synced(fd: str, start: int, end: int) -> bool:
+        return any(f"fdatasync({fd})" in lines[j] or f"fsync({fd})" in lines[j]
+                   for j in range(start, end))
+
+    made = next(i for i, line in enumerate(lines) if "mkdir" in line and "queues/q" in line)
+    opened = next(i for i in range(made, len(lines))
+                  if "O_DIRECTORY" in lines[i] and lines[i].split('"')[1].endswith("/queues"))
+    assert synced(fd_of(lines[opened]), opened, opened + 3), lines[made:opened + 3]
+
+    renames = [i for i, line in enumerate(lines)
+               if "rename" in line and "/tmp/" in line and "/queues/q/" in line]
+    assert len(renames) == 2, lines
+    for i in renames:
+        name = lines[i].split("/tmp/")[1].split('"')[0]
+        opened = next(j for j in range(i, -1, -1) if "openat(" in lines[j] and name in lines[j])
+        assert synced(fd_of(lines[opened]), opened, i), lines[opened:i + 1]
