@@ -26,10 +26,18 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
-def _load(ctx: click.Context, role: str | None = None, *, check_paths: bool = True) -> Config:
+def _load(ctx: click.Context, role: str | None = None, *, check_paths: bool = True,
+          check_broker: bool | None = None) -> Config:
+    """The config; exit 2 if it is bad. ``check_paths``: the watched folders must exist.
+    ``check_broker`` (default: as ``check_paths``): the command will send or take messages, so
+    an embedded broker's folder must be on a local filesystem."""
     path = ctx.obj.get(command.CONFIG_KEY)
     try:
         cfg = config.load(path, check_paths=check_paths)
+        if check_paths if check_broker is None else check_broker:
+            from watcherd.queue.app import check_spool  # celery: only where it is used anyway
+
+            check_spool(cfg)
     except ConfigError as exc:
         _fail(str(exc), 2)
     logs.setup(cfg.log.level, cfg.log.format, role=role)
@@ -247,7 +255,7 @@ def retry(ctx: click.Context, failed: bool) -> None:
     from watcherd.queue.app import make_app
     from watcherd.queue.outbox import Outbox
 
-    cfg = _load(ctx, "retry", check_paths=False)
+    cfg = _load(ctx, "retry", check_paths=False, check_broker=True)
     conn = _connect(cfg)
     counts = db.requeue(conn, failed=failed)
     outbox = Outbox(make_app(cfg), conn, cfg)

@@ -12,7 +12,8 @@ import celery.worker.consumer
 from celery import Celery
 from kombu import Exchange, Queue
 
-from watcherd.config import Config
+from watcherd.config import Config, ConfigError
+from watcherd.queue import fstype
 from watcherd.queue import spool as broker
 
 THUMBNAIL_TASK = "watcherd.thumbnail"
@@ -28,6 +29,29 @@ def queue_names(cfg: Config) -> dict[str, str]:
 
 def broker_url(cfg: Config) -> str:
     return cfg.broker.url or f"{broker.ALIAS}://localhost//"
+
+
+def check_spool(cfg: Config) -> None:
+    """With the embedded broker, refuse a spool folder on a network filesystem: ConfigError
+    naming the folder, its filesystem type, the key and the file (the CLI exits 2).
+
+    The spool transport checks this itself whenever it connects (so nothing can use such a
+    folder: Celery's own tools, scripts); processes call this at start to fail there, with a
+    config error, before anything runs. At connect the error would only look like a broker
+    that cannot be reached: Celery retries it and the watcher's outbox waits for it."""
+    if not cfg.broker.embedded:
+        return
+    try:
+        fstype.check_local(cfg.spool_dir)
+    except fstype.NetworkFilesystemError as exc:
+        m = exc.mount
+        default = "" if cfg.broker.spool_dir is not None else \
+            " (by default the folder is beside [database] path)"
+        raise ConfigError(
+            f"the embedded broker's folder {exc.folder} is on a network filesystem ({m.fstype}, "
+            f"{m.source} mounted at {m.mount_point}), where rename and flock do not work as the "
+            f"spool needs{default}; set [broker] spool_dir to a folder on a local disk, or "
+            "[broker] url to RabbitMQ or Redis", key="broker.spool_dir", file=cfg.file) from exc
 
 
 def transport_options(cfg: Config) -> dict[str, Any]:

@@ -35,7 +35,9 @@ Durability and damage:
   it was for stays ``pending`` and the outbox sends it again after ``resend_after_seconds``;
 - files left in ``tmp/`` by a writer that died between write and rename (its send failed, so the
   outbox sends that row again) are removed once older than ``TMP_MAX_AGE``, when a channel opens
-  and with the consumers' periodic give-back.
+  and with the consumers' periodic give-back;
+- the spool folder must be on a local filesystem (:mod:`watcherd.queue.fstype`): a channel
+  refuses to open on NFS, SMB, SSHFS and the like.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ from typing import Any
 from kombu.transport import TRANSPORT_ALIASES, filesystem, virtual
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
+
+from watcherd.queue.fstype import check_local
 
 log = logging.getLogger("watcherd.queue.spool")
 
@@ -162,6 +166,7 @@ class Channel(filesystem.Channel):
         self._no_ack: set[str] = set()  # queues consumed without acknowledgements
         self._given_back_at = float("-inf")  # at the first poll of a consumer
         root = self._root
+        check_local(root)  # NetworkFilesystemError: kombu does not retry it
         for sub in ("tmp", "claimed", "queues", "control"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         self.clean_tmp()
