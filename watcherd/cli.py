@@ -213,7 +213,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"{kind + 's':<12}{k['done']} done, {k['pending']} pending, "
                    f"{k['failed']} failed")
     if report["queues"] is None:
-        click.echo(f"broker      {report['broker']}: UNREACHABLE ({report['broker_error']})")
+        click.echo(f"broker      {report['broker']}: queue depths unknown "
+                   f"({report['broker_error']})")
     else:
         q = report["queues"]
         click.echo(f"broker      {report['broker']}: "

@@ -135,8 +135,26 @@ def make_app(cfg: Config, *, prefetch_multiplier: int = 4) -> Celery:
     return app
 
 
+class QueueDepthError(Exception):
+    """The depth of a queue could not be read; the message names the queue and the reason."""
+
+
+def not_found(exc: BaseException) -> bool:
+    """The broker does not know the queue: a passive declare answered 404 NOT_FOUND. RabbitMQ
+    (py-amqp's ``NotFound``, ``reply_code`` 404) before anything declared the queue; kombu's
+    virtual transports (``ChannelError``, ``reply_code`` "404") where the transport says it has
+    no such queue: Redis whenever the queue's list is empty (Redis deletes an empty list). The
+    spool never does: its queue folder is created on demand."""
+    return str(getattr(exc, "reply_code", "")) == "404"
+
+
 def queue_depths(app: Celery, cfg: Config) -> dict[str, int]:
-    """Messages waiting in each queue (not counting those a worker holds unacknowledged)."""
+    """Messages waiting in each queue (not counting those a worker holds unacknowledged).
+
+    A queue the broker does not know (:func:`not_found`) holds nothing: 0. Any other error
+    (a connection error, RabbitMQ's ACCESS_REFUSED or RESOURCE_LOCKED, a Redis key of the wrong
+    type, a spool folder that cannot be listed) raises: a depth that cannot be read is unknown,
+    not 0, and a caller must not take it for an empty queue (the outbox would re-send)."""
     out: dict[str, int] = {}
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1)
@@ -144,7 +162,11 @@ def queue_depths(app: Celery, cfg: Config) -> dict[str, int]:
         for queue in queue_names(cfg).values():
             try:
                 out[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
-            except Exception:  # queue not declared yet on this broker
+            except Exception as exc:
+                if not not_found(exc):
+                    raise QueueDepthError(
+                        f"cannot read the depth of queue {queue!r}: {type(exc).__name__}: "
+                        f"{exc}") from exc
                 out[queue] = 0
-                channel = conn.channel()
+                channel = conn.channel()  # RabbitMQ closes a channel after an error
     return out
