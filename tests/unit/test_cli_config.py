@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import click
-import pytest
 from click.testing import CliRunner
 
+from tests import requires
 from tests.conftest import WATCHERD, write_config
 from watcherd import command
 from watcherd.cli import main
@@ -108,8 +107,7 @@ def test_commands_added_later_take_config_after_their_name() -> None:
 def _in_private_etc(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``watcherd install-systemd`` with /etc overlaid in a private mount namespace: it writes
     /etc/sysusers.d, which must not touch this machine."""
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        pytest.skip("needs root and unshare(1) to give install-systemd a private /etc")
+    requires.private_mount_namespace()
     upper, work = Path(tempfile.mkdtemp(dir=tmp_path)), Path(tempfile.mkdtemp(dir=tmp_path))
     argv = " ".join(f"'{a}'" for a in [*WATCHERD, *args])
     script = (f"mount -t overlay overlay -o lowerdir=/etc,upperdir={upper},workdir={work} /etc "
@@ -117,7 +115,7 @@ def _in_private_etc(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[s
     r = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
                        timeout=60)
     if r.returncode == 99:
-        pytest.skip(f"cannot overlay /etc here: {r.stderr.strip()}")
+        requires.cannot(f"cannot overlay /etc here: {r.stderr.strip()}")
     return r
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests import requires
 from tests.conftest import WATCHERD, write_config
 from watcherd.queue.fstype import (
     NetworkFilesystemError,
@@ -101,11 +101,6 @@ def test_this_machines_temporary_folder_is_local(tmp_path: Path) -> None:
 # ------------------------------------------------ real mounts, in a private mount namespace
 
 
-def _namespace_available() -> None:
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        pytest.skip("needs root and unshare(1) for a private mount namespace")
-
-
 # Runs inside the namespace: each watcherd command, and a kombu connection to the spool.
 PROBE = r"""
 import json, subprocess, sys
@@ -138,7 +133,7 @@ def _in_namespace(mount: list[str], config: Path, spool: Path,
     r = subprocess.run(["unshare", "-m", *mount, *probe], capture_output=True, text=True,
                        timeout=300, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     if r.returncode == 99:
-        pytest.skip(f"cannot mount here: {r.stderr.strip()}")
+        requires.cannot(f"cannot mount here: {r.stderr.strip()}")
     assert r.returncode == 0, r.stderr
     result: dict[str, object] = json.loads(out.read_text())
     return result
@@ -148,9 +143,9 @@ def test_watcherd_refuses_a_spool_on_sshfs(tmp_path: Path) -> None:
     """A real FUSE mount of type fuse.sshfs (tests/fakefuse.py): every process that would use
     the spool exits 2 naming the folder and the type; status still reports; the transport
     itself refuses to connect."""
-    _namespace_available()
+    requires.private_mount_namespace()
     if not os.path.exists("/dev/fuse"):
-        pytest.skip("no /dev/fuse")
+        requires.cannot("no /dev/fuse")
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     spool = mnt / "watcherd.spool"
@@ -183,7 +178,7 @@ def test_watcherd_refuses_a_spool_on_sshfs(tmp_path: Path) -> None:
 
 
 def test_a_spool_on_tmpfs_is_accepted(tmp_path: Path) -> None:
-    _namespace_available()
+    requires.private_mount_namespace()
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     spool = mnt / "watcherd.spool"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import requires
 from tests.unit.test_broker import QUEUE, _connection, _drain, _publish
 
 
@@ -106,8 +106,7 @@ def test_a_message_is_on_disk_before_its_name(tmp_path: Path) -> None:
     """The syscalls of a real publish, in order: each message file's data is synced before its
     rename into the queue (a power cut cannot leave an empty message there), and a new queue
     folder is synced into ``queues/`` when it is created."""
-    if not shutil.which("strace"):
-        pytest.skip("strace(1) is not installed")
+    requires.tool("strace")
     _open_and_close(tmp_path)  # the spool's folders exist; the queue's folder does not yet
     script = (
         "import sys; from pathlib import Path; from tests.unit.test_broker import _publish; "
