@@ -3,7 +3,6 @@ cuts (issue 7, items 9 and 12)."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests import requires
-from tests.unit.test_broker import QUEUE, _connection, _drain, _publish
+from tests.unit.test_broker import _connection, _drain, _publish
 
 
 def _open_and_close(root: Path) -> None:
@@ -61,7 +60,8 @@ def test_tmp_leftovers_are_removed_when_a_channel_opens(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A writer that died between write and rename left its file in tmp/: removed once older
     than TMP_MAX_AGE (its send failed, the outbox sends the row again); a fresh one, which a
-    live writer may be about to rename, is left alone."""
+    live writer may be about to rename, is left alone. (A consumer that stays connected does
+    the same periodically: test_broker's test_a_connected_consumer_takes_over_when_another_dies.)"""
     from watcherd.queue.spool import TMP_MAX_AGE
 
     _open_and_close(tmp_path)  # creates the folders
@@ -74,32 +74,6 @@ def test_tmp_leftovers_are_removed_when_a_channel_opens(
         _open_and_close(tmp_path)
     assert os.listdir(tmp_path / "tmp") == ["fresh.msg"]
     assert any("old.msg" in r.getMessage() for r in caplog.records)
-
-
-def test_tmp_leftovers_are_removed_by_a_running_consumer(tmp_path: Path) -> None:
-    """A consumer that stays connected cleans tmp/ with its periodic give-back pass."""
-    from watcherd.queue.spool import GIVE_BACK_INTERVAL, TMP_MAX_AGE
-
-    _publish(tmp_path, range(1))
-    got: list[int] = []
-    with _connection(tmp_path) as conn:
-
-        def on_message(body: dict[str, int], message: object) -> None:
-            got.append(body["n"])
-            message.ack()  # type: ignore[attr-defined]
-
-        with conn.Consumer(QUEUE, callbacks=[on_message], accept=["json"]):
-            conn.drain_events(timeout=5)  # connected, first pass done
-            old = tmp_path / "tmp" / "old.msg"
-            old.write_bytes(b"{}")
-            then = time.time() - TMP_MAX_AGE - 60
-            os.utime(old, (then, then))
-            deadline = time.monotonic() + GIVE_BACK_INTERVAL + 5
-            while old.exists() and time.monotonic() < deadline:
-                with contextlib.suppress(TimeoutError):
-                    conn.drain_events(timeout=0.5)
-    assert got == [0]
-    assert not old.exists()
 
 
 def test_a_message_is_on_disk_before_its_name(tmp_path: Path) -> None:
