@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
-from watcherd import __version__, config, logs, sdnotify
+from watcherd import __version__, command, config, logs, sdnotify
 from watcherd.config import Config, ConfigError
 from watcherd.store import db
 
@@ -26,10 +26,18 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
-def _load(ctx: click.Context, role: str | None = None, *, check_paths: bool = True) -> Config:
-    path = ctx.obj.get("config")
+def _load(ctx: click.Context, role: str | None = None, *, check_paths: bool = True,
+          check_broker: bool | None = None) -> Config:
+    """The config; exit 2 if it is bad. ``check_paths``: the watched folders must exist.
+    ``check_broker`` (default: as ``check_paths``): the command will send or take messages, so
+    an embedded broker's folder must be on a local filesystem."""
+    path = ctx.obj.get(command.CONFIG_KEY)
     try:
         cfg = config.load(path, check_paths=check_paths)
+        if check_paths if check_broker is None else check_broker:
+            from watcherd.queue.app import check_spool  # celery: only where it is used anyway
+
+            check_spool(cfg)
     except ConfigError as exc:
         _fail(str(exc), 2)
     logs.setup(cfg.log.level, cfg.log.format, role=role)
@@ -43,15 +51,15 @@ def _connect(cfg: Config) -> Any:
         _fail(f"cannot open database {cfg.database.path}: {exc}", 1)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-c", "--config", "config_path", envvar=config.ENV_VAR, metavar="FILE",
-              type=click.Path(dir_okay=False), help="Config file (default: $WATCHERD_CONFIG).")
+@click.group(cls=command.Group, config_envvar=config.ENV_VAR,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="watcherd")
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None) -> None:
-    """Watch photo folders; make thumbnails and CLIP embeddings; record them in SQLite."""
+def main(ctx: click.Context) -> None:
+    """Watch photo folders; make thumbnails and CLIP embeddings; record them in SQLite.
+
+    Every command takes -c/--config FILE, before or after its name."""
     ctx.ensure_object(dict)
-    ctx.obj["config"] = config_path
 
 
 @main.command()
@@ -212,7 +220,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
             line += f"\n            not scanned: {sc['message']}"
         click.echo(line)
     if report["queues"] is None:
-        click.echo(f"broker      {report['broker']}: UNREACHABLE ({report['broker_error']})")
+        click.echo(f"broker      {report['broker']}: queue depths unknown "
+                   f"({report['broker_error']})")
     else:
         q = report["queues"]
         click.echo(f"broker      {report['broker']}: "
@@ -254,7 +263,7 @@ def retry(ctx: click.Context, failed: bool) -> None:
     from watcherd.queue.app import make_app
     from watcherd.queue.outbox import Outbox
 
-    cfg = _load(ctx, "retry", check_paths=False)
+    cfg = _load(ctx, "retry", check_paths=False, check_broker=True)
     conn = _connect(cfg)
     counts = db.requeue(conn, failed=failed)
     outbox = Outbox(make_app(cfg), conn, cfg)
@@ -283,20 +292,27 @@ def migrate(ctx: click.Context) -> None:
 @click.option("--watch", "watch_paths", multiple=True, metavar="FOLDER",
               type=click.Path(file_okay=False, path_type=Path),
               help="Folder to watch, written into a new config (repeatable; default /srv/photos).")
-@click.option("--config-file", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("/etc/watcherd/watcherd.toml"), show_default=True,
-              help="The services' config; created from config.example.toml if missing.")
+@click.option("-c", "--config", "--config-file", "config_file", metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="The services' config, before or after the command name; created from "
+                   "config.example.toml if missing (default: /etc/watcherd/watcherd.toml; "
+                   "$WATCHERD_CONFIG is not used here).")
 @click.option("--dest", type=click.Path(file_okay=False, path_type=Path),
               default=Path("/etc/systemd/system"), show_default=True,
               help="Where the unit files go.")
 @click.option("--no-reload", is_flag=True,
               help="Only write files: no systemd-sysusers, no daemon-reload (image builds).")
-def install_systemd(watch_paths: tuple[Path, ...], config_file: Path, dest: Path,
-                    no_reload: bool) -> None:
+@click.pass_context
+def install_systemd(ctx: click.Context, watch_paths: tuple[Path, ...], config_file: Path | None,
+                    dest: Path, no_reload: bool) -> None:
     """Install the systemd units (watcherd, watcherd-thumbnails, watcherd-embeddings), the
     watcherd system user and a config; see docs/systemd.md."""
     from watcherd import install
 
+    if config_file is None:  # -c typed before the command counts; $WATCHERD_CONFIG does not
+        before = ctx.ensure_object(dict)
+        config_file = (Path(before[command.CONFIG_KEY]) if before.get(command.CONFIG_GIVEN_KEY)
+                       else install.CONFIG_PATH)
     folders = [str(p.absolute()) for p in watch_paths] or ["/srv/photos"]
     try:
         actions = install.install(dest, config_path=config_file.absolute(), watch_paths=folders,

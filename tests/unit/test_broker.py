@@ -169,8 +169,12 @@ def test_reject_with_requeue_and_a_clean_close_give_messages_back(tmp_path: Path
 
 def test_a_connected_consumer_takes_over_when_another_dies(tmp_path: Path) -> None:
     """The second consumer connects while the first lives (nothing to give back then); when the
-    first is killed later, the second gets its messages without reconnecting."""
+    first is killed later, the second gets its messages without reconnecting. The same periodic
+    pass removes what a dead writer left in tmp/ since the consumer connected."""
+    from watcherd.queue.spool import TMP_MAX_AGE
+
     _publish(tmp_path, range(10))
+    leftover = tmp_path / "tmp" / "left-by-a-dead-writer.msg"
     ctx = mp.get_context("spawn")
     p = ctx.Process(target=_take_and_hold, args=(str(tmp_path), 4, False, str(tmp_path / "ready")))
     p.start()
@@ -192,6 +196,9 @@ def test_a_connected_consumer_takes_over_when_another_dies(tmp_path: Path) -> No
                     if len(got) >= 10 - 4 and p.is_alive():
                         p.kill()  # all the free ones taken: now the holder dies
                         p.join(10)
+                        leftover.write_bytes(b"{}")
+                        then = time.time() - TMP_MAX_AGE - 60
+                        os.utime(leftover, (then, then))
                     with contextlib.suppress(TimeoutError):
                         conn.drain_events(timeout=0.5)
     finally:
@@ -199,3 +206,4 @@ def test_a_connected_consumer_takes_over_when_another_dies(tmp_path: Path) -> No
         p.join(10)
     assert sorted(got) == list(range(10))
     assert _claimed_files(tmp_path) == []
+    assert not leftover.exists()

@@ -12,7 +12,8 @@ import celery.worker.consumer
 from celery import Celery
 from kombu import Exchange, Queue
 
-from watcherd.config import Config
+from watcherd.config import Config, ConfigError
+from watcherd.queue import fstype
 from watcherd.queue import spool as broker
 
 THUMBNAIL_TASK = "watcherd.thumbnail"
@@ -28,6 +29,29 @@ def queue_names(cfg: Config) -> dict[str, str]:
 
 def broker_url(cfg: Config) -> str:
     return cfg.broker.url or f"{broker.ALIAS}://localhost//"
+
+
+def check_spool(cfg: Config) -> None:
+    """With the embedded broker, refuse a spool folder on a network filesystem: ConfigError
+    naming the folder, its filesystem type, the key and the file (the CLI exits 2).
+
+    The spool transport checks this itself whenever it connects (so nothing can use such a
+    folder: Celery's own tools, scripts); processes call this at start to fail there, with a
+    config error, before anything runs. At connect the error would only look like a broker
+    that cannot be reached: Celery retries it and the watcher's outbox waits for it."""
+    if not cfg.broker.embedded:
+        return
+    try:
+        fstype.check_local(cfg.spool_dir)
+    except fstype.NetworkFilesystemError as exc:
+        m = exc.mount
+        default = "" if cfg.broker.spool_dir is not None else \
+            " (by default the folder is beside [database] path)"
+        raise ConfigError(
+            f"the embedded broker's folder {exc.folder} is on a network filesystem ({m.fstype}, "
+            f"{m.source} mounted at {m.mount_point}), where rename and flock do not work as the "
+            f"spool needs{default}; set [broker] spool_dir to a folder on a local disk, or "
+            "[broker] url to RabbitMQ or Redis", key="broker.spool_dir", file=cfg.file) from exc
 
 
 def transport_options(cfg: Config) -> dict[str, Any]:
@@ -111,8 +135,26 @@ def make_app(cfg: Config, *, prefetch_multiplier: int = 4) -> Celery:
     return app
 
 
+class QueueDepthError(Exception):
+    """The depth of a queue could not be read; the message names the queue and the reason."""
+
+
+def not_found(exc: BaseException) -> bool:
+    """The broker does not know the queue: a passive declare answered 404 NOT_FOUND. RabbitMQ
+    (py-amqp's ``NotFound``, ``reply_code`` 404) before anything declared the queue; kombu's
+    virtual transports (``ChannelError``, ``reply_code`` "404") where the transport says it has
+    no such queue: Redis whenever the queue's list is empty (Redis deletes an empty list). The
+    spool never does: its queue folder is created on demand."""
+    return str(getattr(exc, "reply_code", "")) == "404"
+
+
 def queue_depths(app: Celery, cfg: Config) -> dict[str, int]:
-    """Messages waiting in each queue (not counting those a worker holds unacknowledged)."""
+    """Messages waiting in each queue (not counting those a worker holds unacknowledged).
+
+    A queue the broker does not know (:func:`not_found`) holds nothing: 0. Any other error
+    (a connection error, RabbitMQ's ACCESS_REFUSED or RESOURCE_LOCKED, a Redis key of the wrong
+    type, a spool folder that cannot be listed) raises: a depth that cannot be read is unknown,
+    not 0, and a caller must not take it for an empty queue (the outbox would re-send)."""
     out: dict[str, int] = {}
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1)
@@ -120,7 +162,11 @@ def queue_depths(app: Celery, cfg: Config) -> dict[str, int]:
         for queue in queue_names(cfg).values():
             try:
                 out[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
-            except Exception:  # queue not declared yet on this broker
+            except Exception as exc:
+                if not not_found(exc):
+                    raise QueueDepthError(
+                        f"cannot read the depth of queue {queue!r}: {type(exc).__name__}: "
+                        f"{exc}") from exc
                 out[queue] = 0
-                channel = conn.channel()
+                channel = conn.channel()  # RabbitMQ closes a channel after an error
     return out

@@ -3,7 +3,9 @@
 A row is due when it is ``pending`` and was never sent, or was sent longer ago than
 ``[broker] resend_after_seconds`` while its queue is empty (the message was lost: a broker
 restarted without persistence, a worker was killed on a transport that does not redeliver).
-A broker that cannot be reached leaves rows due; the next tick sends them.
+A broker that cannot be reached leaves rows due; the next tick sends them. A queue whose depth
+cannot be read is not taken for an empty one: nothing is re-sent to it until the depth is
+known again (the reason is logged).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class Outbox:
     cfg: Config
     broker_ok: bool = True
     sent_total: dict[str, int] = field(default_factory=lambda: {k: 0 for k in db.KINDS})
+    depth_error: str | None = None  # why the last queue depth could not be read
 
     def send_due(self, *, resend_stale: bool = False) -> dict[str, int]:
         """Send every due row; returns how many were sent per kind."""
@@ -53,11 +56,21 @@ class Outbox:
         return sent
 
     def _queue_empty(self, kind: db.Kind) -> bool:
+        """True only when the queue's depth was read and is 0."""
+        queue = queue_names(self.cfg)[kind]
         try:
-            return queue_depths(self.app, self.cfg).get(queue_names(self.cfg)[kind], 0) == 0
+            depth = queue_depths(self.app, self.cfg)[queue]
         except Exception as exc:
-            self._broker_down(exc)
+            error = f"{type(exc).__name__}: {exc}"
+            if error != self.depth_error:  # once per distinct reason, not every tick
+                log.warning("queue depth unknown: rows sent earlier are not sent again until "
+                            "it can be read", queue=queue, error=error)
+            self.depth_error = error
             return False
+        if self.depth_error is not None:
+            log.info("queue depth readable again", queue=queue, depth=depth)
+            self.depth_error = None
+        return depth == 0
 
     def _send(self, kind: db.Kind, due: list[tuple[int, str]]) -> int:
         sent: list[int] = []
