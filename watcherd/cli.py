@@ -275,6 +275,36 @@ def retry(ctx: click.Context, failed: bool) -> None:
 
 
 @main.command()
+@click.option("--older-than", "older_than", type=click.FloatRange(min=0), metavar="DAYS",
+              help="Photos deleted more than DAYS ago (default: [database] keep_deleted_days).")
+@click.option("--vacuum", "do_vacuum", is_flag=True,
+              help="Then VACUUM, giving the space back to the filesystem (blocks writers while "
+                   "it runs; needs free disk about the database's size).")
+@click.pass_context
+def purge(ctx: click.Context, older_than: float | None, do_vacuum: bool) -> None:
+    """Remove the rows, thumbnails and embeddings of photos deleted long ago; no prompt."""
+    cfg = _load(ctx, "purge", check_paths=False)
+    conn = _connect(cfg)
+    days = cfg.database.keep_deleted_days if older_than is None else older_than
+    if older_than is None and days == 0:
+        click.echo("[database] keep_deleted_days is 0 (keep for ever): nothing purged; "
+                   "pass --older-than DAYS")
+    else:
+        r = db.purge_deleted(conn, days)
+        click.echo(f"removed {r.images} photos deleted more than {days:g} days ago, with "
+                   f"{r.thumbnails} thumbnails and {r.embeddings} embeddings "
+                   f"({r.bytes / 1e6:.1f} MB)")
+    if do_vacuum:
+        try:
+            before, after = db.vacuum(conn)
+        except Exception as exc:
+            _fail(f"VACUUM failed (is the disk full? a long reader open?): {exc}", 1)
+        click.echo(f"vacuumed {cfg.database.path}: {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB")
+    elif older_than is not None or days:
+        click.echo("the database file keeps its size until `watcherd purge --vacuum`")
+
+
+@main.command()
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
     """Create or upgrade the database schema (idempotent)."""

@@ -51,6 +51,7 @@ class WatchConfig:
 @dataclass(frozen=True)
 class DatabaseConfig:
     path: Path
+    keep_deleted_days: float = 30.0  # the watcher purges rows deleted longer ago; 0 = never
 
 
 @dataclass(frozen=True)
@@ -265,7 +266,7 @@ def _database(s: _Section) -> DatabaseConfig:
     path = s.path("path", None)
     if path is None:
         raise s._err("path", "required: where the SQLite database lives")
-    return DatabaseConfig(path=path)
+    return DatabaseConfig(path=path, keep_deleted_days=s.number("keep_deleted_days", 30.0))
 
 
 _BROKER_SCHEMES = ("amqp://", "amqps://", "pyamqp://", "redis://", "rediss://")

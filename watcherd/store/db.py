@@ -673,6 +673,54 @@ def worker_states(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     return [dict(r) for r in db.execute("SELECT * FROM workers ORDER BY role")]
 
 
+# ------------------------------------------------------------------------------------- purge
+
+
+@dataclass(frozen=True)
+class Purged:
+    images: int
+    thumbnails: int
+    embeddings: int
+    bytes: int  # thumbnail and vector bytes removed
+
+
+def purge_deleted(db: sqlite_utils.Database, older_than_days: float) -> Purged:
+    """Remove the rows of photos deleted more than ``older_than_days`` ago, with their
+    thumbnails and embeddings (retired rows included). The highest id is kept whatever its
+    age: SQLite hands the highest id out again once it is gone, and an id must never name two
+    photos. The file keeps its size until a VACUUM."""
+    before = iso_ago(older_than_days * 86400)
+    with transaction(db) as c:
+        c.execute("CREATE TEMP TABLE IF NOT EXISTS purge_ids (id INTEGER PRIMARY KEY)")
+        c.execute("DELETE FROM purge_ids")
+        c.execute("INSERT INTO purge_ids SELECT id FROM images WHERE deleted_at IS NOT NULL "
+                  "AND deleted_at < ? AND id < (SELECT max(id) FROM images)", (before,))
+        thumbs, tbytes = c.execute(
+            "SELECT count(*), coalesce(sum(length(data)), 0) FROM thumbnails "
+            "WHERE image_id IN (SELECT id FROM purge_ids)").fetchone()
+        vecs, vbytes = c.execute(
+            "SELECT count(*), coalesce(sum(length(vector)), 0) FROM embeddings "
+            "WHERE image_id IN (SELECT id FROM purge_ids)").fetchone()
+        c.execute("DELETE FROM thumbnails WHERE image_id IN (SELECT id FROM purge_ids)")
+        c.execute("DELETE FROM embeddings WHERE image_id IN (SELECT id FROM purge_ids)")
+        n = c.execute("DELETE FROM images WHERE id IN (SELECT id FROM purge_ids)").rowcount
+        c.execute("DELETE FROM purge_ids")
+    return Purged(n, thumbs, vecs, tbytes + vbytes)
+
+
+def vacuum(db: sqlite_utils.Database) -> tuple[int, int]:
+    """VACUUM: rewrite the file without its free pages. Blocks every writer while it runs and
+    needs free disk about the size of the database. Returns (bytes before, bytes after)."""
+    def size() -> int:
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        return int(db.execute("PRAGMA page_count").fetchone()[0]) * int(page_size)
+
+    before = size()
+    db.execute("VACUUM")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return before, size()
+
+
 # ------------------------------------------------------------------------------- scan progress
 
 

@@ -59,6 +59,7 @@ EVENTS = (FileClosedEvent, FileCreatedEvent, FileModifiedEvent, FileAttribEvent,
           FileDeletedEvent, FileMovedEvent, DirMovedEvent, DirDeletedEvent)
 DRAIN_MAX = 5000  # inbox items per round, so timers still run during a flood
 PROGRESS_LOG_S = 10.0
+PURGE_INTERVAL_S = 86400.0
 STALLED_AFTER_S = 60.0  # a lane's file operation running this long: say so
 
 
@@ -179,6 +180,7 @@ class Watcher:
         next_outbox = time.monotonic() + b.outbox_interval_seconds
         next_rescan = time.monotonic() + w.rescan_interval_seconds
         next_progress = time.monotonic() + PROGRESS_LOG_S
+        next_purge = time.monotonic()
         while not self.stop_event.is_set():
             self.step(timeout=0.2)
             now = time.monotonic()
@@ -197,6 +199,9 @@ class Watcher:
             if now >= next_progress:
                 self._log_progress()
                 next_progress = now + PROGRESS_LOG_S
+            if now >= next_purge:
+                self.purge()
+                next_purge = now + PURGE_INTERVAL_S
             self.alive()
             if on_tick is not None:
                 on_tick(self)
@@ -216,6 +221,16 @@ class Watcher:
             for k in totals:
                 totals[k] += self._scan_totals.get(root, {}).get(k, 0)  # type: ignore[arg-type]
         return totals
+
+    def purge(self) -> None:
+        """``[database] keep_deleted_days``: remove rows of photos deleted longer ago."""
+        days = self.cfg.database.keep_deleted_days
+        if days <= 0:
+            return
+        r = db.purge_deleted(self.conn, days)
+        if r.images:
+            log.info("purged deleted photos", images=r.images, thumbnails=r.thumbnails,
+                     embeddings=r.embeddings, bytes=r.bytes, older_than_days=days)
 
     def alive(self) -> None:
         """systemd's watchdog: this loop went round (events handled, results recorded). It

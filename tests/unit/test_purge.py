@@ -1,0 +1,71 @@
+"""`watcherd purge` and `[database] keep_deleted_days`, against a real SQLite file through the
+real CLI and a real `watcherd watch`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import Daemon, cli, query, wait_for, write_config
+from watcherd.store import db
+
+REUSE = db.Reuse("m", "p", (64,), "webp")
+
+
+def library(db_path: Path) -> dict[str, int]:
+    """Six rows: live, deleted 40 days ago (two, one with BLOBs), deleted just now, a retired
+    one from 40 days ago, and the newest row, deleted 40 days ago (kept: its id is the
+    highest)."""
+    conn = db.connect(db_path)
+    ids = {}
+    for name in ("live", "old", "old_blobs", "recent", "retired", "newest"):
+        ids[name] = db.record_file(conn, f"/p/{name}.jpg", 1, 1.0, name, REUSE).id
+    conn.execute("INSERT INTO thumbnails (image_id, size, data) VALUES (?, 64, zeroblob(5000))",
+                 (ids["old_blobs"],))
+    conn.execute("INSERT INTO embeddings (image_id, model, pretrained, dim, vector) "
+                 "VALUES (?, 'm', 'p', 512, zeroblob(2048))", (ids["old_blobs"],))
+    db.mark_deleted(conn, [f"/p/{n}.jpg" for n in ("old", "old_blobs", "recent", "newest")])
+    db.record_file(conn, "/p/x.jpg", 1, 1.0, "x", REUSE)  # then retired by a rename onto it
+    db.move_path(conn, "/p/x.jpg", "/p/retired.jpg")
+    conn.execute("UPDATE images SET deleted_at = ? WHERE path NOT LIKE '/p/recent.jpg' AND "
+                 "deleted_at IS NOT NULL", (db.iso_ago(40 * 86400),))
+    conn.execute("UPDATE images SET id = 1000 WHERE path = '/p/newest.jpg'")
+    conn.conn.close()
+    return ids
+
+
+def names(db_path: Path) -> set[str]:
+    return {r["path"].removeprefix("/p/").removesuffix(".jpg")
+            for r in query(db_path, "SELECT path FROM images")}
+
+
+def test_purge_removes_old_deleted_rows_and_their_blobs(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    db_path = tmp_path / "watcherd.db"
+    library(db_path)
+    before = names(db_path)
+    r = cli(config, "purge", "--older-than", "30")
+    assert r.returncode == 0, r.stderr
+    assert "removed 3 photos deleted more than 30 days ago, with 1 thumbnails and 1 embeddings"\
+        in r.stdout, r.stdout
+    retired = next(n for n in before if n.startswith("retired:"))
+    assert before - names(db_path) == {"old", "old_blobs", retired}
+    assert names(db_path) >= {"live", "recent", "newest", "retired"}
+    assert query(db_path, "SELECT count(*) AS n FROM thumbnails")[0]["n"] == 0
+    assert query(db_path, "SELECT count(*) AS n FROM embeddings")[0]["n"] == 0
+    again = cli(config, "purge", "--older-than", "0", "--vacuum")
+    assert again.returncode == 0 and "removed 1 photos" in again.stdout  # 'recent'
+    assert "vacuumed" in again.stdout
+    bad = cli(config, "purge", "--older-than", "-1")
+    assert bad.returncode == 2 and "older-than" in bad.stderr
+
+
+def test_the_watcher_purges_by_keep_deleted_days(tmp_path: Path,
+                                                  daemons: list[Daemon]) -> None:
+    config = write_config(tmp_path, database={"keep_deleted_days": 30})
+    db_path = tmp_path / "watcherd.db"
+    library(db_path)
+    daemon = Daemon(config, "watch").start()
+    daemons.append(daemon)
+    wait_for(lambda: "purged deleted photos" in daemon.log(), 30, "the purge")
+    assert "old" not in names(db_path) and "recent" in names(db_path)
+    assert daemon.stop() == 0
