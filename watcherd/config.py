@@ -86,6 +86,7 @@ class EmbeddingsConfig:
     model: str = "ViT-B-32"
     pretrained: str = "laion2b_s34b_b79k"
     device: str = "auto"
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (watcherd.media.precision)
     batch_size: int = 32
     max_wait_ms: int = 200
 
@@ -323,6 +324,7 @@ def _embeddings(s: _Section) -> EmbeddingsConfig:
         model=model,
         pretrained=pretrained,
         device=device,
+        precision=s.choice("precision", "auto", ("auto", "fp32", "bf16", "fp16")),
         batch_size=s.integer("batch_size", 32),
         max_wait_ms=s.integer("max_wait_ms", 200, minimum=0),
     )

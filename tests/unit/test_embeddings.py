@@ -363,3 +363,36 @@ def test_error_hf_hub_without_network_fails_fast() -> None:
     start = time.monotonic()
     message = _load_error("hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K")
     assert "no network?" in message and time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_every_precision_matches_the_fp32_reference(tiny_model: str, precision: str,
+                                                     reference: tuple[Any, Any]) -> None:
+    """A precision change is not a model change: the vectors stay within cosine 0.999 of
+    open_clip's own float32 encode_image."""
+    emb = Embedder(tiny_model, None, "cpu", precision=precision)
+    assert emb.precision == precision
+    images = _test_images()
+    vectors = emb.encode([emb.preprocess(im) for im in images])
+    assert vectors.dtype == np.float32
+    for image, vec in zip(images, vectors, strict=True):
+        assert _cos(vec, _reference_vector(reference, image)) >= 0.999, precision
+    if precision != "fp32":  # and it really computed in that format
+        fp32 = Embedder(tiny_model, None, "cpu", precision="fp32")
+        exact = fp32.encode([fp32.preprocess(im) for im in images])
+        assert np.abs(vectors - exact).max() > 1e-4, precision
+
+
+def test_auto_precision_follows_the_cpu() -> None:
+    from watcherd.media import precision as p
+
+    x86 = "processor : 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n"
+    old = "processor : 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n"
+    arm = "processor : 0\nFeatures\t: fp asimd sve bf16\n"
+    assert p.resolve("auto", "cpu", p.cpu_flags(x86)) == "bf16"
+    assert p.resolve("auto", "cpu", p.cpu_flags(old)) == "fp32"
+    assert p.resolve("auto", "cpu", p.cpu_flags(arm)) == "bf16"
+    assert p.resolve("auto", "cuda:0", frozenset()) == "fp16"
+    assert p.resolve("fp32", "cuda", frozenset()) == "fp32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        p.resolve("int8", "cpu", frozenset())

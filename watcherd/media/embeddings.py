@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from watcherd.media import precision as precisions
+
 __all__ = [
     "Embedder",
     "ModelLoadError",
@@ -190,6 +192,8 @@ def _check_readable(desc: str, files: Sequence[Path]) -> None:
 class Embedder:
     """One open_clip model loaded once, used to embed images.
 
+    ``precision`` is what the model computes in (``fp32``, ``bf16``, ``fp16``; see
+    :mod:`watcherd.media.precision`; the vectors are float32 whatever it is).
     ``model``/``pretrained`` are kept as given (``pretrained`` is ``""`` when None) so callers can
     record which model produced a vector; ``device`` is the resolved device; ``dim`` the
     embedding size; ``input_size`` the square side the preprocess produces (for JPEG draft
@@ -202,10 +206,12 @@ class Embedder:
     dim: int
     input_size: int
 
-    def __init__(self, model: str, pretrained: str | None = None, device: str = "auto") -> None:
+    def __init__(self, model: str, pretrained: str | None = None, device: str = "auto",
+                 precision: str = "fp32") -> None:
         self.model = model
         self.pretrained = pretrained or ""
         self.device = resolve_device(device)
+        self.precision = precisions.resolve(precision, self.device)
         desc = _describe(self.model, self.pretrained)
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ModelLoadError(
@@ -237,11 +243,9 @@ class Embedder:
         size = net.visual.preprocess_cfg.get("size", getattr(net.visual, "image_size", 224))
         self.input_size = int(max(size) if isinstance(size, tuple | list) else size)
         self._device = torch.device(self.device)
-        # CUDA: autocast to fp16 (10 mantissa bits, closer to the fp32 reference than bf16's 7;
-        # LayerNorm/softmax stay fp32 under autocast).  CPU: plain fp32.
-        self._autocast_dtype: torch.dtype | None = (
-            torch.float16 if self._device.type == "cuda" else None
-        )
+        # Under autocast the matrix products run in bf16/fp16; LayerNorm and softmax stay fp32.
+        self._autocast_dtype: torch.dtype | None = {
+            "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
 
     def _load_failure(self, desc: str, exc: BaseException, offline_reason: str | None) -> str:
         cause = _one_line(str(exc)) or type(exc).__name__
@@ -286,12 +290,12 @@ class Embedder:
             return np.empty((0, self.dim), dtype=np.float32)
         pixels = torch.stack(list(batch))
         with torch.inference_mode():
+            pixels = pixels.to(self._device, non_blocking=self._device.type == "cuda")
             if self._autocast_dtype is not None:
-                pixels = pixels.to(self._device, non_blocking=True)
-                with torch.autocast(device_type="cuda", dtype=self._autocast_dtype):
+                with torch.autocast(device_type=self._device.type, dtype=self._autocast_dtype):
                     features = self._net.encode_image(pixels)
             else:
-                features = self._net.encode_image(pixels.to(self._device))
+                features = self._net.encode_image(pixels)
             features = torch.nn.functional.normalize(features.float(), dim=-1)
         return features.cpu().numpy().astype(np.float32, copy=False)
 
