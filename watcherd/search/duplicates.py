@@ -192,10 +192,9 @@ def find_duplicates(conn: sqlite3.Connection, key: ModelKey, threshold: float = 
         identical = [IdenticalGroup(g[0][2], [Photo(i, p) for i, p, _ in g])
                      for g in vectors.identical_files(conn)]
         ids, matrix, seen = [], [], set()
-        for chunk in vectors.iter_vectors(conn, key, extra="sha256"):
-            assert chunk.extra is not None
+        for chunk in vectors.iter_vectors(conn, key, extra=("sha256",)):
             keep = []
-            for row, sha in enumerate(chunk.extra):
+            for row, sha in enumerate(chunk.extra["sha256"]):
                 if sha is None or sha not in seen:
                     keep.append(row)
                     if sha is not None:

@@ -35,8 +35,9 @@ __all__ = ["REFRESH_OVERLAP_S", "IndexStats", "SearchIndex"]
 
 #: Each refresh re-reads rows stamped up to this long before the previous refresh began: a
 #: writer stamps ``updated_at`` before its transaction may wait (up to the 30 s busy timeout)
-#: for the lock, so a row can become visible later than its stamp says.
-REFRESH_OVERLAP_S = 120.0
+#: for the lock, so a row can become visible later than its stamp says. Rows re-read whose
+#: stamps are unchanged cost a little (no vector is read again).
+REFRESH_OVERLAP_S = 60.0
 _MIN_CAPACITY = 1024
 _MAX_ATTEMPTS = 3
 
@@ -85,11 +86,17 @@ class SearchIndex:
         conn = self._conn
         self._version = vectors.data_version(conn)
         self._stamp = vectors.now(conn)
+        since = vectors.ago(conn, self._stamp, self.overlap_s)
         conn.execute("BEGIN")
         try:
-            for chunk in vectors.iter_vectors(conn, self.key, extra="folder"):
-                assert chunk.extra is not None
-                self._upsert(chunk.ids, chunk.vectors, chunk.extra)
+            for chunk in vectors.iter_vectors(conn, self.key, extra=("folder", "vector_at")):
+                self._upsert(chunk.ids, chunk.vectors, chunk.extra["folder"])
+                # Vectors stamped within the overlap are looked at again by the next refresh:
+                # remember which ones this load already holds, so they are not read twice.
+                for image_id, at in zip(chunk.ids.tolist(), chunk.extra["vector_at"],
+                                        strict=True):
+                    if at is not None and at >= since:
+                        self._recent[image_id] = at
         finally:
             conn.execute("COMMIT")
 

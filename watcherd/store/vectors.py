@@ -26,9 +26,10 @@ _BUSY_TIMEOUT_MS = 30_000
 _MMAP_BYTES = 1 << 34
 _IN_BATCH = 500  # ids per "IN (...)" (SQLite's default limit on parameters is 32766)
 
-Extra = Literal["folder", "sha256", "path"]
+Extra = Literal["folder", "sha256", "path", "vector_at"]
 _EXTRA_SQL: dict[str, str] = {"folder": FOLDER_SQL.replace("path", "i.path"),
-                              "sha256": "i.sha256", "path": "i.path"}
+                              "sha256": "i.sha256", "path": "i.path",
+                              "vector_at": "e.created_at"}
 
 
 class VectorError(Exception):
@@ -56,7 +57,7 @@ class StoredModel:
 class Chunk:
     ids: np.ndarray  # int64 (n,)
     vectors: np.ndarray  # float32 (n, dim), as stored (L2-normalised)
-    extra: list[str] | None = None  # the column asked for with ``extra``, per row
+    extra: dict[str, list[str]]  # the columns asked for with ``extra``, per row
 
 
 @dataclass(frozen=True)
@@ -142,10 +143,11 @@ def _matrix(ids: list[int], blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]
 
 
 def iter_vectors(conn: sqlite3.Connection, key: ModelKey, *, under: str | None = None,
-                 extra: Extra | None = None, chunk: int = CHUNK_ROWS) -> Iterator[Chunk]:
+                 extra: Sequence[Extra] = (), chunk: int = CHUNK_ROWS) -> Iterator[Chunk]:
     """The live vectors of one model (optionally only photos below ``under``), in chunks of
     ``chunk`` rows, in storage order. Run it inside a transaction for one consistent snapshot."""
-    sql = (f"SELECT e.image_id, e.vector{', ' + _EXTRA_SQL[extra] if extra else ''} "
+    columns = "".join(", " + _EXTRA_SQL[name] for name in extra)
+    sql = (f"SELECT e.image_id, e.vector{columns} "
            "FROM embeddings e JOIN images i ON i.id = e.image_id "
            "WHERE e.model = ? AND e.pretrained = ? AND i.deleted_at IS NULL")
     params: tuple[str, ...] = (key.model, key.pretrained)
@@ -155,7 +157,8 @@ def iter_vectors(conn: sqlite3.Connection, key: ModelKey, *, under: str | None =
     cursor = conn.execute(sql, params)
     while rows := cursor.fetchmany(chunk):
         ids, matrix = _matrix([r[0] for r in rows], [r[1] for r in rows])
-        yield Chunk(ids, matrix, [r[2] for r in rows] if extra else None)
+        yield Chunk(ids, matrix, {name: [r[2 + n] for r in rows]
+                                  for n, name in enumerate(extra)})
 
 
 def _batches(ids: Iterable[int]) -> Iterator[list[int]]:
