@@ -353,3 +353,173 @@ def install_systemd(ctx: click.Context, watch_paths: tuple[Path, ...], config_fi
         click.echo(line)
     click.echo(f"next: check {config_file}, then `systemctl enable --now watcherd`; "
                "logs: journalctl -u watcherd -u 'watcherd-*' -o cat")
+
+
+# ------------------------------------------------------------------------- search, duplicates
+
+
+class _ModelUnavailable(Exception):
+    """The model for a text query (or an image file) could not be loaded."""
+
+
+def _encoder_loader(model: str, pretrained: str, device: str) -> Callable[[], Any]:
+    def load() -> Any:
+        from watcherd.media.embeddings import Embedder, ModelLoadError
+
+        try:
+            return Embedder(model, pretrained or None, device)
+        except ModelLoadError as exc:
+            raise _ModelUnavailable(str(exc)) from exc
+
+    return load
+
+
+def _open_for_search(cfg: Config) -> Any:
+    import logging
+    import sqlite3
+
+    # open_clip reports every step of a model load at INFO on the root logger: noise around
+    # the results of an interactive command. Warnings and errors still show.
+    root = logging.getLogger()
+    root.setLevel(max(root.level, logging.WARNING))
+
+    from watcherd.store import vectors
+
+    try:
+        return vectors.connect_readonly(cfg.database.path, mmap=True)
+    except (OSError, sqlite3.Error) as exc:
+        _fail(f"cannot open database {cfg.database.path}: {exc}", 1)
+
+
+def _search_errors(run: Callable[[], Any]) -> Any:
+    """Bad input exits 2 with its reason; a model or database problem exits 1."""
+    import sqlite3
+
+    from watcherd.search.models import NoVectorsError
+    from watcherd.search.ranking import QueryError
+    from watcherd.store.vectors import VectorError
+
+    try:
+        return run()
+    except QueryError as exc:
+        _fail(str(exc), 2)
+    except _ModelUnavailable as exc:
+        _fail(f"cannot load the model: {exc}", 1)
+    except (NoVectorsError, VectorError, sqlite3.Error) as exc:
+        _fail(str(exc), 1)
+
+
+@main.command()
+@click.argument("text", nargs=-1)
+@click.option("--image", "images", multiple=True, metavar="PATH",
+              help="Photos like this one (an indexed photo, or any image file; repeatable).")
+@click.option("--not", "not_texts", multiple=True, metavar="TEXT",
+              help="Away from this text (repeatable).")
+@click.option("--not-image", "not_images", multiple=True, metavar="PATH",
+              help="Away from this photo (repeatable).")
+@click.option("-n", "n", type=int, default=20, show_default=True, help="Number of results.")
+@click.option("--min-score", type=float, metavar="S", help="Only results scoring at least S.")
+@click.option("--under", metavar="FOLDER", help="Only photos below this folder.")
+@click.option("--model", metavar="M", help="Search this stored model's vectors "
+              "(default: [embeddings] model).")
+@click.option("--pretrained", metavar="P", help="With --model: which stored weights.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of {image_id, path, score}.")
+@click.option("--paths", "as_paths", is_flag=True, help="Paths only, one per line.")
+@click.pass_context
+def search(ctx: click.Context, text: tuple[str, ...], images: tuple[str, ...],
+           not_texts: tuple[str, ...], not_images: tuple[str, ...], n: int,
+           min_score: float | None, under: str | None, model: str | None,
+           pretrained: str | None, as_json: bool, as_paths: bool) -> None:
+    """Photos ranked by similarity to TEXT and/or --image, away from --not/--not-image."""
+    from watcherd.search.engine import Query, Searcher
+    from watcherd.search.models import choose_model
+    from watcherd.search.scan import ScanSource
+    from watcherd.store.vectors import ModelKey
+
+    if as_json and as_paths:
+        _fail("--json and --paths exclude each other", 2)
+    cfg = _load(ctx, "search", check_paths=False)
+    folder = None
+    if under is not None:
+        folder = os.path.abspath(os.path.expanduser(under))
+        if not os.path.isdir(folder):
+            _fail(f"--under {under}: no such folder", 2)
+    conn = _open_for_search(cfg)
+    query = Query(texts=(" ".join(text),) if text else (), images=images, not_texts=not_texts,
+                  not_images=not_images, n=n, min_score=min_score, under=folder)
+    started = time.perf_counter()
+
+    def run() -> Any:
+        key = choose_model(conn, ModelKey(cfg.embeddings.model, cfg.embeddings.pretrained),
+                           model, pretrained)
+        searcher = Searcher(ScanSource(conn, key),
+                            _encoder_loader(key.model, key.pretrained, cfg.embeddings.device),
+                            max_pixels=cfg.images.max_pixels)
+        return searcher.search(query)
+
+    results = _search_errors(run)
+    click.echo(f"model {results.model.describe()}: {len(results.hits)} of "
+               f"{results.considered} photos ({time.perf_counter() - started:.2f} s)", err=True)
+    hits = results.hits
+    if as_json:
+        click.echo(json.dumps([{"image_id": h.image_id, "path": h.path,
+                                "score": round(h.score, 6)} for h in hits], indent=2))
+    elif as_paths:
+        for h in hits:
+            click.echo(h.path)
+    elif sys.stdout.isatty():
+        width = max((len(f"{h.score:.4f}") for h in hits), default=0)
+        for h in hits:
+            click.echo(f"{h.score:>{width}.4f}  {h.path}")
+    else:
+        for h in hits:
+            click.echo(f"{h.score:.4f}\t{h.path}")
+
+
+@main.command()
+@click.option("--threshold", type=float, metavar="T",
+              help="Near-identical at cosine >= T (default: [search] duplicate_threshold, 0.99).")
+@click.option("--model", metavar="M", help="Compare this stored model's vectors "
+              "(default: [embeddings] model).")
+@click.option("--pretrained", metavar="P", help="With --model: which stored weights.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def duplicates(ctx: click.Context, threshold: float | None, model: str | None,
+               pretrained: str | None, as_json: bool) -> None:
+    """Groups of identical files (same sha256), then of near-identical photos."""
+    from watcherd.search.duplicates import find_duplicates
+    from watcherd.search.models import choose_model
+    from watcherd.store.vectors import ModelKey
+
+    cfg = _load(ctx, "duplicates", check_paths=False)
+    conn = _open_for_search(cfg)
+    t = cfg.search.duplicate_threshold if threshold is None else threshold
+    started = time.perf_counter()
+    found = _search_errors(lambda: find_duplicates(conn, choose_model(
+        conn, ModelKey(cfg.embeddings.model, cfg.embeddings.pretrained), model, pretrained), t))
+    click.echo(f"model {found.model.describe()}: {len(found.identical)} groups of identical "
+               f"files, {len(found.near)} of near-identical photos (cosine >= {t:g}) among "
+               f"{found.compared} distinct photos ({time.perf_counter() - started:.1f} s)",
+               err=True)
+    if as_json:
+        click.echo(json.dumps({
+            "model": found.model.model, "pretrained": found.model.pretrained, "threshold": t,
+            "identical": [{"sha256": g.sha256, "photos": [
+                {"image_id": p.image_id, "path": p.path} for p in g.photos]}
+                for g in found.identical],
+            "near": [{"photos": [{"image_id": p.image_id, "path": p.path} for p in g.photos],
+                      "pairs": [{"a": p.a, "b": p.b, "score": round(p.score, 6)}
+                                for p in g.pairs]} for g in found.near],
+        }, indent=2))
+        return
+    for g in found.identical:
+        click.echo(f"identical ({len(g.photos)} files, sha256 {g.sha256[:12]})")
+        for p in g.photos:
+            click.echo(f"  {p.path}")
+    for g in found.near:
+        click.echo(f"near-identical ({len(g.photos)} photos)")
+        paths = {p.image_id: p.path for p in g.photos}
+        for p in g.photos:
+            click.echo(f"  {p.path}")
+        for pair in g.pairs:
+            click.echo(f"    {pair.score:.4f}  {paths[pair.a]}  ~  {paths[pair.b]}")

@@ -92,6 +92,12 @@ class EmbeddingsConfig:
 
 
 @dataclass(frozen=True)
+class SearchConfig:
+    # Immich's default (cosine distance <= 0.01); see watcherd.search.duplicates.
+    duplicate_threshold: float = 0.99
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
     format: str = "auto"  # auto | json | console
@@ -107,6 +113,7 @@ class Config:
     thumbnails: ThumbnailsConfig = field(default_factory=ThumbnailsConfig)
     embeddings: EmbeddingsConfig = field(default_factory=EmbeddingsConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
 
     @property
     def spool_dir(self) -> Path:
@@ -182,7 +189,8 @@ def resolve_path(value: str, base: Path) -> Path:
     return path if path.is_absolute() else (base / path).resolve()
 
 
-SECTIONS = ("watch", "database", "broker", "images", "thumbnails", "embeddings", "log")
+SECTIONS = ("watch", "database", "broker", "images", "thumbnails", "embeddings", "log",
+            "search")
 
 
 def load(path: str | Path | None, *, check_paths: bool = True) -> Config:
@@ -225,6 +233,7 @@ def from_dict(raw: Mapping[str, Any], *, file: Path | None = None, base: Path | 
             level=sec["log"].choice("level", "info", ("debug", "info", "warning", "error")),
             format=sec["log"].choice("format", "auto", ("auto", "json", "console")),
         ),
+        search=_search(sec["search"]),
     )
     for section in sec.values():
         section.check_unknown()
@@ -329,3 +338,10 @@ def _embeddings(s: _Section) -> EmbeddingsConfig:
         max_wait_ms=s.integer("max_wait_ms", 200, minimum=0),
     )
 
+
+
+def _search(s: _Section) -> SearchConfig:
+    threshold = s.number("duplicate_threshold", 0.99, minimum=-1.0)
+    if threshold > 1.0:
+        raise s._err("duplicate_threshold", f"a cosine: at most 1, got {threshold:g}")
+    return SearchConfig(duplicate_threshold=threshold)

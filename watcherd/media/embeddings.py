@@ -1,9 +1,11 @@
-"""CLIP image embeddings through open_clip.
+"""CLIP embeddings of images and of text queries through open_clip.
 
 Plain values in, plain values out: this module knows nothing of the queue, the configuration
 or the database.  An :class:`Embedder` loads one open_clip model once (through open_clip's normal
 ``create_model_from_pretrained`` path) and turns preprocessed images into L2-normalised float32
-vectors; :func:`to_blob` / :func:`from_blob` give the storage format (little-endian float32).
+vectors, and text into vectors of the same space (:meth:`Embedder.encode_text`, open_clip's own
+tokenizer for the model, loaded on first use); :func:`to_blob` / :func:`from_blob` give the storage
+format (little-endian float32).
 
 Model sources accepted (exactly what open_clip accepts):
 
@@ -190,7 +192,7 @@ def _check_readable(desc: str, files: Sequence[Path]) -> None:
 
 
 class Embedder:
-    """One open_clip model loaded once, used to embed images.
+    """One open_clip model loaded once, used to embed images (and text queries).
 
     ``precision`` is what the model computes in (``fp32``, ``bf16``, ``fp16``; see
     :mod:`watcherd.media.precision`; the vectors are float32 whatever it is).
@@ -225,6 +227,8 @@ class Embedder:
 
         needs_hub = _check_source(self.model, self.pretrained)
         offline_reason = _hub_unreachable() if needs_hub else None
+        self._hub_unreachable = offline_reason is not None
+        self._tokenizer: Callable[[Sequence[str]], torch.Tensor] | None = None
         try:
             with _hub_offline(offline_reason is not None):
                 net, transform = open_clip.create_model_from_pretrained(
@@ -298,6 +302,40 @@ class Embedder:
                 features = self._net.encode_image(pixels)
             features = torch.nn.functional.normalize(features.float(), dim=-1)
         return features.cpu().numpy().astype(np.float32, copy=False)
+
+
+    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed text queries: (n, dim) float32, rows L2-normalised, i.e. open_clip's own
+        ``normalize(encode_text(get_tokenizer(model)(texts)))``.
+
+        The tokenizer is open_clip's for this model name, created on first use (the embedding
+        worker never needs it); like the model, it is looked up offline when the hub was
+        unreachable at load time.
+        """
+        if len(texts) == 0:
+            return np.empty((0, self.dim), dtype=np.float32)
+        tokens = self._tokenize()(list(texts)).to(self._device)
+        with torch.inference_mode():
+            if self._autocast_dtype is not None:
+                with torch.autocast(device_type="cuda", dtype=self._autocast_dtype):
+                    features = self._net.encode_text(tokens)
+            else:
+                features = self._net.encode_text(tokens)
+            features = torch.nn.functional.normalize(features.float(), dim=-1)
+        return features.cpu().numpy().astype(np.float32, copy=False)
+
+    def _tokenize(self) -> Callable[[Sequence[str]], torch.Tensor]:
+        if self._tokenizer is None:
+            import open_clip
+
+            desc = _describe(self.model, self.pretrained)
+            try:
+                with _hub_offline(self._hub_unreachable):
+                    self._tokenizer = open_clip.get_tokenizer(self.model)
+            except Exception as exc:
+                raise ModelLoadError(f"{desc}: cannot load its tokenizer: "
+                                     f"{type(exc).__name__}: {_one_line(str(exc))}") from exc
+        return self._tokenizer
 
 
 def _is_cache_miss(exc: BaseException) -> bool:

@@ -99,6 +99,12 @@ MIGRATIONS: tuple[str, ...] = (
         finished_at TEXT
     );
     """,
+    # 3: a long-lived search index (watcherd.search.index) follows rows that changed (moved,
+    # deleted, re-embedded) and vectors stored since it last looked, without scanning a table.
+    """
+    CREATE INDEX images_updated_at ON images(updated_at);
+    CREATE INDEX embeddings_created_at ON embeddings(created_at);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # The folder of a path, with its trailing slash (everything after the last '/' trimmed); the

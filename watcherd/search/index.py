@@ -1,0 +1,311 @@
+"""A long-lived, in-memory index of one stored model's live vectors.
+
+Built for a process that answers many queries (the web server): the vectors are read once, kept
+in half precision where this machine scores that fast (:mod:`watcherd.search.kernels`), and
+then followed incrementally: :meth:`SearchIndex.refresh` reads only the rows changed and the
+vectors stored since its last look (through the ``images.updated_at`` and
+``embeddings.created_at`` indexes), so new, deleted, moved and re-embedded photos are seen within
+one refresh, without reloading everything. It costs nothing when no other connection committed
+(``PRAGMA data_version``); :meth:`search` refreshes first by default.
+
+Paths are not held: a slot keeps its photo's id and folder (for ``under``); the paths and the
+exact float32 vectors of the few candidates are read at query time, which also drops a photo
+deleted a moment ago.
+
+Thread-safe (one lock); plain values in and out.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from watcherd.search import kernels
+from watcherd.search.ranking import Candidates, exact_top
+from watcherd.store import vectors
+from watcherd.store.vectors import ModelKey
+
+__all__ = ["REFRESH_OVERLAP_S", "IndexStats", "SearchIndex"]
+
+#: Each refresh re-reads rows stamped up to this long before the previous refresh began: a
+#: writer stamps ``updated_at`` before its transaction may wait (up to the 30 s busy timeout)
+#: for the lock, so a row can become visible later than its stamp says. Rows re-read whose
+#: stamps are unchanged cost a little (no vector is read again).
+REFRESH_OVERLAP_S = 60.0
+_MIN_CAPACITY = 1024
+_MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    vectors: int  # live vectors held
+    dim: int
+    kernel: str
+    nbytes: int  # memory of the vector matrix
+    load_s: float  # seconds the initial load took
+
+
+class SearchIndex:
+    """The live vectors of ``key`` in the database at ``db_path``, in memory.
+
+    ``kernel`` is ``"auto"`` (measured here, see :func:`kernels.pick_matrix`) or one of
+    :data:`kernels.KERNELS`.
+    """
+
+    def __init__(self, db_path: str | Path, key: ModelKey, *, kernel: str = "auto",
+                 overlap_s: float = REFRESH_OVERLAP_S) -> None:
+        self.key = key
+        self.overlap_s = overlap_s
+        self._conn = vectors.connect_readonly(db_path)
+        self._lock = threading.RLock()
+        self._kernel_choice = kernel
+        self._matrix: kernels.Matrix | None = None
+        self.dim = 0
+        self._n = 0  # slots in use (live or free)
+        self._slot_ids = np.full(0, -1, np.int64)  # image id per slot, -1: free
+        self._slot_folder = np.zeros(0, np.int32)
+        self._slot_of = np.full(0, -1, np.int64)  # slot per image id, -1: not held
+        self._free: list[int] = []
+        self._dead: np.ndarray | None = None  # cached free slots below _n
+        self._folders: list[str] = []
+        self._folder_ids: dict[str, int] = {}
+        self._recent: dict[int, str] = {}  # id -> vector stamp, for vectors stored lately
+        started = time.perf_counter()
+        self._load()
+        self.load_s = time.perf_counter() - started
+
+    # ------------------------------------------------------------------------- loading
+
+    def _load(self) -> None:
+        conn = self._conn
+        self._version = vectors.data_version(conn)
+        self._stamp = vectors.now(conn)
+        since = vectors.ago(conn, self._stamp, self.overlap_s)
+        conn.execute("BEGIN")
+        try:
+            for chunk in vectors.iter_vectors(conn, self.key, extra=("folder", "vector_at")):
+                self._upsert(chunk.ids, chunk.vectors, chunk.extra["folder"])
+                # Vectors stamped within the overlap are looked at again by the next refresh:
+                # remember which ones this load already holds, so they are not read twice.
+                for image_id, at in zip(chunk.ids.tolist(), chunk.extra["vector_at"],
+                                        strict=True):
+                    if at is not None and at >= since:
+                        self._recent[image_id] = at
+        finally:
+            conn.execute("COMMIT")
+
+    def _ensure_matrix(self, dim: int) -> kernels.Matrix:
+        if self._matrix is None:
+            self.dim = dim
+            kernel = kernels.pick_matrix(dim, self._kernel_choice)
+            self._matrix = kernels.make_matrix(kernel, _MIN_CAPACITY, dim)
+            self._slot_ids = np.full(_MIN_CAPACITY, -1, np.int64)
+            self._slot_folder = np.zeros(_MIN_CAPACITY, np.int32)
+        elif dim != self.dim:
+            raise vectors.VectorError(
+                f"model {self.key.describe()}: a {dim}-value vector among {self.dim}-value ones")
+        return self._matrix
+
+    def _folder_id(self, folder: str) -> int:
+        fid = self._folder_ids.get(folder)
+        if fid is None:
+            fid = self._folder_ids[folder] = len(self._folders)
+            self._folders.append(folder)
+        return fid
+
+    def _upsert(self, ids: np.ndarray, matrix: np.ndarray, folders: list[str]) -> None:
+        if len(ids) == 0:
+            return
+        m = self._ensure_matrix(matrix.shape[1])
+        top = int(ids.max())
+        if top >= len(self._slot_of):
+            grown = np.full(max(top + 1, 2 * len(self._slot_of)), -1, np.int64)
+            grown[:len(self._slot_of)] = self._slot_of
+            self._slot_of = grown
+        slots = self._slot_of[ids].copy()
+        new = np.flatnonzero(slots < 0)
+        if len(new):
+            reuse = [self._free.pop() for _ in range(min(len(new), len(self._free)))]
+            fresh = len(new) - len(reuse)
+            if self._n + fresh > len(self._slot_ids):
+                self._grow(self._n + fresh)
+            slots[new] = np.concatenate([np.array(reuse, np.int64),
+                                         np.arange(self._n, self._n + fresh, dtype=np.int64)])
+            self._n += fresh
+            self._slot_of[ids[new]] = slots[new]
+            self._slot_ids[slots[new]] = ids[new]
+            self._dead = None
+        m.put(slots, matrix)
+        self._slot_folder[slots] = [self._folder_id(f) for f in folders]
+
+    def _grow(self, needed: int) -> None:
+        capacity = max(needed, int(len(self._slot_ids) * 1.5), _MIN_CAPACITY)
+        assert self._matrix is not None
+        self._matrix.resize(capacity)
+        for name, fill in (("_slot_ids", -1), ("_slot_folder", 0)):
+            old = getattr(self, name)
+            grown = np.full(capacity, fill, old.dtype)
+            grown[:len(old)] = old
+            setattr(self, name, grown)
+
+    def _remove(self, ids: Iterable[int]) -> None:
+        for image_id in ids:
+            if 0 <= image_id < len(self._slot_of) and (slot := int(self._slot_of[image_id])) >= 0:
+                self._slot_of[image_id] = -1
+                self._slot_ids[slot] = -1
+                self._free.append(slot)
+                self._recent.pop(image_id, None)
+                self._dead = None
+        if len(self._free) > max(_MIN_CAPACITY, self._n // 4):
+            self._compact()
+
+    def _compact(self) -> None:
+        """Move live slots down over the free ones (after many deletions)."""
+        assert self._matrix is not None
+        live = np.flatnonzero(self._slot_ids[:self._n] >= 0)
+        dst = np.arange(len(live))
+        moving = live != dst
+        self._matrix.move(live[moving], dst[moving])
+        ids = self._slot_ids[live]
+        self._slot_folder[:len(live)] = self._slot_folder[live]
+        self._slot_ids[:len(live)] = ids
+        self._slot_ids[len(live):self._n] = -1
+        self._slot_of[ids] = dst
+        self._n = len(live)
+        self._free = []
+        self._dead = None
+
+    # ------------------------------------------------------------------------- following
+
+    def refresh(self, *, force: bool = False) -> int:
+        """Apply what changed since the last look; returns how many rows were looked at
+        (0 at once when no other connection has committed since)."""
+        with self._lock:
+            conn = self._conn
+            version = vectors.data_version(conn)
+            if version == self._version and not force:
+                return 0
+            stamp = vectors.now(conn)
+            conn.execute("BEGIN")
+            try:
+                since = vectors.ago(conn, self._stamp, self.overlap_s)
+                changes = vectors.changes_since(conn, self.key, since)
+                gone: list[int] = []
+                fetch: dict[int, str] = {}
+                for c in changes:
+                    if not c.live or c.vector_at is None:
+                        gone.append(c.image_id)
+                        continue
+                    slot = self._slot(c.image_id)
+                    if slot >= 0:
+                        self._slot_folder[slot] = self._folder_id(c.folder)
+                        if c.vector_at < since or self._recent.get(c.image_id) == c.vector_at:
+                            continue  # the vector held is the stored one
+                    fetch[c.image_id] = c.folder
+                    self._recent[c.image_id] = c.vector_at
+                self._remove(gone)
+                ids, matrix = vectors.vectors_of(conn, self.key, fetch)
+                self._upsert(ids, matrix, [fetch[int(i)] for i in ids])
+                self._remove(set(fetch) - set(ids.tolist()))
+            finally:
+                conn.execute("COMMIT")
+            self._version, self._stamp = version, stamp
+            self._recent = {i: at for i, at in self._recent.items() if at >= since}
+            return len(changes)
+
+    def reload(self) -> None:
+        """Read everything again (after changes made behind watcherd's back, e.g. rows deleted
+        by hand: a refresh only sees rows that still exist)."""
+        with self._lock:
+            self._matrix = None
+            self._n = 0
+            self._slot_of = np.full(0, -1, np.int64)
+            self._free, self._dead, self._recent = [], None, {}
+            self._folders, self._folder_ids = [], {}
+            self._load()
+
+    # ------------------------------------------------------------------------- querying
+
+    def _slot(self, image_id: int) -> int:
+        return int(self._slot_of[image_id]) if 0 <= image_id < len(self._slot_of) else -1
+
+    def __len__(self) -> int:
+        return self._n - len(self._free)
+
+    def __contains__(self, image_id: object) -> bool:
+        return isinstance(image_id, int) and self._slot(image_id) >= 0
+
+    @property
+    def stats(self) -> IndexStats:
+        m = self._matrix
+        return IndexStats(len(self), self.dim, m.kernel if m else "none",
+                          m.nbytes if m else 0, self.load_s)
+
+    def top(self, query: np.ndarray, k: int, *, min_score: float | None = None,
+            under: str | None = None, exclude: Iterable[int] = (),
+            refresh: bool = True) -> tuple[list[vectors.Row], list[float], int]:
+        """The exact best ``k`` live photos for a unit ``query`` vector: (rows, scores, number
+        of photos considered). Ordered by score, then by image id."""
+        with self._lock:
+            if refresh:
+                self.refresh()
+            for _ in range(_MAX_ATTEMPTS):
+                found = self._attempt(query, k, min_score, under, set(exclude))
+                if found is not None:
+                    return found
+            raise sqlite3.OperationalError("the database kept changing during the search")
+
+    def _attempt(self, query: np.ndarray, k: int, min_score: float | None, under: str | None,
+                 exclude: set[int]) -> tuple[list[vectors.Row], list[float], int] | None:
+        if self._matrix is None or len(self) == 0:
+            return [], [], 0
+        if len(query) != self.dim:
+            raise vectors.VectorError(f"a {len(query)}-value query for {self.dim}-value vectors")
+        n = self._n
+        scores = self._matrix.scores(query, n)
+        allowed = self._slot_ids[:n] >= 0
+        if under is not None:
+            prefix = under.rstrip("/") + "/"
+            wanted = [i for i, f in enumerate(self._folders) if f.startswith(prefix)]
+            allowed &= np.isin(self._slot_folder[:n], np.array(wanted, np.int32))
+        for image_id in exclude:
+            if (slot := self._slot(image_id)) >= 0:
+                allowed[slot] = False
+        considered = int(allowed.sum())
+        candidates = Candidates(k, self._matrix.error, min_score)
+        candidates.add(self._slot_ids[:n][allowed], scores[allowed])
+        ids = candidates.ids()
+        self._conn.execute("BEGIN")
+        try:
+            rows = vectors.fetch_rows(self._conn, self.key, ids.tolist())
+        finally:
+            self._conn.execute("COMMIT")
+        if len(rows) < len(ids):  # deleted since the last refresh: forget them, try again
+            self._remove(set(ids.tolist()) - {r.image_id for r in rows})
+            return None
+        if under is not None:
+            rows = [r for r in rows if r.path.startswith(under.rstrip("/") + "/")]
+        by_id = {r.image_id: r for r in rows}
+        best = exact_top(np.array(list(by_id), np.int64),
+                         np.stack([r.vector for r in rows]) if rows else np.empty((0, self.dim)),
+                         query, k, min_score)
+        return [by_id[i] for i, _ in best], [s for _, s in best], considered
+
+    def vector_of(self, image_id: int) -> np.ndarray | None:
+        """The stored float32 vector of a live photo (from the database, exact)."""
+        with self._lock:
+            return vectors.vector_of(self._conn, self.key, image_id)
+
+    def image_at(self, paths: list[str]) -> int | None:
+        with self._lock:
+            return vectors.live_image_at(self._conn, paths)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
