@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -33,6 +33,11 @@ def token_server(token_library: Lib) -> Iterator[Serve]:
     s.stop()
 
 
-@pytest.fixture
-def dead_end(tmp_path: Path) -> Path:
-    return tmp_path
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Keep each phase's report on the test item, so a fixture can see that its test failed
+    (the browser tests save a screenshot then)."""
+    outcome = yield
+    with contextlib.suppress(Exception):
+        rep = outcome.get_result()  # type: ignore[attr-defined]
+        setattr(item, "rep_" + rep.when, rep)
