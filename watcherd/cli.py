@@ -316,7 +316,8 @@ def migrate(ctx: click.Context) -> None:
 @click.pass_context
 def install_systemd(ctx: click.Context, watch_paths: tuple[Path, ...], config_file: Path | None,
                     dest: Path, no_reload: bool) -> None:
-    """Install the systemd units (watcherd, watcherd-thumbnails, watcherd-embeddings), the
+    """Install the systemd units (watcherd, watcherd-thumbnails, watcherd-embeddings,
+    watcherd-web), the
     watcherd system user and a config; see docs/systemd.md."""
     from watcherd import install
 
