@@ -156,7 +156,12 @@ def test_status_api_and_cli_share_one_model(library: Lib, server: Serve) -> None
     for key in ("counts", "failures", "database", "queues"):
         assert api_report[key] == cli_report[key], key  # type: ignore[index]
     assert {**api_report["models"], "server": None} == cli_report["models"]  # type: ignore[index]
-    assert api_report["progress"].keys() == cli_report["progress"].keys()  # type: ignore[index]
+    # 131 photos got thumbnails and vectors just now (the fixture): 13.1 a minute over the
+    # 10-minute window; pending: the link's row (both kinds) and the 3 broken files' vectors
+    assert api_report["progress"] == {  # type: ignore[index]
+        "thumbnail": {"per_minute": 13.1, "window_s": 600.0, "pending": 1, "eta_s": 5},
+        "embedding": {"per_minute": 13.1, "window_s": 600.0, "pending": 4, "eta_s": 18}}
+    assert api_report["progress"] == cli_report["progress"]  # type: ignore[index]
     assert api_report["failures"] == [{  # type: ignore[index]
         "kind": "thumbnail", "reason": "cannot identify image file", "count": 3,
         "example_id": library.ids["broken0.jpg"],
@@ -166,6 +171,7 @@ def test_status_api_and_cli_share_one_model(library: Lib, server: Serve) -> None
     text = cli(library.config, "status").stdout
     assert "cannot identify image file (3 photos, e.g.)" in text
     assert text.count("cannot identify image file") == 1
+    assert "1 pending, 3 failed; 13.1/min over the last 10 min, ETA 5 s" in text
 
 
 def test_the_server_opens_the_database_read_only(library: Lib, server: Serve) -> None:
