@@ -54,7 +54,10 @@ def collect(cfg: Config, conn: Any, *, server_model: str | None = None,
         progress[kind] = {"per_minute": round(per_min, 2), "window_s": RATE_WINDOW_S,
                           "pending": pending, "eta_s": eta}
     workers = [liveness(w) for w in stats.workers(conn)]
-    worker_model = next((w.get("model") for w in workers if w.get("model")), None)
+    # the embedding worker's model, once its row says (the per-process workers table has a
+    # model column; a row without one leaves it unknown)
+    worker_model = next((w["model"] for w in sorted(workers, key=lambda w: w.get("role") !=
+                                                       "embeddings") if w.get("model")), None)
     report: dict[str, Any] = {
         "database": str(cfg.database.path),
         "counts": counts,
