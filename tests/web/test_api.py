@@ -237,3 +237,33 @@ def test_serve_off_loopback_needs_a_token(tmp_path: Path, tiny_model: str) -> No
     config = write_config(tmp_path, model=tiny_model, web={"listen": "0.0.0.0:8470"})
     run = cli(config, "serve", timeout=60)
     assert run.returncode == 2 and "web.token" in run.stderr and str(config) in run.stderr
+
+
+def test_a_new_photo_is_found_without_a_restart(token_library: Lib, token_server: Serve,
+                                                tiny_model: str) -> None:
+    """The warm index follows the database: a photo stored after the server started is
+    searchable and is the newest on the page at once."""
+    import hashlib
+
+    from PIL import Image
+
+    from watcherd.media.embeddings import Embedder, to_blob
+    from watcherd.store import db
+
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert get(token_server.base + "/api/search?q=warm", auth).status == 200  # index built
+    path = token_library.photos / "late.jpg"
+    img = Image.new("RGB", (50, 40), (250, 10, 200))
+    img.save(path, "JPEG")
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    conn = db.connect(token_library.db_path)
+    rec = db.record_file(conn, str(path), path.stat().st_size, 2_000_000_000.0, sha,
+                         db.Reuse(tiny_model, "", (64, 256), "webp"))
+    emb = Embedder(tiny_model, None, "cpu")
+    vec = emb.encode([emb.preprocess(img)])[0]
+    db.save_embeddings(conn, tiny_model, "", emb.dim, [db.EmbeddingRow(rec.id, sha, to_blob(vec))])
+    conn.conn.close()
+    found = get(f"{token_server.base}/api/search?image={rec.id}&n=1", auth).json()["results"]
+    assert found[0]["image_id"] == rec.id and found[0]["score"] > 0.999
+    page = get(token_server.base + "/", auth).body.decode()
+    assert page.index(f'data-id="{rec.id}"') < page.index('data-id="1"')
