@@ -267,3 +267,18 @@ def test_a_new_photo_is_found_without_a_restart(token_library: Lib, token_server
     assert found[0]["image_id"] == rec.id and found[0]["score"] > 0.999
     page = get(token_server.base + "/", auth).body.decode()
     assert page.index(f'data-id="{rec.id}"') < page.index('data-id="1"')
+
+
+def test_a_port_in_use_is_one_line(library: Lib, tmp_path: Path) -> None:
+    import socket
+    import tomllib
+
+    taken = socket.create_server(("127.0.0.1", 0))
+    text = library.config.read_text()
+    old = tomllib.loads(text)["web"]["listen"]
+    config = tmp_path / "busy.toml"
+    config.write_text(text.replace(old, f"127.0.0.1:{taken.getsockname()[1]}"))
+    with taken:
+        run = cli(config, "serve", timeout=60)
+    assert run.returncode == 1 and "cannot listen on 127.0.0.1:" in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr + run.stdout

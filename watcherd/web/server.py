@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import uvicorn
 
@@ -24,8 +25,21 @@ def check(cfg: Config) -> None:
             "loopback address: set [web] token, or listen on 127.0.0.1")
 
 
+def listen(cfg: Config) -> socket.socket:
+    """The listening socket, bound before anything is loaded: a port in use is a one-line
+    error (RuntimeError), not a traceback after seconds of loading torch."""
+    host = cfg.web.host
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, cfg.web.port), family=family, backlog=2048)
+    except OSError as exc:
+        raise RuntimeError(f"cannot listen on {cfg.web.listen} (web.listen in {cfg.file}): "
+                           f"{exc.strerror or exc}") from None
+
+
 def serve(cfg: Config) -> None:
     check(cfg)
+    sock = listen(cfg)
     app = Server(cfg).app()
     config = uvicorn.Config(app, host=cfg.web.host, port=cfg.web.port, log_config=None,
                             access_log=False, server_header=False, lifespan="on",
@@ -33,7 +47,7 @@ def serve(cfg: Config) -> None:
     server = uvicorn.Server(config)
 
     async def main() -> None:
-        task = asyncio.create_task(server.serve())
+        task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():
             await asyncio.sleep(0.05)
         if server.started:
