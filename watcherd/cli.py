@@ -183,23 +183,11 @@ def scan(ctx: click.Context, path: str | None) -> None:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Counts per status, failures with reasons, queue backlog, worker state."""
-    from watcherd.queue.app import make_app, queue_depths
+    from watcherd import status as status_model
 
     cfg = _load(ctx, "status", check_paths=False)
     conn = _connect(cfg)
-    report: dict[str, Any] = {
-        "database": str(cfg.database.path),
-        "counts": db.status_counts(conn),
-        "failures": db.failures(conn, limit=20),
-        "workers": [_liveness(w) for w in db.worker_states(conn)],
-        "scans": db.scans(conn),
-        "broker": cfg.broker.url or f"embedded ({cfg.spool_dir})",
-    }
-    try:
-        report["queues"] = queue_depths(make_app(cfg), cfg)
-    except Exception as exc:
-        report["queues"] = None
-        report["broker_error"] = str(exc)
+    report = status_model.collect(cfg, conn)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -207,9 +195,12 @@ def status(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"database    {report['database']}")
     click.echo(f"images      {c['images']['total']} ({c['images']['deleted']} deleted)")
     for kind in db.KINDS:
-        k = c[kind]
-        click.echo(f"{kind + 's':<12}{k['done']} done, {k['pending']} pending, "
-                   f"{k['failed']} failed")
+        k, p = c[kind], report["progress"][kind]
+        line = f"{kind + 's':<12}{k['done']} done, {k['pending']} pending, {k['failed']} failed"
+        if p["pending"]:
+            line += (f"; {p['per_minute']:g}/min over the last {p['window_s'] / 60:g} min, "
+                     f"ETA {status_model.eta_text(p['eta_s'])}")
+        click.echo(line)
     for sc in report["scans"]:
         line = (f"scan        {sc['root']}: {sc['state']}, {sc['folders']} folders, "
                 f"{sc['files']} files seen, {sc['to_take']} new or changed, {sc['taken']} "
@@ -227,32 +218,22 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"broker      {report['broker']}: "
                    + ", ".join(f"{n} waiting in {name}" for name, n in q.items()))
     for w in report["workers"]:
-        line = f"worker      {w['role']}: {w['state']} (pid {w['pid']}, since {w['updated_at']})"
-        if w["message"]:
+        name = w.get("name") or w.get("role")
+        since = w.get("last_seen") or w.get("updated_at")
+        line = f"worker      {name}: {w.get('state')} (pid {w.get('pid')}, since {since})"
+        if w.get("message"):
             line += f"\n            {w['message']}"
         click.echo(line)
-        if w["role"] == "embeddings" and w["state"] == "model failed":
+        if w.get("role") == "embeddings" and w.get("state") == "model failed":
             click.echo("            EMBEDDINGS ARE NOT BEING COMPUTED: the model could not be "
                        "loaded; fix [embeddings], restart the embedding worker, then "
                        "`watcherd retry --failed`")
     if report["failures"]:
         click.echo("failures:")
         for f in report["failures"]:
-            click.echo(f"  {f['kind']:<9} #{f['id']} {f['path']}: {f['error']}")
-
-
-def _liveness(w: dict[str, Any]) -> dict[str, Any]:
-    """A worker recorded on this host whose process is gone is shown as not running."""
-    import socket
-
-    if w["hostname"] == socket.gethostname() and w["state"] not in ("stopped",):
-        try:
-            os.kill(int(w["pid"]), 0)
-        except ProcessLookupError:
-            w = {**w, "state": f"not running (last: {w['state']})"}
-        except (PermissionError, TypeError, ValueError):
-            pass
-    return w
+            many = f" ({f['count']} photos, e.g.)" if f["count"] > 1 else ""
+            click.echo(f"  {f['kind']:<9} {f['reason']}{many} #{f['example_id']} "
+                       f"{f['example_path']}")
 
 
 @main.command()
@@ -335,7 +316,8 @@ def migrate(ctx: click.Context) -> None:
 @click.pass_context
 def install_systemd(ctx: click.Context, watch_paths: tuple[Path, ...], config_file: Path | None,
                     dest: Path, no_reload: bool) -> None:
-    """Install the systemd units (watcherd, watcherd-thumbnails, watcherd-embeddings), the
+    """Install the systemd units (watcherd, watcherd-thumbnails, watcherd-embeddings,
+    watcherd-web), the
     watcherd system user and a config; see docs/systemd.md."""
     from watcherd import install
 
@@ -353,6 +335,26 @@ def install_systemd(ctx: click.Context, watch_paths: tuple[Path, ...], config_fi
         click.echo(line)
     click.echo(f"next: check {config_file}, then `systemctl enable --now watcherd`; "
                "logs: journalctl -u watcherd -u 'watcherd-*' -o cat")
+
+
+@main.command()
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    """The search page, the JSON API and /metrics on [web] listen (default 127.0.0.1:8470)."""
+    cfg = _load(ctx, "serve", check_paths=False)
+    from watcherd.web import server
+
+    try:
+        server.check(cfg)
+    except server.TokenRequired as exc:
+        _fail(str(exc), 2)
+    if not cfg.database.path.is_file():
+        _fail(f"cannot open database {cfg.database.path}: no such file (start the watcher "
+              "first, or run `watcherd migrate`)", 1)
+    try:
+        server.serve(cfg)
+    except (OSError, RuntimeError) as exc:
+        _fail(str(exc), 1)
 
 
 # ------------------------------------------------------------------------- search, duplicates

@@ -98,6 +98,31 @@ class SearchConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    listen: str = "127.0.0.1:8470"  # host:port of `watcherd serve`
+    token: str = ""  # required when listen is not a loopback address
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+    @property
+    def loopback(self) -> bool:
+        import ipaddress
+
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
     format: str = "auto"  # auto | json | console
@@ -114,6 +139,7 @@ class Config:
     embeddings: EmbeddingsConfig = field(default_factory=EmbeddingsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
     @property
     def spool_dir(self) -> Path:
@@ -190,7 +216,7 @@ def resolve_path(value: str, base: Path) -> Path:
 
 
 SECTIONS = ("watch", "database", "broker", "images", "thumbnails", "embeddings", "log",
-            "search")
+            "search", "web")
 
 
 def load(path: str | Path | None, *, check_paths: bool = True) -> Config:
@@ -234,6 +260,7 @@ def from_dict(raw: Mapping[str, Any], *, file: Path | None = None, base: Path | 
             format=sec["log"].choice("format", "auto", ("auto", "json", "console")),
         ),
         search=_search(sec["search"]),
+        web=_web(sec["web"]),
     )
     for section in sec.values():
         section.check_unknown()
@@ -345,3 +372,11 @@ def _search(s: _Section) -> SearchConfig:
     if threshold > 1.0:
         raise s._err("duplicate_threshold", f"a cosine: at most 1, got {threshold:g}")
     return SearchConfig(duplicate_threshold=threshold)
+
+
+def _web(s: _Section) -> WebConfig:
+    listen = s.get("listen", str, "127.0.0.1:8470").strip()
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise s._err("listen", f"expected HOST:PORT (e.g. 127.0.0.1:8470), got {listen!r}")
+    return WebConfig(listen=listen, token=s.get("token", str, ""))

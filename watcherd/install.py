@@ -38,7 +38,12 @@ __all__ = [
     "systemd_version",
 ]
 
-UNIT_FILES = ("watcherd.service", "watcherd-thumbnails.service", "watcherd-embeddings.service")
+UNIT_FILES = ("watcherd.service", "watcherd-thumbnails.service", "watcherd-embeddings.service",
+              "watcherd-web.service")
+WEB_UNIT = "watcherd-web.service"
+#: Private, unique-local and link-local networks: "the LAN" when [web] listen is not loopback.
+LAN_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "fc00::/7",
+                "fe80::/10")
 #: The sysusers.d file as installed (``/etc/sysusers.d/watcherd.conf``); its template is
 #: ``systemd/watcherd.sysusers``.
 SYSUSERS_FILE = "watcherd.conf"
@@ -172,6 +177,7 @@ def render_units(
     *,
     read_only_paths: Sequence[str] | None = None,
     systemd_version: int | None = None,
+    web_listen: str = "127.0.0.1:8470",
 ) -> dict[str, str]:
     """File name → text: the three units, and ``SYSUSERS_FILE`` for /etc/sysusers.d/.
 
@@ -197,6 +203,9 @@ def render_units(
                 + ("ProtectHome=tmpfs" if home else "ProtectHome=yes")
                 + "\nBindReadOnlyPaths=" + " ".join(binds),
             )
+        if name == WEB_UNIT:
+            text = _replace_line(text, "IPAddressAllow=localhost",
+                                 "IPAddressAllow=" + " ".join(ip_allow(web_listen)))
         if systemd_version is not None and systemd_version >= RESTART_STEPS_VERSION:
             text = _replace_line(
                 text, "RestartSec=5s", "RestartSec=5s\nRestartSteps=5\nRestartMaxDelaySec=5min"
@@ -206,6 +215,31 @@ def render_units(
         out[name] = text
     out[SYSUSERS_FILE] = find_resource(f"systemd/{SYSUSERS_TEMPLATE}").read_text(encoding="utf-8")
     return out
+
+
+def ip_allow(listen: str) -> list[str]:
+    """``IPAddressAllow=`` for the web unit: the peers that may reach ``[web] listen``.
+
+    Loopback: ``localhost`` only. Any other address (a LAN address, or 0.0.0.0 / ::): the local
+    networks (private, unique-local and link-local ranges), plus the listen address's own /24 or
+    /64 when it is a public one. Never ``any``: the page is not for the internet."""
+    import ipaddress
+
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return ["localhost"]
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        raise InstallError(f"[web] listen {listen!r}: HOST must be an IP address or localhost "
+                           "(the unit's IPAddressAllow= follows it)") from None
+    if addr.is_loopback:
+        return ["localhost"]
+    allow = ["localhost", *LAN_NETWORKS]
+    if not (addr.is_private or addr.is_unspecified or addr.is_link_local):
+        allow.append(str(ipaddress.ip_network(f"{addr}/{24 if addr.version == 4 else 64}",
+                                              strict=False)))
+    return allow
 
 
 def _replace_line(text: str, line: str, new: str) -> str:
@@ -245,6 +279,15 @@ def render_config(
     if parsed["watch"]["paths"] != list(watch_paths) or parsed["database"]["path"] != database:
         raise InstallError("config.example.toml: filling in paths went wrong")
     return text
+
+
+def _web_listen(config_path: Path) -> str:
+    """``[web] listen`` of an existing config file (the default for a new one)."""
+    try:
+        raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        return str(raw.get("web", {}).get("listen", "127.0.0.1:8470"))
+    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        return "127.0.0.1:8470"
 
 
 def _toml_str(value: str) -> str:
@@ -316,7 +359,8 @@ def install(
     actions: list[str] = []
     exe = watcherd_bin or default_watcherd_bin()
     version = systemd_version(run)  # systemctl --version works without a running systemd
-    texts = render_units(exe, str(config_path), systemd_version=version)
+    texts = render_units(exe, str(config_path), systemd_version=version,
+                         web_listen=_web_listen(config_path))
 
     for name in UNIT_FILES:
         _write(dest / name, texts[name], 0o644, actions)

@@ -32,7 +32,8 @@ from watcherd import install as inst
 pytestmark = pytest.mark.slow
 
 #: Exposure budgets (docs/systemd.md has the measured figures and every relaxation's reason).
-EXPOSURE_MAX = {"watcherd": 2.0, "watcherd-thumbnails": 2.0, "watcherd-embeddings": 1.2}
+EXPOSURE_MAX = {"watcherd": 2.0, "watcherd-thumbnails": 2.0, "watcherd-embeddings": 1.2,
+                "watcherd-web": 2.0}
 DB = "/var/lib/watcherd/watcherd.db"
 PHOTOS = f"{SHARED}/photos"
 HOME_PHOTOS = "/home/alice/Pictures"  # opened up as docs/systemd.md says
@@ -415,6 +416,30 @@ def test_watcherd_under_systemd(container: Container) -> None:
     second = _drop_images(photos, "b", 4)
     _wait_done(c, second, 90, "images after the restart done")
 
+    # the web server: its own unit, READY once the index and the text model are warm;
+    # sandboxed like the others; answers on localhost from the database the workers filled
+    t0 = time.monotonic()
+    c.systemctl("start", "watcherd-web")
+    figures["web start to READY s"] = round(time.monotonic() - t0, 2)
+    web = _show(c, "watcherd-web")
+    assert (web["ActiveState"], web["SubState"]) == ("active", "running"), web
+    web_status = dict(ln.split(":", 1) for ln in c.sh(
+        "cat", f"/proc/{web['MainPID']}/status").stdout.splitlines() if ":" in ln)
+    assert web_status["Uid"].split()[:2] == [uid, uid]
+    assert web_status["CapEff"].strip() == "0" * 16 and web_status["NoNewPrivs"].strip() == "1"
+    web_ip = c.show("watcherd-web", "IPAddressAllow")
+    assert sorted(web_ip["IPAddressAllow"].split()) == ["127.0.0.0/8", "::1/128"], web_ip
+    fetch = (
+        "import json, urllib.request\n"
+        "s = json.load(urllib.request.urlopen('http://127.0.0.1:8470/api/status'))\n"
+        "r = json.load(urllib.request.urlopen('http://127.0.0.1:8470/api/search?q=green&n=3'))\n"
+        "print(s['counts']['embedding']['done'], len(r['results']))\n"
+    )
+    got = c.sh(f"{Path(WATCHERD_BIN).parent}/python", "-c", fetch).stdout.split()
+    assert int(got[0]) >= len(first) + len(second) and got[1] == "3", got
+    c.systemctl("stop", "watcherd-web")
+    assert _show(c, "watcherd-web")["Result"] == "success", _show(c, "watcherd-web")
+
     # journald has the structured events of all three
     entries = _journal(c)
     events: list[dict[str, object]] = []
@@ -475,3 +500,24 @@ def test_bad_config_fails_without_a_restart_loop(container: Container) -> None:
     log = c.sh("journalctl", "--no-pager", "-o", "cat", "-u", "watcherd").stdout
     assert "thumbnails.format" in log and "/etc/watcherd/watcherd.toml" in log, log[-2000:]
     c.systemctl("stop", "watcherd-thumbnails", "watcherd-embeddings", check=False)
+
+
+@pytest.mark.parametrize(("listen", "allowed"), [
+    ("127.0.0.1:8470", ["localhost"]),
+    ("[::1]:8470", ["localhost"]),
+    ("192.168.1.20:8470", ["localhost", *inst.LAN_NETWORKS]),
+    ("0.0.0.0:8470", ["localhost", *inst.LAN_NETWORKS]),
+    ("198.51.100.1:80", ["localhost", *inst.LAN_NETWORKS]),  # documentation: private
+    ("8.8.8.8:80", ["localhost", *inst.LAN_NETWORKS, "8.8.8.0/24"]),
+])
+def test_web_unit_ip_allow_follows_listen(tmp_path: Path, listen: str, allowed: list[str]
+                                          ) -> None:
+    """The web unit's IPAddressAllow= follows [web] listen, in install() too."""
+    config_path = tmp_path / "watcherd.toml"
+    config_path.write_text(f'[web]\nlisten = "{listen}"\n')
+    inst.install(tmp_path / "units", watcherd_bin=WATCHERD_BIN, config_path=config_path,
+                 sysusers_dir=tmp_path / "sysusers.d", reload=False)
+    text = (tmp_path / "units" / "watcherd-web.service").read_text()
+    lines = [ln for ln in text.splitlines() if ln.startswith("IPAddress")]
+    assert lines == ["IPAddressDeny=any", "IPAddressAllow=" + " ".join(allowed)]
+    assert "ExecStart=" + WATCHERD_BIN + f" -c {config_path} serve" in text

@@ -1,0 +1,227 @@
+"""The ASGI application: routes for the JSON API, thumbnails and originals, the pages, login
+and /metrics, built around one warm :class:`~watcherd.web.library.Library`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import mimetypes
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from watcherd import status as status_model
+from watcherd.config import Config
+from watcherd.search.engine import Query
+from watcherd.web import auth, pages, searching
+from watcherd.web import params as p
+from watcherd.web.library import Library
+from watcherd.web.metrics import LibraryCollector, Metrics
+
+log = logging.getLogger("watcherd.web")
+HERE = Path(__file__).parent
+
+#: Formats a browser shows inline; anything else is offered as a download.
+INLINE_FORMATS = {"jpeg", "jpg", "png", "gif", "webp", "avif", "bmp"}
+THUMB_TYPES = {"webp": "image/webp", "jpeg": "image/jpeg", "jpg": "image/jpeg",
+               "png": "image/png"}
+
+
+def bad(reason: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": reason}, status_code=status)
+
+
+def guarded(fn: Callable[[Request], Response]) -> Callable[[Request], Response]:
+    """Bad parameters and unavailable searches become JSON errors with their reason."""
+
+    def endpoint(request: Request) -> Response:
+        try:
+            return fn(request)
+        except p.BadRequest as exc:
+            return bad(str(exc))
+        except searching.Unavailable as exc:
+            return bad(str(exc), exc.status)
+
+    endpoint.__name__ = fn.__name__
+    return endpoint
+
+
+class Server:
+    def __init__(self, cfg: Config, *, warm: bool = True) -> None:
+        self.cfg = cfg
+        self.lib = Library(cfg)
+        self.warm = warm
+        self._celery: Any = None
+        self.metrics = Metrics(LibraryCollector(self.lib.conn, self.queues, self.workers))
+
+    # ------------------------------------------------------------------ status and metrics
+    def queues(self) -> dict[str, int] | None:
+        from watcherd.queue.app import make_app, queue_depths
+
+        try:
+            if self._celery is None:
+                self._celery = make_app(self.cfg)
+            return queue_depths(self._celery, self.cfg)
+        except Exception:
+            return None
+
+    def workers(self) -> list[dict[str, Any]]:
+        from watcherd.store import stats
+
+        return [status_model.liveness(w) for w in stats.workers(self.lib.conn())]
+
+    def status(self) -> dict[str, Any]:
+        report = status_model.collect(self.cfg, self.lib.conn(),
+                                      server_model=self.lib.model_loaded, with_queues=False)
+        from watcherd.queue.app import make_app, queue_depths
+
+        try:
+            if self._celery is None:
+                self._celery = make_app(self.cfg)
+            report["queues"] = queue_depths(self._celery, self.cfg)
+        except Exception as exc:
+            report["queues"] = None
+            report["broker_error"] = str(exc)
+        report["server"] = {"indexes": self.lib.index_stats()}
+        return report
+
+    # ------------------------------------------------------------------------------ API
+    def search(self, query: Query, model: str | None) -> Any:
+        results, seconds = searching.run(self.lib, query, model)
+        self.metrics.search_seconds.labels(searching.kind_of(query)).observe(seconds)
+        return results
+
+    def api_search(self, request: Request) -> Response:
+        query, model = searching.parse(request.query_params)
+        results = self.search(query, model)
+        return JSONResponse({
+            "model": {"model": results.model.model, "pretrained": results.model.pretrained},
+            "considered": results.considered,
+            "results": [{"image_id": h.image_id, "path": h.path, "score": round(h.score, 6)}
+                        for h in results.hits]})
+
+    def api_image(self, request: Request) -> Response:
+        p.only(request.query_params, ())
+        image_id = p.image_id(request.path_params["image_id"])
+        row = self.lib.image(image_id)
+        if row is None:
+            return bad(f"no photo #{image_id}", 404)
+        return JSONResponse(row)
+
+    def api_similar(self, request: Request) -> Response:
+        p.only(request.query_params, ("n", "min_score", "under", "model"))
+        image_id = p.image_id(request.path_params["image_id"])
+        qp = request.query_params
+        query = Query(images=(image_id,), n=p.opt_int(qp, "n", 20, 1, p.MAX_N),
+                      min_score=p.score(qp, "min_score"), under=p.folder(qp),
+                      exclude=(image_id,))
+        results = self.search(query, p.model(qp))
+        return JSONResponse({"image_id": image_id, "results": [
+            {"image_id": h.image_id, "path": h.path, "score": round(h.score, 6)}
+            for h in results.hits]})
+
+    def api_status(self, request: Request) -> Response:
+        p.only(request.query_params, ())
+        return JSONResponse(self.status())
+
+    def metrics_text(self, request: Request) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    # ---------------------------------------------------------------------------- files
+    def thumb(self, request: Request) -> Response:
+        image_id = p.image_id(request.path_params["image_id"])
+        size = p.integer(request.path_params["size"], "size", 1, 8192)
+        found = self.lib.thumbnail(image_id, size)
+        if found is None:
+            return bad(f"no {size} px thumbnail of photo #{image_id}", 404)
+        data, fmt, created = found
+        etag = f'"{image_id}-{size}-{created}"'
+        headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        return Response(data, media_type=THUMB_TYPES.get(fmt.lower(), "application/octet-stream"),
+                        headers=headers)
+
+    def original(self, request: Request) -> Response:
+        image_id = p.image_id(request.path_params["image_id"])
+        row = self.lib.image(image_id)
+        if row is None or row["deleted_at"] is not None:
+            return bad(f"no photo #{image_id}", 404)
+        real = self.lib.inside_roots(row["path"])
+        if real is None:
+            return bad(f"photo #{image_id} is not inside a watched folder", 403)
+        if not os.path.isfile(real):
+            return bad(f"the file of photo #{image_id} is gone", 404)
+        fmt = str(row["format"] or Path(real).suffix.lstrip(".")).lower()
+        media = mimetypes.guess_type(real)[0] or "application/octet-stream"
+        inline = fmt in INLINE_FORMATS and media.startswith("image/")
+        return FileResponse(real, media_type=media if inline else "application/octet-stream",
+                            filename=os.path.basename(real),
+                            content_disposition_type="inline" if inline else "attachment",
+                            headers={"Cache-Control": "private, max-age=3600"})
+
+    # ---------------------------------------------------------------------------- login
+    def login_page(self, request: Request) -> Response:
+        return pages.render("login.html", next=auth.safe_next(request.query_params.get("next")),
+                            error=None, needed=bool(self.cfg.web.token))
+
+    async def login(self, request: Request) -> Response:
+        body = (await request.body())[:8192].decode("utf-8", "replace")
+        form = {k: v[0] for k, v in parse_qs(body).items()}
+        target = auth.safe_next(form.get("next"))
+        token = self.cfg.web.token
+        if token and not auth.authorised(token, request.headers, {}) and not (
+                form.get("token") and auth.hmac.compare_digest(
+                    form["token"].encode(), token.encode())):
+            return pages.render("login.html", next=target, error="wrong token", needed=True,
+                                status_code=403)
+        response = Response(status_code=303, headers={"Location": target})
+        if token:
+            response.set_cookie(auth.COOKIE, auth.session_value(token), httponly=True,
+                                samesite="strict", max_age=180 * 86400)
+        return response
+
+    # ------------------------------------------------------------------------------ app
+    def app(self) -> Starlette:
+        @contextlib.asynccontextmanager
+        async def lifespan(_: Starlette) -> AsyncIterator[None]:
+            if self.warm:
+                from starlette.concurrency import run_in_threadpool
+
+                await run_in_threadpool(self.lib.warm)
+            yield
+
+        page = pages.Pages(self)
+        routes = [
+            Route("/", guarded(page.home)),
+            Route("/photo/{image_id}", guarded(page.photo)),
+            Route("/status", guarded(page.status)),
+            Route("/login", self.login_page, methods=["GET"]),
+            Route("/login", self.login, methods=["POST"]),
+            Route("/api/search", guarded(self.api_search)),
+            Route("/api/images/{image_id}", guarded(self.api_image)),
+            Route("/api/similar/{image_id}", guarded(self.api_similar)),
+            Route("/api/status", guarded(self.api_status)),
+            Route("/thumb/{image_id}/{size}", guarded(self.thumb)),
+            Route("/original/{image_id}", guarded(self.original)),
+            Route("/metrics", self.metrics_text),
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        ]
+        app = Starlette(routes=routes, lifespan=lifespan,
+                        exception_handlers={Exception: _internal_error})
+        return auth.Guard(app, self.cfg.web.token)  # type: ignore[return-value]
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("internal error on %s", request.url.path, exc_info=exc)
+    return bad("internal error (see the server's log)", 500)

@@ -1,0 +1,189 @@
+"""What the server holds warm: one :class:`SearchIndex` per stored model asked for (the
+configured one built at start), the text model, and read-only connections (one per thread).
+
+Nothing here writes to the database: every connection is opened with ``mode=ro``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from watcherd.config import Config
+from watcherd.search.engine import Encoder, Query, Results, Searcher
+from watcherd.search.index import SearchIndex
+from watcherd.search.models import choose_model
+from watcherd.store import vectors
+from watcherd.store.vectors import ModelKey
+
+#: Public columns of one photo, as /api/images/ID returns them.
+IMAGE_COLUMNS = ("id", "path", "sha256", "size", "mtime", "width", "height", "format",
+                 "discovered_at", "thumbnail_status", "thumbnail_error", "embedding_status",
+                 "embedding_error", "deleted_at")
+
+
+class ModelUnavailable(Exception):
+    """The text model could not be loaded; str() is the reason."""
+
+
+@dataclass(frozen=True)
+class Tile:
+    image_id: int
+    path: str
+    score: float | None
+    mtime: float | None
+    has_thumb: bool
+
+
+class Library:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.db_path = cfg.database.path
+        self.default_key = ModelKey(cfg.embeddings.model, cfg.embeddings.pretrained)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._indexes: dict[ModelKey, SearchIndex] = {}
+        self._encoder: Encoder | None = None
+        self._encoder_error: str | None = None
+        self._encode_lock = threading.Lock()
+        self.conn()  # fail now, at start, on a missing or unreadable database
+        self.roots = [os.path.realpath(p) for p in cfg.watch.paths]
+
+    # ------------------------------------------------------------------------ connections
+    def conn(self) -> sqlite3.Connection:
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            c = vectors.connect_readonly(self.db_path)
+            self._local.conn = c
+        return c
+
+    def warm(self) -> None:
+        """Build the configured model's index and load the text model (both optional: an empty
+        database or a model that will not load still leaves the page and the status working)."""
+        if vectors.has_vectors(self.conn(), self.default_key):
+            self.index(self.default_key)
+        with contextlib.suppress(ModelUnavailable):
+            self.encoder()
+
+    # ---------------------------------------------------------------------------- search
+    def index(self, key: ModelKey) -> SearchIndex:
+        with self._lock:
+            idx = self._indexes.get(key)
+            if idx is None:
+                idx = self._indexes[key] = SearchIndex(self.db_path, key)
+            return idx
+
+    def encoder(self) -> Encoder:
+        with self._encode_lock:
+            if self._encoder is not None:
+                return self._encoder
+            if self._encoder_error is not None:
+                raise ModelUnavailable(self._encoder_error)
+            from watcherd.media.embeddings import Embedder, ModelLoadError
+
+            e = self.cfg.embeddings
+            try:
+                self._encoder = _Serialised(Embedder(e.model, e.pretrained or None, e.device))
+            except ModelLoadError as exc:
+                self._encoder_error = str(exc)
+                raise ModelUnavailable(str(exc)) from exc
+            return self._encoder
+
+    @property
+    def model_loaded(self) -> str | None:
+        if self._encoder is None:
+            return None
+        e = self.cfg.embeddings
+        return f"{e.model} ({e.pretrained})" if e.pretrained else e.model
+
+    def search(self, query: Query, model: str | None = None) -> Results:
+        key = choose_model(self.conn(), self.default_key, model)
+        searcher = Searcher(self.index(key), self.encoder,
+                            max_pixels=self.cfg.images.max_pixels)
+        return searcher.search(query)
+
+    # --------------------------------------------------------------------------- browsing
+    def image(self, image_id: int) -> dict[str, Any] | None:
+        cur = self.conn().execute(
+            f"SELECT {', '.join(IMAGE_COLUMNS)} FROM images WHERE id = ?", (image_id,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        out = dict(zip(IMAGE_COLUMNS, row, strict=True))
+        out["thumbnails"] = [
+            {"size": s, "width": w, "height": h, "format": f} for s, w, h, f in
+            self.conn().execute("SELECT size, width, height, format FROM thumbnails "
+                                "WHERE image_id = ? ORDER BY size", (image_id,))]
+        return out
+
+    def thumbnail(self, image_id: int, size: int) -> tuple[bytes, str, str] | None:
+        """(data, format, created_at) of a live photo's thumbnail."""
+        row = self.conn().execute(
+            "SELECT t.data, t.format, t.created_at FROM thumbnails t JOIN images i "
+            "ON i.id = t.image_id WHERE t.image_id = ? AND t.size = ? AND i.deleted_at IS NULL",
+            (image_id, size)).fetchone()
+        return None if row is None else (bytes(row[0]), str(row[1]), str(row[2]))
+
+    def newest(self, offset: int, limit: int, under: str | None) -> list[Tile]:
+        where, params = "deleted_at IS NULL", []
+        if under is not None:
+            lo, hi = vectors.folder_range(under)
+            where += " AND path >= ? AND path < ?"
+            params += [lo, hi]
+        rows = self.conn().execute(
+            f"SELECT id, path, mtime FROM images WHERE {where} "
+            f"ORDER BY mtime DESC, id DESC LIMIT ? OFFSET ?", (*params, limit, offset)).fetchall()
+        thumbs = self.with_thumbs([r[0] for r in rows])
+        return [Tile(r[0], r[1], None, r[2], r[0] in thumbs) for r in rows]
+
+    def with_thumbs(self, ids: Sequence[int]) -> set[int]:
+        if not ids:
+            return set()
+        marks = ",".join("?" * len(ids))
+        return {r[0] for r in self.conn().execute(
+            f"SELECT DISTINCT image_id FROM thumbnails WHERE image_id IN ({marks})", list(ids))}
+
+    def inside_roots(self, path: str) -> str | None:
+        """The real path of ``path`` if it lies inside a watched folder, else None."""
+        real = os.path.realpath(path)
+        for root in self.roots:
+            if real == root or real.startswith(root.rstrip("/") + "/"):
+                return real
+        return None
+
+    def index_stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {k.describe(): {"vectors": len(i), "load_s": round(i.stats.load_s, 3)}
+                    for k, i in self._indexes.items()}
+
+
+class _Serialised:
+    """The text model behind a lock: torch runs one query's tower at a time (it uses the cores
+    itself), and a lazily loaded model is built once."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+        self.dim = inner.dim
+        self.input_size = inner.input_size
+
+    def encode_text(self, texts: Sequence[str]) -> Any:
+        with self._lock:
+            return self._inner.encode_text(texts)
+
+    def preprocess(self, image: Any) -> Any:
+        return self._inner.preprocess(image)
+
+    def encode(self, batch: Sequence[Any]) -> Any:
+        with self._lock:
+            return self._inner.encode(batch)
+
+
+def timed(fn: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    return fn(), time.perf_counter() - started

@@ -1,0 +1,62 @@
+"""One search request, as the API and the page both take it: parameters in, Results or an
+:class:`~watcherd.web.params.BadRequest` / :class:`Unavailable` with a reason out."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from starlette.datastructures import QueryParams
+
+from watcherd.search.engine import Query, Results
+from watcherd.search.models import NoVectorsError
+from watcherd.search.ranking import QueryError
+from watcherd.store.vectors import VectorError
+from watcherd.web import params as p
+from watcherd.web.library import Library, ModelUnavailable
+
+SEARCH_PARAMS = ("q", "image", "not", "not_image", "n", "min_score", "under", "model")
+
+
+class Unavailable(Exception):
+    """The search cannot be answered now (no vectors, no model, database trouble): 503/404."""
+
+    def __init__(self, reason: str, status: int = 503) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+def parse(qp: QueryParams, *, allowed: tuple[str, ...] = SEARCH_PARAMS,
+          default_n: int = 20) -> tuple[Query, str | None]:
+    p.only(qp, allowed)
+    texts = p.texts(qp, "q")
+    not_texts = p.texts(qp, "not")
+    images = [p.image_id(v, "image") for v in qp.getlist("image") if v != ""]
+    not_images = [p.image_id(v, "not_image") for v in qp.getlist("not_image") if v != ""]
+    p.check_parts(texts, not_texts, images, not_images)
+    if not (texts or images):
+        raise p.BadRequest("a search needs q (text) or image (a photo id)")
+    query = Query(texts=(" ".join(texts),) if texts else (), images=tuple(images),
+                  not_texts=tuple(not_texts), not_images=tuple(not_images),
+                  n=p.opt_int(qp, "n", default_n, 1, p.MAX_N),
+                  min_score=p.score(qp, "min_score"), under=p.folder(qp))
+    return query, p.model(qp)
+
+
+def run(lib: Library, query: Query, model: str | None) -> tuple[Results, float]:
+    started = time.perf_counter()
+    try:
+        results = lib.search(query, model)
+    except QueryError as exc:
+        raise p.BadRequest(str(exc)) from None
+    except NoVectorsError as exc:
+        raise Unavailable(str(exc), 404) from None
+    except ModelUnavailable as exc:
+        raise Unavailable(f"cannot load the model for a text query: {exc}") from None
+    except (VectorError, sqlite3.Error) as exc:
+        raise Unavailable(f"database: {exc}") from None
+    return results, time.perf_counter() - started
+
+
+def kind_of(query: Query) -> str:
+    return "text" if query.texts or query.not_texts else "image"
