@@ -6,7 +6,6 @@ Exit codes: 0 ok, 1 runtime error, 2 bad usage or bad config (the message names 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import time
@@ -108,34 +107,11 @@ def watch(ctx: click.Context) -> None:
 @click.pass_context
 def worker(ctx: click.Context, kind: str) -> None:
     """One Celery worker: `thumbnails` (prefork pool) or `embeddings` (solo pool, CLIP)."""
-    import socket
-
-    from watcherd.queue.app import make_app, queue_names
-    from watcherd.worker import tasks
+    from watcherd.worker.runner import run_worker
 
     cfg = _load(ctx, f"worker-{kind}")
     _connect(cfg).close()
-    holder = tasks.EmbedderHolder()
-    if kind == "embeddings":
-        holder.load(cfg)
-        tasks.record_worker(cfg, kind, "model failed" if holder.error else "ready", holder.error)
-        prefetch = 2 * cfg.embeddings.batch_size  # a batch must be able to fill
-        pool, concurrency = "solo", 1
-    else:
-        tasks.record_worker(cfg, kind, "ready")
-        prefetch, pool, concurrency = 4, "prefork", cfg.thumbnails.concurrency
-    app = make_app(cfg, prefetch_multiplier=prefetch)
-    tasks.register(app, cfg, holder)
-    queue = queue_names(cfg)["thumbnail" if kind == "thumbnails" else "embedding"]
-    w = app.Worker(
-        queues=[queue], pool=pool, concurrency=concurrency,
-        hostname=f"{kind}@{socket.gethostname()}", loglevel=cfg.log.level.upper(),
-        without_gossip=True, without_mingle=True, without_heartbeat=True, optimization="fair",
-        quiet=True,
-    )
-    w.start()
-    tasks.record_worker(cfg, kind, "stopped")
-    sys.exit(w.exitcode or 0)
+    sys.exit(run_worker(cfg, kind))
 
 
 def _under_watched(cfg: Config, path: Path) -> Path:
@@ -186,7 +162,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
         "database": str(cfg.database.path),
         "counts": db.status_counts(conn),
         "failures": db.failures(conn, limit=20),
-        "workers": [_liveness(w) for w in db.worker_states(conn)],
+        "workers": _workers(cfg, db.worker_states(conn)),
         "broker": cfg.broker.url or f"embedded ({cfg.spool_dir})",
     }
     try:
@@ -211,11 +187,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"broker      {report['broker']}: "
                    + ", ".join(f"{n} waiting in {name}" for name, n in q.items()))
     for w in report["workers"]:
-        line = f"worker      {w['role']}: {w['state']} (pid {w['pid']}, since {w['updated_at']})"
-        if w["message"]:
-            line += f"\n            {w['message']}"
-        click.echo(line)
-        if w["role"] == "embeddings" and w["state"] == "model failed":
+        click.echo(_worker_line(w))
+        if w["role"] == "embeddings" and w["liveness"] == "alive" \
+                and w["state"] == "model failed":
             click.echo("            EMBEDDINGS ARE NOT BEING COMPUTED: the model could not be "
                        "loaded; fix [embeddings], restart the embedding worker, then "
                        "`watcherd retry --failed`")
@@ -225,18 +199,53 @@ def status(ctx: click.Context, as_json: bool) -> None:
             click.echo(f"  {f['kind']:<9} #{f['id']} {f['path']}: {f['error']}")
 
 
-def _liveness(w: dict[str, Any]) -> dict[str, Any]:
-    """A worker recorded on this host whose process is gone is shown as not running."""
-    import socket
+def _workers(cfg: Config, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``workers`` rows (one per worker process, written by the watcher from heartbeats),
+    each with ``liveness`` (alive / dead / stopped) and ``last_seen_s`` added."""
+    from datetime import UTC, datetime
 
-    if w["hostname"] == socket.gethostname() and w["state"] not in ("stopped",):
+    from watcherd.queue.liveness import DEAD_AFTER_S, row_liveness
+
+    # The watcher writes the rows every outbox tick: older than that plus the heartbeat
+    # deadline, and nobody has heard the worker.
+    stale_after = DEAD_AFTER_S + cfg.broker.outbox_interval_seconds + 2
+    now = datetime.now(UTC)
+    out = []
+    for w in rows:
         try:
-            os.kill(int(w["pid"]), 0)
-        except ProcessLookupError:
-            w = {**w, "state": f"not running (last: {w['state']})"}
-        except (PermissionError, TypeError, ValueError):
-            pass
-    return w
+            seen = datetime.strptime(w["last_seen"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+            ago = max(0.0, (now - seen).total_seconds())
+        except (TypeError, ValueError):
+            ago = float("inf")
+        out.append({**w, "liveness": row_liveness(w["state"], ago, stale_after),
+                    "last_seen_s": round(ago, 1) if ago != float("inf") else None})
+    return out
+
+
+def _worker_line(w: dict[str, Any]) -> str:
+    ago = w["last_seen_s"]
+    seen = "never seen" if ago is None else f"last seen {_duration(ago)} ago"
+    line = f"worker      {w['name']}: {w['liveness']}"
+    if w["liveness"] == "alive" and w["state"] not in ("ready", None):
+        line += f", {w['state']}"
+    line += f" ({seen}"
+    if w["liveness"] == "alive":
+        line += f", RSS {round((w['rss_kb'] or 0) / 1024)} MB, {w['processed'] or 0} tasks done"
+    if w["model"]:
+        line += f", model {w['model']}" + (f" {w['pretrained']}" if w["pretrained"] else "")
+        line += f" on {w['device']}" if w["device"] else ""
+    line += ")"
+    if w["message"]:
+        line += f"\n            {w['message']}"
+    return line
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @main.command()

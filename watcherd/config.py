@@ -46,6 +46,7 @@ class WatchConfig:
 @dataclass(frozen=True)
 class DatabaseConfig:
     path: Path
+    busy_timeout_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,8 @@ def _database(s: _Section) -> DatabaseConfig:
     path = s.path("path", None)
     if path is None:
         raise s._err("path", "required: where the SQLite database lives")
-    return DatabaseConfig(path=path)
+    return DatabaseConfig(path=path, busy_timeout_seconds=s.number("busy_timeout_seconds", 30.0,
+                                                                   minimum=0.1))
 
 
 _BROKER_SCHEMES = ("amqp://", "amqps://", "pyamqp://", "redis://", "rediss://")

@@ -8,6 +8,7 @@ from pathlib import Path
 from PIL import Image
 
 from tests.conftest import cli, query, write_config
+from watcherd.store.db import SCHEMA_VERSION
 
 
 def test_bad_config_exits_2_naming_key_and_file(tmp_path: Path) -> None:
@@ -42,7 +43,7 @@ def test_migrate_status_scan_retry(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     db_path = tmp_path / "watcherd.db"
     first = cli(config, "migrate")
-    assert first.returncode == 0 and "schema version 0 -> 1" in first.stdout
+    assert first.returncode == 0 and f"schema version 0 -> {SCHEMA_VERSION}" in first.stdout
     again = cli(config, "migrate")
     assert again.returncode == 0 and "current" in again.stdout
 

@@ -38,6 +38,7 @@ from watchdog.observers.polling import PollingObserver
 
 from watcherd import logs
 from watcherd.config import Config
+from watcherd.queue.monitor import FleetMonitor
 from watcherd.queue.outbox import Outbox
 from watcherd.store import db
 from watcherd.watch import scan
@@ -99,6 +100,7 @@ class Watcher:
         self.cfg = cfg
         self.conn = db.connect(cfg.database.path)
         self.outbox = Outbox(app, self.conn, cfg)
+        self.fleet = FleetMonitor(cfg, self.conn)
         self.events: queue.Queue[FileSystemEvent] = queue.Queue()
         self.candidates: dict[str, _Candidate] = {}
         self.stop_event = threading.Event()
@@ -121,6 +123,7 @@ class Watcher:
         scan (every new file is hashed) does not hold up ``systemctl start``."""
         logging.getLogger("watchdog.observers.inotify_c").addHandler(self._overflow)
         self.observer = self._start_observer()
+        self.fleet.start()
 
     def _start_observer(self) -> BaseObserver:
         handler = self.handler
@@ -160,6 +163,7 @@ class Watcher:
         if self.observer is not None:
             self.observer.stop()
             self.observer.join(timeout=5)
+        self.fleet.close()
         self.conn.close()
 
     def request_rescan(self) -> None:
@@ -182,6 +186,7 @@ class Watcher:
                 next_rescan = time.monotonic() + w.rescan_interval_seconds
             if now >= next_outbox:
                 self._check_roots()
+                self.fleet.tick()
                 self.outbox.send_due(resend_stale=True)
                 next_outbox = time.monotonic() + b.outbox_interval_seconds
             if on_tick is not None:
