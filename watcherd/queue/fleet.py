@@ -219,7 +219,7 @@ class Listener(threading.Thread):
                 log.info("listening to the workers", queue=queue.name, dropped_stale=self.purged)
                 while not self._stopping.is_set():
                     try:
-                        conn.drain_events(timeout=0.5)
+                        conn.drain_events(timeout=0.25)
                     except TimeoutError:
                         continue
         self.connected_since = None
