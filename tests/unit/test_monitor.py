@@ -186,3 +186,20 @@ def test_bad_messages_are_ignored(tmp_path: Path) -> None:
     assert db.worker_states(monitor.conn) == []
     die(monitor, clock)
     assert row(monitor, items[0][0])["embedding_attempts"] == 0
+
+
+def test_of_the_messages_from_before_the_watcher_only_a_clean_stop_is_kept(
+        tmp_path: Path) -> None:
+    monitor, clock, items = setup(tmp_path)
+    wall = 1_800_000_000.0 + clock.t
+    monitor.stale(heartbeat(200, held=items, at=wall - 100))
+    monitor.stale(marker(200, items[:1], at=wall - 99))
+    monitor.stale(heartbeat(100, kind="thumbnail", state=STOPPED, at=wall - 30))
+    monitor.tick()
+    rows = {r["name"]: r for r in db.worker_states(monitor.conn)}
+    assert list(rows) == ["thumbnails@h:100"]
+    assert rows["thumbnails@h:100"]["state"] == "stopped"
+    assert rows["thumbnails@h:100"]["last_seen"] == db.now_iso(
+        datetime.fromtimestamp(wall - 30, UTC))
+    die(monitor, clock)
+    assert row(monitor, items[0][0])["embedding_attempts"] == 0

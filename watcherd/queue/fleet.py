@@ -170,16 +170,21 @@ class Listener(threading.Thread):
     """The watcher's side: consumes the fleet queue in a thread on its own connection and hands
     each message body, with the (monotonic) time it arrived, to ``on_event``.
 
-    The first time it connects it empties the queue. ``connected_since`` is when the current
+    The first time it connects it empties the queue: what was said before the watcher listened
+    is stale (busy markers and heartbeats of processes that may be long gone), so it is not
+    fed to ``on_event``; each of those messages goes to ``on_stale`` instead, which may keep what
+    stays true (a worker that said it stopped). ``connected_since`` is when the current
     connection started consuming (None while it is down): silence from the workers means nothing
     while the watcher itself cannot hear them.
     """
 
     def __init__(self, cfg: Config, on_event: Callable[[Any, float], None], *,
+                 on_stale: Callable[[Any], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(name="watcherd-fleet-listener", daemon=True)
         self.cfg = cfg
         self.on_event = on_event
+        self.on_stale = on_stale
         self.clock = clock
         self.connected_since: float | None = None
         self.purged: int | None = None  # how many stale messages the first connection dropped
@@ -211,7 +216,7 @@ class Listener(threading.Thread):
             queue = fleet_queue(self.cfg)(channel)
             queue.declare()
             if self.purged is None:
-                self.purged = int(queue.purge() or 0)
+                self.purged = self._drop_backlog(queue)
             consumer = Consumer(channel, queues=[queue], callbacks=[self._on_message],
                                 accept=["json"], no_ack=True)
             with consumer:
@@ -223,6 +228,15 @@ class Listener(threading.Thread):
                     except TimeoutError:
                         continue
         self.connected_since = None
+
+    def _drop_backlog(self, queue: Queue) -> int:
+        dropped = 0
+        while dropped < 2 * BACKLOG_CAP and (message := queue.get(no_ack=True,
+                                                                   accept=["json"])) is not None:
+            dropped += 1
+            if self.on_stale is not None:
+                self.on_stale(message.payload)
+        return dropped + int(queue.purge() or 0)
 
     def _on_message(self, body: Any, _message: Any) -> None:
         self.on_event(body, self.clock())

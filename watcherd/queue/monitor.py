@@ -56,7 +56,7 @@ class FleetMonitor:
         self._next_forget = 0.0
 
     def start(self) -> None:
-        self.listener = Listener(self.cfg, self.received, clock=self.clock)
+        self.listener = Listener(self.cfg, self.received, on_stale=self.stale, clock=self.clock)
         self.listener.start()
 
     def close(self) -> None:
@@ -67,6 +67,17 @@ class FleetMonitor:
     def received(self, body: Any, at: float) -> None:
         """One fleet message and the time it arrived (any thread)."""
         self._inbox.put((body, at))
+
+    def stale(self, body: Any) -> None:
+        """A message from before the watcher listened (any thread): only a clean stop is kept,
+        so the row of a worker that stopped while no watcher ran reads stopped, not dead."""
+        try:
+            event = events.parse(body)
+        except events.BadEvent:
+            return
+        if isinstance(event, events.Heartbeat) and event.state == events.STOPPED:
+            ago = max(0.0, self.wall() - event.at)  # the sender's clock: a rough "when"
+            self._inbox.put((body, self.clock() - ago))
 
     def tick(self) -> None:
         now = self.clock()
