@@ -156,3 +156,49 @@ def test_a_locked_database_gives_tasks_back_to_the_queue_and_costs_no_attempt(
         assert "database locked for 0.5 s" in d.log()
         d.proc.send_signal(signal.SIGTERM)  # both warm shutdowns at once
     assert thumbs.stop() == embeds.stop() == 0
+
+
+def test_redis_gives_a_killed_workers_messages_back_exactly(tmp_path: Path,
+                                                            daemons: list[Daemon]) -> None:
+    """A real thumbnail worker on Redis keeps its unacknowledged messages under keys of its
+    own; after `kill -9`, ``give_back`` moves exactly those back to the queue (kombu would
+    after its one-hour visibility timeout), and ``orphans`` finds them before that."""
+    from watcherd.queue import giveback
+    from watcherd.queue.app import queue_depths
+
+    config_path = write_config(tmp_path, broker_url=require_broker("redis"),
+                               thumbnails={"concurrency": 1, "sizes": [64, 1024]})
+    cfg = config.load(config_path)
+    conn = db.connect(cfg.database.path)
+    items = []
+    for i in range(12):  # big enough to take a while each: the worker holds the rest
+        data = jpeg(i, size=1600)
+        path = tmp_path / "photos" / f"{i}.jpg"
+        path.write_bytes(data)
+        sha = hashlib.sha256(data).hexdigest()
+        items.append((db.record_file(conn, str(path), len(data), 1.0, sha,
+                                     db.Reuse("m", "p", (64,), "webp")).id, sha))
+    worker = Daemon(config_path, "worker", "thumbnails").start()
+    daemons.append(worker)
+    assert worker.proc is not None
+    name = f"thumbnails@{os.uname().nodename}:{worker.proc.pid}"
+    app = make_app(cfg)
+    q = queue_names(cfg)["thumbnail"]
+    with app.producer_or_acquire() as producer:
+        for image_id, sha in items:
+            app.send_task(TASKS["thumbnail"], args=[image_id, sha], queue=q, routing_key=q,
+                          producer=producer)
+    wait_for(lambda: "thumbnails done" in worker.log(), 60, "the first thumbnails")
+    os.killpg(worker.proc.pid, signal.SIGKILL)
+    worker.proc.wait()
+    done = len(query(cfg.database.path, "SELECT 1 FROM images WHERE thumbnail_status = 'done'"))
+    waiting = queue_depths(app, cfg)[q]
+    assert name in giveback.orphans(cfg)
+    given = giveback.give_back(cfg, name)
+    assert given >= 1
+    assert queue_depths(app, cfg)[q] == waiting + given
+    assert done + waiting + given >= len(items)  # none lost (one may be done and unacked)
+    assert name not in giveback.orphans(cfg)
+    assert giveback.give_back(cfg, name) == 0
+    with app.connection_for_write() as c:
+        c.default_channel.queue_delete(q)

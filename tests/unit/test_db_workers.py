@@ -42,16 +42,15 @@ def test_died_while_processing_charges_pending_rows_and_fails_them_at_max(tmp_pa
     assert db.died_reason(1).startswith("the worker died once")
 
 
-def test_make_due_and_still_queued(tmp_path: Path) -> None:
+def test_still_queued_keeps_a_held_row_from_looking_lost(tmp_path: Path) -> None:
     conn = db.connect(tmp_path / "a.db")
     a = db.record_file(conn, "/p/a.jpg", 10, 1.0, "h1", REUSE)
-    db.mark_queued(conn, "thumbnail", [a.id])
-    assert db.due_for_dispatch(conn, "thumbnail", resend_before=None) == []
-    assert db.make_due(conn, "thumbnail", [(a.id, "other content")]) == 0
-    assert db.make_due(conn, "thumbnail", [(a.id, "h1")]) == 1
-    assert db.due_for_dispatch(conn, "thumbnail", resend_before=None) == [(a.id, "h1")]
     assert db.still_queued(conn, "thumbnail", [(a.id, "h1")]) == 0  # never sent: stays due
+    assert db.due_for_dispatch(conn, "thumbnail", resend_before=None) == [(a.id, "h1")]
+    db.mark_queued(conn, "thumbnail", [a.id])
     conn.execute("UPDATE images SET thumbnail_queued_at = ?", (db.iso_ago(600),))
+    assert db.due_for_dispatch(conn, "thumbnail", resend_before=db.iso_ago(120)) == [(a.id, "h1")]
+    assert db.still_queued(conn, "thumbnail", [(a.id, "other content")]) == 0
     assert db.still_queued(conn, "thumbnail", [(a.id, "h1")]) == 1
     assert db.due_for_dispatch(conn, "thumbnail", resend_before=db.iso_ago(120)) == []
 

@@ -34,7 +34,7 @@ def test_a_worker_whose_heartbeats_stop_is_dead_after_three_intervals() -> None:
     assert fleet.check(10.0 + DEAD_AFTER_S) == []  # not yet: exactly at the deadline
     deaths = fleet.check(10.0 + DEAD_AFTER_S + 0.1)
     assert deaths == [Death("thumbnails@h:100", 100, "no heartbeat for 6 s", "thumbnail",
-                            busy=(X,), orphaned=(X, Y))]
+                            busy=(X,), orphaned=(X, Y), worker_gone=True)]
     assert fleet.workers["thumbnails@h:100"].liveness == "dead"
     assert fleet.check(100.0) == []  # found once
 
@@ -106,7 +106,8 @@ def test_when_the_main_process_dies_its_childrens_steps_are_blamed_too() -> None
     fleet.observe(busy(101, X), at=0.1)
     fleet.observe(busy(102, Y), at=0.2)
     deaths = fleet.check(DEAD_AFTER_S + 1)
-    assert [(d.pid, d.busy) for d in deaths] == [(100, ()), (101, (X,)), (102, (Y,))]
+    assert [(d.pid, d.busy, d.worker_gone) for d in deaths] == [
+        (100, (), True), (101, (X,), False), (102, (Y,), False)]
     assert deaths[0].orphaned == (X, Y, Z)
     fleet.observe(busy(101, at=9.0), at=DEAD_AFTER_S + 2)  # a straggler: changes nothing
     assert fleet.check(DEAD_AFTER_S + 3) == []

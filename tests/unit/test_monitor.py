@@ -115,32 +115,93 @@ def test_a_photo_done_or_changed_before_the_death_is_not_charged(tmp_path: Path)
     assert row(monitor, items[1][0])["embedding_attempts"] == 0
 
 
-def dead_worker_held(tmp_path: Path, url: str) -> tuple[FleetMonitor, list[tuple[int, str]]]:
-    """A worker holding items[0:3] dies; another live worker of its kind holds items[2]."""
-    monitor, clock, items = setup(tmp_path, url=url)
-    monitor.received(heartbeat(200, held=items[:3]), clock.t)
-    monitor.received(heartbeat(300, held=items[2:3]), clock.t)
+class GiveBacks:
+    """Stands in for Redis in these in-process tests: records which dead workers' messages
+    the monitor gives back (the real give-back runs on Redis in tests/integration)."""
+
+    def __init__(self, fail_first: int = 0, holding: list[str] | None = None) -> None:
+        self.calls: list[str] = []
+        self.fail_first = fail_first
+        self.holding = holding or []
+
+    def __call__(self, name: str) -> int:
+        if self.fail_first:
+            self.fail_first -= 1
+            raise ConnectionError("redis is down")
+        self.calls.append(name)
+        return 3
+
+    def orphans(self) -> list[str]:
+        return list(self.holding)
+
+
+def redis_monitor(tmp_path: Path, backs: GiveBacks) -> tuple[FleetMonitor, Clock, list]:
+    monitor, clock, items = setup(tmp_path, url=REDIS)
+    monitor.give_back, monitor.orphans = backs, backs.orphans
+    return monitor, clock, items
+
+
+def test_on_redis_a_dead_workers_messages_are_given_back_once(tmp_path: Path) -> None:
+    backs = GiveBacks()
+    monitor, clock, items = redis_monitor(tmp_path, backs)
+    monitor.received(heartbeat(200, held=items[:2]), clock.t)
+    monitor.received(heartbeat(100, kind="thumbnail", pids=(100, 101)), clock.t)
+    monitor.received(marker(101, items[:1], worker_pid=100, kind="thumbnail"), clock.t)
     monitor.tick()
-    clock.t += DEAD_AFTER_S + 1
-    monitor.received(heartbeat(300, held=items[2:3]), clock.t - 0.5)
+    clock.t += 2
+    monitor.received(heartbeat(100, kind="thumbnail", pids=(100,), at=2), clock.t)
+    monitor.tick()  # a pool child died: its worker (the consumer) lives, nothing to give back
+    assert backs.calls == []
+    die(monitor, clock)
+    assert backs.calls == ["embeddings@h:200", "thumbnails@h:100"]
+    die(monitor, clock)
+    assert len(backs.calls) == 2
+    assert due(monitor) == []  # given back, not re-sent: no second copy to compute twice
+
+
+def test_a_give_back_that_fails_is_tried_again_at_the_next_tick(tmp_path: Path) -> None:
+    backs = GiveBacks(fail_first=1)
+    monitor, clock, items = redis_monitor(tmp_path, backs)
+    monitor.received(heartbeat(200, held=items), clock.t)
+    monitor.received(marker(200, items[:1]), clock.t)
     monitor.tick()
-    return monitor, items
+    die(monitor, clock)
+    assert backs.calls == []
+    assert row(monitor, items[0][0])["embedding_attempts"] == 1  # charged all the same
+    clock.t += 1
+    monitor.tick()
+    assert backs.calls == ["embeddings@h:200"]
+
+
+def test_workers_that_died_unheard_get_their_messages_back(tmp_path: Path) -> None:
+    """Died while no watcher ran: its keys are there, its heartbeats are not. Only judged once
+    the watcher has listened long enough to have heard every live worker."""
+    backs = GiveBacks(holding=["embeddings@h:200", "embeddings@h:999"])
+    monitor, clock, items = redis_monitor(tmp_path, backs)
+    monitor.fleet.listening(clock.t)
+    monitor.received(heartbeat(200, held=items), clock.t)
+    monitor.tick()
+    assert backs.calls == []  # too early to tell
+    clock.t += DEAD_AFTER_S / 2
+    monitor.received(heartbeat(200, held=items), clock.t)
+    clock.t += DEAD_AFTER_S / 2 + 0.5
+    monitor.received(heartbeat(200, held=items), clock.t)
+    monitor.tick()
+    assert backs.calls == ["embeddings@h:999"]
+
+
+def test_brokers_that_redeliver_give_nothing_back_and_resend_nothing(tmp_path: Path) -> None:
+    for url in ("", AMQP):
+        monitor, clock, items = setup(tmp_path / (url[:4] or "spool"), url=url)
+        assert monitor.give_back is None and monitor.orphans is None
+        monitor.received(heartbeat(200, held=items), clock.t)
+        monitor.tick()
+        die(monitor, clock)
+        assert due(monitor) == []
 
 
 def due(monitor: FleetMonitor) -> list[int]:
     return [i for i, _ in db.due_for_dispatch(monitor.conn, "embedding", resend_before=None)]
-
-
-def test_on_redis_what_a_dead_worker_held_is_made_due_at_once(tmp_path: Path) -> None:
-    monitor, items = dead_worker_held(tmp_path, REDIS)
-    # items[2] is held by the live worker; items[3] was never held: neither is sent again.
-    assert due(monitor) == [items[0][0], items[1][0]]
-
-
-def test_brokers_that_redeliver_get_nothing_sent_twice(tmp_path: Path) -> None:
-    for url in ("", AMQP):
-        monitor, _ = dead_worker_held(tmp_path / (url[:4] or "spool"), url)
-        assert due(monitor) == []
 
 
 def test_what_a_live_worker_holds_is_never_resent_as_stale(tmp_path: Path) -> None:

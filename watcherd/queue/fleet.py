@@ -47,15 +47,6 @@ def is_amqp(cfg: Config) -> bool:
     return cfg.broker.url.startswith(("amqp://", "amqps://", "pyamqp://"))
 
 
-def redelivers_dead_consumers(cfg: Config) -> bool:
-    """Whether the broker gives a dead consumer's unacknowledged messages back by itself.
-
-    RabbitMQ does when the connection drops; the spool when the next consumer polls (the dead
-    process's flock is gone). Redis only after its visibility timeout (an hour here), so there
-    the watcher re-sends what a dead worker held."""
-    return not cfg.broker.url.startswith(("redis://", "rediss://"))
-
-
 def queue_name(cfg: Config) -> str:
     return cfg.broker.queue_prefix + FLEET_QUEUE
 
@@ -67,8 +58,9 @@ def fleet_queue(cfg: Config) -> Queue:
                  queue_arguments=arguments)
 
 
-def connect(cfg: Config) -> Connection:
-    return Connection(broker_url(cfg), transport_options=transport_options(cfg),
+def connect(cfg: Config, **options: Any) -> Connection:
+    """A connection of its own to the broker (``options``: extra transport options)."""
+    return Connection(broker_url(cfg), transport_options={**transport_options(cfg), **options},
                       connect_timeout=CONNECT_TIMEOUT_S)
 
 

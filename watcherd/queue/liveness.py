@@ -12,7 +12,7 @@ clock), or with its main process.
 A death blames only the photos of the step the process had announced (its last non-empty busy
 marker): decoding one photo blames that photo, never the rest of its batch. What the dead main
 process held (prefetched or executing) and no live worker holds is ``orphaned``: on a broker
-that does not give a dead consumer's messages back by itself, those must be sent again.
+that does not give a dead consumer's messages back by itself, those are to be given back.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ ALIVE, DEAD = "alive", "dead"
 @dataclass(frozen=True)
 class Death:
     """One process found dead. ``busy``: the photos of the step it died in (to blame).
-    ``orphaned``: for a worker's main process, the photos it held that no live worker holds."""
+    ``worker_gone``: it was the worker's main process (the broker consumer): the messages it
+    held are with nobody now. ``orphaned``: those of them its last heartbeat listed that no live
+    worker holds (what the watcher last knew; messages received since are not in it)."""
 
     worker: str
     pid: int
@@ -45,6 +47,7 @@ class Death:
     kind: str
     busy: tuple[Item, ...] = ()
     orphaned: tuple[Item, ...] = ()
+    worker_gone: bool = False
 
 
 @dataclass
@@ -152,7 +155,8 @@ class Fleet:
             cause = f"no heartbeat for {now - w.last_seen:.0f} s"
             self._found.append(Death(w.name, main_pid, cause,
                                      main_step.kind if main_step else w.kind,
-                                     main_step.items if main_step else (), orphaned))
+                                     main_step.items if main_step else (), orphaned,
+                                     worker_gone=True))
         for pid, step in sorted(w.steps.items()):
             if step.items:
                 self._found.append(Death(w.name, pid, "its worker died", step.kind, step.items))

@@ -6,10 +6,10 @@ connection), feeds them to the liveness logic (``watcherd.queue.liveness``) and 
 follows:
 
 - a death: one more attempt for each photo the dead process had announced it was working on,
-  ``failed`` with the reason at ``[broker] max_attempts``; on a broker that does not give a
-  dead consumer's messages back (Redis), the photos it held that no live worker holds are made
-  due, so the outbox sends them at once (RabbitMQ and the spool redeliver them by themselves:
-  sending them too would compute them twice);
+  ``failed`` with the reason at ``[broker] max_attempts``; on Redis, which does not give a dead
+  consumer's messages back for an hour, the dead worker's unacknowledged messages are moved
+  back to their queues (``giveback``); RabbitMQ and the spool redeliver them by themselves.
+  Nothing is re-sent: a copy would compute the photo twice;
 - photos a live worker holds are not lost: their ``*_queued_at`` moves to now, so the outbox's
   stale re-send (``resend_after_seconds``) never duplicates work that is only waiting in a
   worker's prefetch;
@@ -29,31 +29,43 @@ import sqlite_utils
 
 from watcherd import logs
 from watcherd.config import Config
-from watcherd.queue import events
-from watcherd.queue.fleet import Listener, redelivers_dead_consumers
-from watcherd.queue.liveness import DEAD, Death, Fleet, WorkerView
+from watcherd.queue import events, giveback
+from watcherd.queue.fleet import Listener
+from watcherd.queue.liveness import ALIVE, DEAD, Death, Fleet, WorkerView
 from watcherd.store import db
 
 log = logs.get("watcherd.queue.monitor")
 
 FORGET_ROWS_AFTER_S = 3600.0  # workers rows not heard from for this long are deleted
+SWEEP_EVERY_S = 60.0  # how often to look for messages of workers that died unheard (Redis)
+
+GiveBack = Callable[[str], int]  # worker name -> messages given back to their queues
+Orphans = Callable[[], list[str]]  # names of workers that hold messages (dead or alive)
 
 
 class FleetMonitor:
     def __init__(self, cfg: Config, conn: sqlite_utils.Database, *,
                  clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time,
+                 give_back: GiveBack | None = None, orphans: Orphans | None = None) -> None:
+        """``give_back``/``orphans`` default to the broker's (Redis: ``giveback``; the other
+        brokers give a dead consumer's messages back by themselves: None)."""
         self.cfg = cfg
         self.conn = conn
         self.clock = clock
         self.wall = wall
         self.fleet = Fleet()
-        self.redelivers = redelivers_dead_consumers(cfg)
+        redis = giveback.is_redis(cfg)
+        self.give_back = give_back or (
+            (lambda name: giveback.give_back(cfg, name)) if redis else None)
+        self.orphans = orphans or ((lambda: giveback.orphans(cfg)) if redis else None)
         self.listener: Listener | None = None
         self._inbox: queue.SimpleQueue[tuple[Any, float]] = queue.SimpleQueue()
         self._todo: list[Death] = []  # deaths not yet written (the database was locked)
+        self._give_back_todo: list[str] = []  # dead workers whose messages are not back yet
         self._bad: set[str] = set()
         self._next_forget = 0.0
+        self._next_sweep = 0.0
 
     def start(self) -> None:
         self.listener = Listener(self.cfg, self.received, on_stale=self.stale, clock=self.clock)
@@ -84,7 +96,10 @@ class FleetMonitor:
         self._drain()
         if self.listener is not None:
             self.fleet.listening(self.listener.connected_since)
-        self._todo.extend(self.fleet.check(now))
+        found = self.fleet.check(now)
+        self._todo.extend(found)
+        if self.give_back is not None:
+            self._give_back_todo.extend(d.worker for d in found if d.worker_gone)
         for name in self.fleet.resurrected:
             log.warning("a worker taken for dead is alive (its heartbeats were late)",
                         worker=name)
@@ -101,6 +116,8 @@ class FleetMonitor:
         except sqlite3.OperationalError as exc:  # locked past the busy timeout: next tick
             log.warning("cannot write worker liveness now; trying again at the next tick",
                         error=str(exc))
+        # After the attempts are written: a photo failed now is skipped when its message is back.
+        self._give_backs(now)
 
     def _drain(self) -> None:
         while True:
@@ -117,19 +134,45 @@ class FleetMonitor:
                 continue
             self.fleet.observe(event, at)
 
+    def _give_backs(self, now: float) -> None:
+        """Redis: move dead workers' messages back to their queues; now and then, look for
+        workers that died while no watcher listened (their messages still wait in their keys)."""
+        if self.give_back is None:
+            return
+        since = self.fleet.listening_since
+        if (self.orphans is not None and since is not None and now >= self._next_sweep
+                and now - since > self.fleet.dead_after):
+            self._next_sweep = now + SWEEP_EVERY_S
+            try:
+                for name in self.orphans():
+                    w = self.fleet.workers.get(name)
+                    if (w is None or w.liveness != ALIVE) and name not in self._give_back_todo:
+                        self._give_back_todo.append(name)
+            except Exception as exc:  # the broker's connection errors: next sweep
+                log.warning("cannot look for messages of dead workers now", error=str(exc))
+        while self._give_back_todo:
+            name = self._give_back_todo[0]
+            try:
+                n = self.give_back(name)
+            except Exception as exc:  # the broker's connection errors: next tick
+                log.warning("cannot give a dead worker's messages back now; trying again",
+                            worker=name, error=str(exc))
+                return
+            self._give_back_todo.pop(0)
+            if n:
+                log.warning("gave a dead worker's messages back to their queues", worker=name,
+                            messages=n)
+
     def _died(self, death: Death) -> None:
         kind: db.Kind = "thumbnail" if death.kind == "thumbnail" else "embedding"
         charged = db.died_while_processing(self.conn, kind, death.busy,
                                            self.cfg.broker.max_attempts) if death.busy else []
-        resent = 0
-        if death.orphaned and not self.redelivers:
-            resent = db.make_due(self.conn, kind, death.orphaned)
         log.warning("worker process died", worker=death.worker, worker_pid=death.pid,
                     cause=death.cause, task=kind,
                     working_on=[i for i, _ in death.busy],
                     attempts={c.image_id: c.attempts for c in charged},
                     failed=[c.image_id for c in charged if c.failed],
-                    held=len(death.orphaned), resent=resent)
+                    held=len(death.orphaned))
         for c in charged:
             if c.failed:
                 log.warning("failed", image_id=c.image_id, task=kind,

@@ -471,16 +471,6 @@ def died_while_processing(db: sqlite_utils.Database, kind: Kind,
     return out
 
 
-def make_due(db: sqlite_utils.Database, kind: Kind, items: Iterable[tuple[int, str]]) -> int:
-    """Messages for these photos are lost (a dead worker held them on a broker that does not
-    give them back): make the pending ones due, so the outbox sends them at its next tick."""
-    with transaction(db) as c:
-        return sum(c.execute(
-            f"UPDATE images SET {kind}_queued_at = NULL WHERE id = ? AND sha256 = ? "
-            f"AND {kind}_status = 'pending' AND deleted_at IS NULL", (i, s)).rowcount
-            for i, s in items)
-
-
 def still_queued(db: sqlite_utils.Database, kind: Kind, items: Iterable[tuple[int, str]]) -> int:
     """A live worker holds these photos' messages: they are not lost, so the outbox must not
     send them again however long they wait (their ``*_queued_at`` moves to now)."""

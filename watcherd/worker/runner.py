@@ -16,6 +16,7 @@ from celery import signals
 from watcherd.config import Config
 from watcherd.queue.app import EMBED_TASK, make_app, queue_names
 from watcherd.queue.events import MODEL_FAILED, READY, STOPPING
+from watcherd.queue.giveback import worker_transport_options
 from watcherd.worker import held, tasks
 from watcherd.worker.beacon import Beacon
 from watcherd.worker.markers import Markers
@@ -43,6 +44,10 @@ def run_worker(cfg: Config, role: str) -> int:
         else:
             prefetch, pool, concurrency = 4, "prefork", cfg.thumbnails.concurrency
         app = make_app(cfg, prefetch_multiplier=prefetch)
+        # Redis: this worker's unacknowledged messages under keys of its own, so that the
+        # watcher can give them back to their queues if it dies (queue/giveback.py).
+        app.conf.broker_transport_options = {**app.conf.broker_transport_options,
+                                             **worker_transport_options(cfg, beacon.name)}
         tasks.register(app, cfg, holder, markers)
         if role == "embeddings":
             batches: tasks.EmbedBatches = app.tasks[EMBED_TASK]
