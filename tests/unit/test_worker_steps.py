@@ -127,6 +127,16 @@ def test_a_bad_photo_fails_alone_and_a_stale_message_is_skipped_unmarked(
     assert [b.items for b in heard.busy(4)] == [(bad,), (good,), (good,), ()]
 
 
+def test_two_messages_for_one_photo_in_a_batch_compute_it_once(
+        setup: tuple[Config, Any, Markers, Heard], holder: EmbedderHolder,
+        tmp_path: Path) -> None:
+    cfg, conn, markers, heard = setup
+    item = add_photo(conn, tmp_path, "a.jpg", jpeg(1))
+    result = embed_batch(cfg, conn, holder, markers, [item, item])
+    assert (result.saved, result.skipped) == (1, 1)
+    assert [b.items for b in heard.busy(3)] == [(item,), (item,), ()]
+
+
 def test_embed_batch_holds_one_photos_bytes_at_a_time(
         setup: tuple[Config, Any, Markers, Heard], holder: EmbedderHolder,
         tmp_path: Path) -> None:

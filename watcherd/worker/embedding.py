@@ -120,9 +120,11 @@ class BatchResult:
 
 def embed_batch(cfg: Config, conn: sqlite_utils.Database, holder: EmbedderHolder,
                 markers: Markers, items: Sequence[tuple[int, str]]) -> BatchResult:
-    """Embed a batch of (image id, sha256)."""
+    """Embed a batch of (image id, sha256). Two messages for the same photo in one batch (a
+    redelivery next to a re-send) compute it once."""
     started = time.perf_counter()
-    result = BatchResult()
+    result = BatchResult(skipped=len(items) - len(set(items)))
+    items = list(dict.fromkeys(items))
     with holder.lock:
         embedder = holder.embedder
         if embedder is None:
