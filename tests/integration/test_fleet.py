@@ -181,7 +181,9 @@ def test_a_locked_database_gives_tasks_back_to_the_queue_and_costs_no_attempt(
         assert d.proc is not None and d.proc.poll() is None, "the workers stay up"
         assert "database locked for 0.5 s" in d.log()
         d.proc.send_signal(signal.SIGTERM)  # both warm shutdowns at once
-    assert thumbs.stop() == embeds.stop() == 0
+    for d in (thumbs, embeds):
+        assert d.proc is not None and d.proc.wait(30) == 0
+        d.stop()
 
 
 def test_redis_gives_a_killed_workers_messages_back_exactly(tmp_path: Path,

@@ -56,6 +56,11 @@ class Beacon:
         """Carried by the next heartbeat (safe to call from a signal handler: no lock)."""
         self.state, self.message = state, message
 
+    def beat(self) -> None:
+        """A heartbeat now, from the calling thread (a state the watcher must know before the
+        worker takes its first task: ready, or the model failed)."""
+        self.publisher.publish(self.heartbeat().to_json())
+
     def heartbeat(self, *, final: bool = False) -> Heartbeat:
         pids = procinfo.live_tree()
         model, pretrained, device = self.model

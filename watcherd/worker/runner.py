@@ -55,6 +55,7 @@ def run_worker(cfg: Config, role: str) -> int:
         else:
             beacon.held, beacon.processed = held.prefork_held, held.prefork_processed
         beacon.set_state(MODEL_FAILED if holder.error else READY, holder.error)
+        beacon.beat()
 
         def shutting_down(**_: Any) -> None:
             beacon.set_state(STOPPING, beacon.message)
