@@ -116,34 +116,11 @@ def watch(ctx: click.Context) -> None:
 @click.pass_context
 def worker(ctx: click.Context, kind: str) -> None:
     """One Celery worker: `thumbnails` (prefork pool) or `embeddings` (solo pool, CLIP)."""
-    import socket
-
-    from watcherd.queue.app import make_app, queue_names
-    from watcherd.worker import tasks
+    from watcherd.worker.runner import run_worker
 
     cfg = _load(ctx, f"worker-{kind}")
     _connect(cfg).close()
-    holder = tasks.EmbedderHolder()
-    if kind == "embeddings":
-        holder.load(cfg)
-        tasks.record_worker(cfg, kind, "model failed" if holder.error else "ready", holder.error)
-        prefetch = 2 * cfg.embeddings.batch_size  # a batch must be able to fill
-        pool, concurrency = "solo", 1
-    else:
-        tasks.record_worker(cfg, kind, "ready")
-        prefetch, pool, concurrency = 4, "prefork", cfg.thumbnails.concurrency
-    app = make_app(cfg, prefetch_multiplier=prefetch)
-    tasks.register(app, cfg, holder)
-    queue = queue_names(cfg)["thumbnail" if kind == "thumbnails" else "embedding"]
-    w = app.Worker(
-        queues=[queue], pool=pool, concurrency=concurrency,
-        hostname=f"{kind}@{socket.gethostname()}", loglevel=cfg.log.level.upper(),
-        without_gossip=True, without_mingle=True, without_heartbeat=True, optimization="fair",
-        quiet=True,
-    )
-    w.start()
-    tasks.record_worker(cfg, kind, "stopped")
-    sys.exit(w.exitcode or 0)
+    sys.exit(run_worker(cfg, kind))
 
 
 def _under_watched(cfg: Config, path: Path) -> Path:
@@ -218,13 +195,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"broker      {report['broker']}: "
                    + ", ".join(f"{n} waiting in {name}" for name, n in q.items()))
     for w in report["workers"]:
-        name = w.get("name") or w.get("role")
-        since = w.get("last_seen") or w.get("updated_at")
-        line = f"worker      {name}: {w.get('state')} (pid {w.get('pid')}, since {since})"
-        if w.get("message"):
-            line += f"\n            {w['message']}"
-        click.echo(line)
-        if w.get("role") == "embeddings" and w.get("state") == "model failed":
+        click.echo(_worker_line(w))
+        if w["role"] == "embeddings" and w["liveness"] == "alive" \
+                and w["state"] == "model failed":
             click.echo("            EMBEDDINGS ARE NOT BEING COMPUTED: the model could not be "
                        "loaded; fix [embeddings], restart the embedding worker, then "
                        "`watcherd retry --failed`")
@@ -234,6 +207,32 @@ def status(ctx: click.Context, as_json: bool) -> None:
             many = f" ({f['count']} photos, e.g.)" if f["count"] > 1 else ""
             click.echo(f"  {f['kind']:<9} {f['reason']}{many} #{f['example_id']} "
                        f"{f['example_path']}")
+
+
+def _worker_line(w: dict[str, Any]) -> str:
+    ago = w["last_seen_s"]
+    seen = "never seen" if ago is None else f"last seen {_duration(ago)} ago"
+    line = f"worker      {w['name']}: {w['liveness']}"
+    if w["liveness"] == "alive" and w["state"] not in ("ready", None):
+        line += f", {w['state']}"
+    line += f" ({seen}"
+    if w["liveness"] == "alive":
+        line += f", RSS {round((w['rss_kb'] or 0) / 1024)} MB, {w['processed'] or 0} tasks done"
+    if w["model"]:
+        line += f", model {w['model']}" + (f" {w['pretrained']}" if w["pretrained"] else "")
+        line += f" on {w['device']}" if w["device"] else ""
+    line += ")"
+    if w["message"]:
+        line += f"\n            {w['message']}"
+    return line
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @main.command()

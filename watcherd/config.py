@@ -52,6 +52,7 @@ class WatchConfig:
 class DatabaseConfig:
     path: Path
     keep_deleted_days: float = 30.0  # the watcher purges rows deleted longer ago; 0 = never
+    busy_timeout_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -303,7 +304,9 @@ def _database(s: _Section) -> DatabaseConfig:
     path = s.path("path", None)
     if path is None:
         raise s._err("path", "required: where the SQLite database lives")
-    return DatabaseConfig(path=path, keep_deleted_days=s.number("keep_deleted_days", 30.0))
+    return DatabaseConfig(path=path,
+                          busy_timeout_seconds=s.number("busy_timeout_seconds", 30.0, minimum=0.1),
+                          keep_deleted_days=s.number("keep_deleted_days", 30.0))
 
 
 _BROKER_SCHEMES = ("amqp://", "amqps://", "pyamqp://", "redis://", "rediss://")

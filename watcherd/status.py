@@ -5,8 +5,7 @@ and the models in use. Reads only; never prints."""
 
 from __future__ import annotations
 
-import os
-import socket
+from datetime import UTC, datetime
 from typing import Any
 
 from watcherd.config import Config
@@ -16,19 +15,26 @@ from watcherd.store import db, stats
 RATE_WINDOW_S = 600.0
 
 
-def liveness(w: dict[str, Any]) -> dict[str, Any]:
-    """A worker recorded on this host whose process is gone is shown as not running. Reads the
-    row generically: ``host`` or ``hostname``, any other columns passed through."""
-    host = w.get("host", w.get("hostname"))
-    state = str(w.get("state") or "")
-    if host == socket.gethostname() and state not in ("stopped",) and w.get("pid"):
+def with_liveness(cfg: Config, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``workers`` rows (one per worker process, written by the watcher from the workers'
+    heartbeats), each with ``liveness`` (alive / dead / stopped), ``alive`` and ``last_seen_s``.
+    A row the watcher has not refreshed for a heartbeat deadline plus a tick is dead: nobody has
+    heard the worker (or the watcher that writes the rows is not running)."""
+    from watcherd.queue.liveness import ALIVE, DEAD_AFTER_S, row_liveness
+
+    stale_after = DEAD_AFTER_S + cfg.broker.outbox_interval_seconds + 2
+    now = datetime.now(UTC)
+    out = []
+    for w in rows:
         try:
-            os.kill(int(w["pid"]), 0)
-        except ProcessLookupError:
-            return {**w, "state": f"not running (last: {state})", "alive": False}
-        except (PermissionError, TypeError, ValueError):
-            pass
-    return {**w, "alive": state not in ("stopped",) and not state.startswith("not running")}
+            seen = datetime.strptime(str(w.get("last_seen")), "%Y-%m-%dT%H:%M:%S.%fZ")
+            ago = max(0.0, (now - seen.replace(tzinfo=UTC)).total_seconds())
+        except ValueError:
+            ago = float("inf")
+        live = row_liveness(w.get("state"), ago, stale_after)
+        out.append({**w, "liveness": live, "alive": live == ALIVE,
+                    "last_seen_s": None if ago == float("inf") else round(ago, 1)})
+    return out
 
 
 def queues(cfg: Config) -> tuple[dict[str, int] | None, str | None]:
@@ -53,7 +59,7 @@ def collect(cfg: Config, conn: Any, *, server_model: str | None = None,
             0 if not pending else None)
         progress[kind] = {"per_minute": round(per_min, 2), "window_s": RATE_WINDOW_S,
                           "pending": pending, "eta_s": eta}
-    workers = [liveness(w) for w in stats.workers(conn)]
+    workers = with_liveness(cfg, stats.workers(conn))
     # the embedding worker's model, once its row says (the per-process workers table has a
     # model column; a row without one leaves it unknown)
     worker_model = next((w["model"] for w in sorted(workers, key=lambda w: w.get("role") !=

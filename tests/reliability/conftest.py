@@ -11,7 +11,9 @@ import os
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,22 +46,20 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 def reliability_config(tmp_path: Path, url: str, model: str, **sections: Any) -> Path:
-    """Fast recovery timings: the outbox ticks every second and re-sends after 5 s. Not on the
-    embedded broker, which gives a killed consumer's messages back by itself: there the
-    production default (120 s) stays, so a recovery that leaned on the outbox would show."""
-    resend = 5 if url else 120
-    broker = {"url": url, "resend_after_seconds": resend, "outbox_interval_seconds": 1.0,
-              **sections.pop("broker", {})}
+    """The production recovery settings (``resend_after_seconds`` 120: a recovery that leaned
+    on the outbox's stale re-send would show), with the outbox ticking every second unless a
+    test asks for the default (``broker={"outbox_interval_seconds": 5.0}``)."""
+    broker = {"url": url, "outbox_interval_seconds": 1.0, **sections.pop("broker", {})}
     embeddings = {"batch_size": 16, "max_wait_ms": 100, **sections.pop("embeddings", {})}
     return write_config(tmp_path, broker_url=url, model=model, broker=broker,
                         embeddings=embeddings, **sections)
 
 
-def start_running(tmp_path: Path, url: str, model: str,
-                  daemons: list[Daemon]) -> tuple[Daemon, Path, Path]:
+def start_running(tmp_path: Path, url: str, model: str, daemons: list[Daemon],
+                  **sections: Any) -> tuple[Daemon, Path, Path]:
     """`watcherd run` with the reliability config, once its model is loaded: (daemon, photos
     folder, database path)."""
-    daemon = Daemon(reliability_config(tmp_path, url, model)).start()
+    daemon = Daemon(reliability_config(tmp_path, url, model, **sections)).start()
     daemons.append(daemon)
     wait_for(lambda: "embedding model loaded" in daemon.log(), 60, "the model to load")
     return daemon, tmp_path / "photos", tmp_path / "watcherd.db"
@@ -69,8 +69,47 @@ def record_recovery(fault: str, broker: str, files: int, s: dict[str, Any], took
                     **extra: Any) -> None:
     """One fault's figures: final states from ``wait_settled`` and the time to recovery."""
     record(fault=fault, broker=broker, files=files, **extra, done=s["done"], failed=s["failed"],
-           duplicates=s["duplicates"], lost=s["lost"], max_attempts=s.get("max_attempts"),
-           recovery_s=round(took, 1))
+           lost=s["lost"], max_attempts=s.get("max_attempts"), recovery_s=round(took, 1))
+
+
+# ------------------------------------------------------------- what the workers computed
+
+
+def log_events(log: str) -> list[dict[str, Any]]:
+    """The JSON lines of a daemon's log (every child's lines land in the same file)."""
+    out = []
+    for line in log.splitlines():
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
+def computations(log: str, *, pids: set[int] | None = None,
+                 after: float | None = None) -> dict[str, Counter[int]]:
+    """How many times each image's thumbnails and embedding were actually computed, counted
+    from the workers' own log lines ("thumbnails done" / "thumbnails stale, dropped" carry an
+    image_id, "embeddings done" the image_ids of its batch): optionally only lines from
+    ``pids`` written at or after the wall-clock time ``after``."""
+    out: dict[str, Counter[int]] = {"thumbnail": Counter(), "embedding": Counter()}
+    for e in log_events(log):
+        if pids is not None and e.get("pid") not in pids:
+            continue
+        if after is not None and datetime.fromisoformat(e["timestamp"]).timestamp() < after:
+            continue
+        if e.get("event") in ("thumbnails done", "thumbnails stale, dropped"):
+            out["thumbnail"][int(e["image_id"])] += 1
+        elif e.get("event") == "embeddings done":
+            out["embedding"].update(int(i) for i in e.get("image_ids") or ())
+    return out
+
+
+def computed_twice(log: str) -> dict[str, list[int]]:
+    """Image ids whose thumbnails / embedding were computed more than once."""
+    return {kind: sorted(i for i, n in c.items() if n > 1)
+            for kind, c in computations(log).items()}
 
 
 def jpeg(seed: int, size: int = 40, colour: tuple[int, int, int] | None = None) -> bytes:
@@ -135,14 +174,12 @@ def state(db_path: Path, root: Path) -> dict[str, Any]:
     rows = query(db_path, "SELECT path, deleted_at, thumbnail_status, embedding_status, "
                  "thumbnail_error, embedding_error, thumbnail_attempts, embedding_attempts "
                  "FROM images")
-    paths = [r["path"] for r in rows]
     live = {r["path"]: r for r in rows if r["deleted_at"] is None}
     pending = [p for p, r in live.items()
                if r["thumbnail_status"] == "pending" or r["embedding_status"] == "pending"]
     return {
         "files": len(files),
         "rows": len(rows),
-        "duplicates": len(paths) - len(set(paths)),
         "lost": len(files - set(live)),
         "ghosts": len(set(live) - files),  # live rows for files that are not there
         "pending": len(pending),
@@ -159,7 +196,7 @@ def state(db_path: Path, root: Path) -> dict[str, Any]:
 
 def settled(db_path: Path, root: Path, expect_files: int | None = None) -> dict[str, Any] | None:
     s = state(db_path, root)
-    ok = (s["lost"] == s["ghosts"] == s["pending"] == s["duplicates"] == 0
+    ok = (s["lost"] == s["ghosts"] == s["pending"] == 0
           and (expect_files is None or s["files"] == expect_files))
     return s if ok else None
 
@@ -173,7 +210,8 @@ def wait_settled(db_path: Path, root: Path, timeout: float, what: str,
 
 
 def assert_clean(s: dict[str, Any], *, failed: int = 0) -> None:
-    assert s["duplicates"] == 0 and s["lost"] == 0 and s["pending"] == 0 and s["ghosts"] == 0, s
+    """Every file has its one row (``path`` is UNIQUE: a file cannot have two), final."""
+    assert s["lost"] == 0 and s["pending"] == 0 and s["ghosts"] == 0, s
     assert s["failed"] == failed, s
 
 

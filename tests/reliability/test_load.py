@@ -23,6 +23,8 @@ from tests.conftest import Daemon, query, require_broker, wait_for
 from tests.reliability.conftest import (
     all_children,
     assert_clean,
+    computations,
+    computed_twice,
     record,
     reliability_config,
     rss_kb,
@@ -62,11 +64,23 @@ def test_burst_copied_in_one_go(broker: str, tmp_path: Path, tiny_model: str,
     took = time.monotonic() - started
     assert_clean(s)
     assert s["done"] == n
-    overflow = "inotify queue overflowed" in daemon.log()
+    log = daemon.log()
+    overflow = "inotify queue overflowed" in log
     assert daemon.stop() == 0
+    once = assert_computed_once(log, n)
     record(fault=f"burst: {n} files copied in one go (cp -r)", broker=broker, files=n,
-           done=s["done"], failed=s["failed"], duplicates=s["duplicates"], lost=s["lost"],
+           done=s["done"], failed=s["failed"], lost=s["lost"], **once,
            all_done_s=round(took, 1), files_per_s=round(n / took, 1), overflow=overflow)
+
+
+def assert_computed_once(log: str, n: int) -> dict[str, int]:
+    """Nothing died: every photo's thumbnails and embedding were computed exactly once (the
+    workers' own log lines; all photos differ, so none is reused from a twin)."""
+    counts = computations(log)
+    for kind, c in counts.items():
+        assert len(c) == n, (kind, len(c), n)
+        assert computed_twice(log)[kind] == [], (kind, computed_twice(log)[kind])
+    return {f"{kind}s_computed": sum(c.values()) for kind, c in counts.items()}
 
 
 @pytest.mark.slow
@@ -90,7 +104,7 @@ def test_nested_burst_watcher_alone(tmp_path: Path, daemons: list[Daemon]) -> No
     wait_for(lambda: recorded() >= n, 300, f"{n} rows", interval=1)
     took = time.monotonic() - started
     s = state(db_path, photos)
-    assert s["files"] == n and s["lost"] == 0 and s["duplicates"] == 0 and s["ghosts"] == 0, s
+    assert s["files"] == n and s["lost"] == 0 and s["ghosts"] == 0, s
     log = daemon.log()
     overflow = "inotify queue overflowed" in log
     if overflow:
@@ -98,7 +112,7 @@ def test_nested_burst_watcher_alone(tmp_path: Path, daemons: list[Daemon]) -> No
     assert daemon.proc is not None and daemon.proc.poll() is None
     assert daemon.stop() == 0
     record(fault=f"burst: {n} files created in nested folders (watcher alone)", broker="embedded",
-           files=n, rows=s["rows"], duplicates=s["duplicates"], lost=s["lost"],
+           files=n, rows=s["rows"], lost=s["lost"],
            write_s=round(written, 1), all_recorded_s=round(took, 1), overflow=overflow)
 
 
@@ -133,13 +147,14 @@ def test_sqlite_contention_with_a_long_reader(broker: str, tmp_path: Path, tiny_
     assert s["done"] == n
     assert not [e for e in s["errors"] if "locked" in e or "busy" in e], s["errors"]
     log = daemon.log()
+    once = assert_computed_once(log, n)
     wal = Path(str(db_path) + "-wal")
     wal_mb = round(wal.stat().st_size / 1e6, 1) if wal.exists() else 0.0  # before the last close
     assert daemon.stop() == 0
     record(fault="SQLite contention: 2 thumbnail procs + embeddings + watcher + long reader",
            broker=broker, files=n, done=s["done"], failed=s["failed"],
-           duplicates=s["duplicates"], lost=s["lost"], all_done_s=round(took, 1),
-           busy_retries_logged=log.count("database busy, retrying"), wal_mb=wal_mb)
+           lost=s["lost"], **once, all_done_s=round(took, 1),
+           locked_give_backs=log.count("database locked; giving the task back"), wal_mb=wal_mb)
 
 
 def _processes(run_pid: int) -> dict[str, int]:

@@ -87,5 +87,5 @@ def test_replaced_and_deleted_while_processing(broker: str, tmp_path: Path, tiny
     raced = log.count("file changed since discovery") + log.count("stale, dropped")
     record(fault="files replaced / deleted while processing", broker=broker, files=n,
            replaced=sum(1 for c in final.values() if c), deleted=n - s["files"],
-           done=s["done"], failed=s["failed"], duplicates=s["duplicates"], lost=s["lost"],
+           done=s["done"], failed=s["failed"], lost=s["lost"],
            stale_thumbnails=stale, tasks_that_saw_a_change=raced, settled_s=round(took, 1))

@@ -105,6 +105,27 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX images_updated_at ON images(updated_at);
     CREATE INDEX embeddings_created_at ON embeddings(created_at);
     """,
+    # 4: one row per worker *process* (name "thumbnails@host:pid"), written by the watcher from the
+    # workers' heartbeats (the fleet queue): workers themselves never write it. Replaces the
+    # table of one row per role that each worker wrote at its start and stop.
+    """
+    DROP TABLE IF EXISTS workers;
+    CREATE TABLE workers (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        host TEXT,
+        pid INTEGER,
+        state TEXT,
+        message TEXT,
+        model TEXT,
+        pretrained TEXT,
+        device TEXT,
+        started_at TEXT,
+        last_seen TEXT,
+        processed INTEGER,
+        rss_kb INTEGER
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # The folder of a path, with its trailing slash (everything after the last '/' trimmed); the
@@ -122,14 +143,19 @@ def iso_ago(seconds: float) -> str:
     return now_iso(datetime.now(UTC) - timedelta(seconds=seconds))
 
 
-def connect(path: str | Path, *, migrate_schema: bool = True) -> sqlite_utils.Database:
-    """Open the database in WAL mode with a busy timeout; create/upgrade the schema."""
+def connect(path: str | Path, *, migrate_schema: bool = True,
+            busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite_utils.Database:
+    """Open the database in WAL mode with a busy timeout; create/upgrade the schema.
+
+    The busy timeout is the one retry layer for a locked database: SQLite's busy handler waits
+    and tries again inside each statement (every write transaction here is ``BEGIN IMMEDIATE``,
+    so it applies to writes too; a deferred read-then-write could fail at once in WAL mode)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+    conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None,
                            check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
@@ -527,27 +553,75 @@ def mark_queued(db: sqlite_utils.Database, kind: Kind, ids: Sequence[int]) -> No
 # ------------------------------------------------------------------------ tasks (workers' side)
 
 
-def begin_task(db: sqlite_utils.Database, kind: Kind, image_id: int, sha256: str,
-               max_attempts: int) -> str | None:
-    """Claim a task: returns the file's path, or None when there is nothing to do (stale message,
-    already done, deleted), or when the row has been tried too often (then it is marked failed)."""
+def begin_task(db: sqlite_utils.Database, kind: Kind, image_id: int, sha256: str) -> str | None:
+    """Check a task before working on it: the file's path, or None when there is nothing to do
+    (a stale message for other content, already done or failed, deleted). Reads only: attempts
+    are counted by the watcher when a worker dies (``died_while_processing``), never here, so a
+    redelivered message or a retried task costs no attempt."""
+    row = db.execute(
+        f"SELECT path FROM images WHERE id = ? AND sha256 = ? AND {kind}_status = 'pending' "
+        "AND deleted_at IS NULL", (image_id, sha256),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def died_reason(times: int) -> str:
+    what = "once" if times == 1 else f"{times} times"
+    return (f"the worker died {what} while processing this photo (a decoder crash or the "
+            "out-of-memory killer?)")
+
+
+@dataclass(frozen=True)
+class Charged:
+    image_id: int
+    attempts: int
+    failed: bool
+
+
+def died_while_processing(db: sqlite_utils.Database, kind: Kind,
+                          items: Iterable[tuple[int, str]], max_attempts: int) -> list[Charged]:
+    """A worker process died while processing these photos: one more attempt for each that is
+    still pending (same content, not deleted); at ``max_attempts`` the row becomes failed with
+    a reason that says so."""
+    out: list[Charged] = []
+    now = now_iso()
     with transaction(db) as c:
-        row = c.execute(
-            f"UPDATE images SET {kind}_attempts = {kind}_attempts + 1 "
-            f"WHERE id = ? AND sha256 = ? AND {kind}_status = 'pending' AND deleted_at IS NULL "
-            f"RETURNING path, {kind}_attempts", (image_id, sha256),
-        ).fetchone()
-        if row is None:
-            return None
-        if row[1] > max_attempts:
-            c.execute(
-                f"UPDATE images SET {kind}_status = 'failed', {kind}_error = ?, updated_at = ? "
-                "WHERE id = ?",
-                (f"gave up after {max_attempts} attempts: the worker died or the file kept "
-                 "changing while it was processed", now_iso(), image_id),
-            )
-            return None
-        return str(row[0])
+        for image_id, sha256 in items:
+            row = c.execute(
+                f"UPDATE images SET {kind}_attempts = {kind}_attempts + 1, updated_at = ? "
+                f"WHERE id = ? AND sha256 = ? AND {kind}_status = 'pending' "
+                f"AND deleted_at IS NULL RETURNING {kind}_attempts", (now, image_id, sha256),
+            ).fetchone()
+            if row is None:
+                continue
+            attempts = int(row[0])
+            failed = attempts >= max_attempts
+            if failed:
+                c.execute(f"UPDATE images SET {kind}_status = 'failed', {kind}_error = ? "
+                          "WHERE id = ?", (died_reason(attempts), image_id))
+            out.append(Charged(image_id, attempts, failed))
+    return out
+
+
+def still_queued(db: sqlite_utils.Database, kind: Kind, items: Iterable[tuple[int, str]]) -> int:
+    """A live worker holds these photos' messages: they are not lost, so the outbox must not
+    send them again however long they wait (their ``*_queued_at`` moves to now)."""
+    now = now_iso()
+    with transaction(db) as c:
+        return sum(c.execute(
+            f"UPDATE images SET {kind}_queued_at = ? WHERE id = ? AND sha256 = ? "
+            f"AND {kind}_status = 'pending' AND {kind}_queued_at IS NOT NULL", (now, i, s)
+        ).rowcount for i, s in items)
+
+
+def note_error(db: sqlite_utils.Database, kind: Kind, image_id: int, sha256: str,
+               reason: str) -> bool:
+    """Say on a row that stays pending why it is not done yet (e.g. the database was locked)."""
+    with transaction(db) as c:
+        return c.execute(
+            f"UPDATE images SET {kind}_error = ?, updated_at = ? WHERE id = ? AND sha256 = ? "
+            f"AND {kind}_status = 'pending'", (reason[:500], now_iso(), image_id, sha256),
+        ).rowcount > 0
 
 
 def fail(db: sqlite_utils.Database, kind: Kind, image_id: int, sha256: str, reason: str) -> bool:
@@ -666,17 +740,45 @@ def requeue(db: sqlite_utils.Database, *, failed: bool) -> dict[str, int]:
     return out
 
 
-def set_worker_state(db: sqlite_utils.Database, role: str, pid: int, hostname: str, state: str,
-                     message: str | None = None) -> None:
+@dataclass(frozen=True)
+class WorkerRow:
+    name: str
+    role: str
+    host: str
+    pid: int
+    state: str
+    message: str | None
+    model: str | None
+    pretrained: str | None
+    device: str | None
+    started_at: str
+    last_seen: str
+    processed: int
+    rss_kb: int
+
+
+def save_workers(db: sqlite_utils.Database, rows: Sequence[WorkerRow]) -> None:
+    if not rows:
+        return
     with transaction(db) as c:
-        c.execute(
-            "INSERT OR REPLACE INTO workers (role, pid, hostname, state, message, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)", (role, pid, hostname, state, message, now_iso()),
+        c.executemany(
+            "INSERT OR REPLACE INTO workers (name, role, host, pid, state, message, model, "
+            "pretrained, device, started_at, last_seen, processed, rss_kb) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(r.name, r.role, r.host, r.pid, r.state, r.message, r.model, r.pretrained,
+              r.device, r.started_at, r.last_seen, r.processed, r.rss_kb) for r in rows],
         )
 
 
+def forget_workers(db: sqlite_utils.Database, *, last_seen_before: str) -> int:
+    """Drop the rows of workers not heard from since ``last_seen_before``."""
+    with transaction(db) as c:
+        return c.execute("DELETE FROM workers WHERE last_seen < ?",
+                         (last_seen_before,)).rowcount
+
+
 def worker_states(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    return [dict(r) for r in db.execute("SELECT * FROM workers ORDER BY role")]
+    return [dict(r) for r in db.execute("SELECT * FROM workers ORDER BY role, started_at, name")]
 
 
 # ------------------------------------------------------------------------------------- purge

@@ -41,6 +41,7 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 
 from watcherd import logs, sdnotify
 from watcherd.config import Config
+from watcherd.queue.monitor import FleetMonitor
 from watcherd.queue.outbox import Outbox
 from watcherd.store import db
 from watcherd.watch.ingest import Ingest
@@ -87,6 +88,10 @@ class Watcher:
                                  out=self.inbox) for root in w.paths}
         self.ingest = Ingest(self.conn, db.Reuse(cfg.embeddings.model, cfg.embeddings.pretrained,
                                                  cfg.thumbnails.sizes, cfg.thumbnails.format))
+        # Worker liveness, attempts and the workers table, from the fleet queue. Only the
+        # watcher listens (``start(observe=True)``): `watcherd scan` must not take its messages.
+        self.fleet = FleetMonitor(cfg, self.conn)
+        self._fleet_started = False
         self.stop_event = threading.Event()
         self.rescan_requested = threading.Event()
         self.observer: BaseObserver | None = None
@@ -111,6 +116,8 @@ class Watcher:
             lane.start()
         if observe:
             self.observer = self._start_observer()
+            self.fleet.start()
+            self._fleet_started = True
 
     def _start_observer(self) -> BaseObserver:
         w = self.cfg.watch
@@ -154,6 +161,8 @@ class Watcher:
             lane.stop()
         for lane in started:
             lane.join(timeout=5)  # a lane stuck on a dead mount is a daemon thread: left behind
+        if self._fleet_started:
+            self.fleet.close()
         self.conn.close()
 
     def request_rescan(self) -> None:
@@ -191,6 +200,8 @@ class Watcher:
             if now >= next_outbox:
                 for lane in self.lanes.values():
                     lane.check_root()
+                if self._fleet_started:
+                    self.fleet.tick()
                 self.outbox.send_due(resend_stale=True)
                 self._report_scans()
                 self._check_stalled()

@@ -1,0 +1,210 @@
+"""The workers' steps driven in-process: claim, render/prepare, encode, save, on a real SQLite file
+with the tiny open_clip model; busy markers go through a real embedded (spool) broker and are
+read back with the watcher's own Listener. No Celery worker here (tests/integration has them)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import sqlite3
+import threading
+import time
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from celery.exceptions import Reject
+from PIL import Image
+
+from tests.conftest import wait_for
+from watcherd import config
+from watcherd.config import Config
+from watcherd.queue.app import THUMBNAIL_TASK, make_app
+from watcherd.queue.events import Busy, parse
+from watcherd.queue.fleet import Listener
+from watcherd.store import db
+from watcherd.worker import tasks
+from watcherd.worker.dbconn import database
+from watcherd.worker.embedding import EmbedderHolder, embed_batch
+from watcherd.worker.markers import Markers
+from watcherd.worker.thumbnail import thumbnail_one
+
+REUSE = db.Reuse("m", "p", (32,), "webp")
+
+
+def make_cfg(tmp_path: Path, model: str, **database: Any) -> Config:
+    return config.from_dict({
+        "watch": {"paths": [str(tmp_path)]},
+        "database": {"path": str(tmp_path / "w.db"), **database},
+        "broker": {"url": "", "queue_prefix": "t-"},
+        "thumbnails": {"sizes": [32]},
+        "embeddings": {"model": model, "pretrained": "", "batch_size": 8},
+    }, check_paths=False)
+
+
+def jpeg(seed: int, size: int = 64, quality: int = 85) -> bytes:
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
+        buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def add_photo(conn: Any, folder: Path, name: str, data: bytes) -> tuple[int, str]:
+    path = folder / name
+    path.write_bytes(data)
+    sha = hashlib.sha256(data).hexdigest()
+    return db.record_file(conn, str(path), len(data), 1.0, sha, REUSE).id, sha
+
+
+@pytest.fixture(scope="module")
+def holder(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> EmbedderHolder:
+    h = EmbedderHolder()
+    h.load(make_cfg(tmp_path_factory.mktemp("h"), tiny_model))
+    assert h.embedder is not None, h.error
+    return h
+
+
+class Heard:
+    """The fleet events the watcher would hear, through a real Listener on the spool."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.events: list[Any] = []
+        self.listener = Listener(cfg, lambda body, _at: self.events.append(parse(body)))
+        self.listener.start()
+        wait_for(lambda: self.listener.connected_since is not None, 10, "the listener")
+
+    def busy(self, count: int) -> list[Busy]:
+        wait_for(lambda: len([e for e in self.events if isinstance(e, Busy)]) >= count, 10,
+                 f"{count} busy markers")
+        return [e for e in self.events if isinstance(e, Busy)]
+
+
+@pytest.fixture
+def setup(tmp_path: Path, tiny_model: str) -> Iterator[tuple[Config, Any, Markers, Heard]]:
+    cfg = make_cfg(tmp_path, tiny_model)
+    conn = db.connect(cfg.database.path)
+    heard = Heard(cfg)
+    markers = Markers(cfg, "embeddings@test:1")
+    yield cfg, conn, markers, heard
+    heard.listener.stop()
+    heard.listener.join(5)
+    markers.close()
+
+
+def test_embed_batch_marks_each_photo_while_it_is_decoded_then_the_batch(
+        setup: tuple[Config, Any, Markers, Heard], holder: EmbedderHolder,
+        tmp_path: Path) -> None:
+    cfg, conn, markers, heard = setup
+    items = [add_photo(conn, tmp_path, f"{i}.jpg", jpeg(i)) for i in range(3)]
+    result = embed_batch(cfg, conn, holder, markers, items)
+    assert (result.saved, result.failed, result.skipped) == (3, 0, 0)
+    steps = [b.items for b in heard.busy(5)]
+    assert steps == [(items[0],), (items[1],), (items[2],), tuple(items), ()]
+    assert {b.kind for b in heard.busy(5)} == {"embedding"}
+    statuses = {r[0] for r in conn.execute("SELECT embedding_status FROM images")}
+    assert statuses == {"done"}
+
+
+def test_a_bad_photo_fails_alone_and_a_stale_message_is_skipped_unmarked(
+        setup: tuple[Config, Any, Markers, Heard], holder: EmbedderHolder,
+        tmp_path: Path) -> None:
+    cfg, conn, markers, heard = setup
+    good = add_photo(conn, tmp_path, "good.jpg", jpeg(1))
+    bad = add_photo(conn, tmp_path, "bad.jpg", b"\xff\xd8\xff" + b"garbage" * 50)
+    stale = (good[0], "0" * 64)
+    result = embed_batch(cfg, conn, holder, markers, [stale, bad, good])
+    assert (result.saved, result.failed, result.skipped) == (1, 1, 1)
+    rows = {r["path"].rsplit("/", 1)[1]: r for r in conn.execute("SELECT * FROM images")}
+    assert rows["good.jpg"]["embedding_status"] == "done"
+    assert rows["bad.jpg"]["embedding_status"] == "failed"
+    assert "not an image" in rows["bad.jpg"]["embedding_error"]
+    # Marked: bad while decoded, good while decoded, the batch (good alone), done. The stale
+    # message was never marked (nothing to do costs no publish).
+    assert [b.items for b in heard.busy(4)] == [(bad,), (good,), (good,), ()]
+
+
+def test_two_messages_for_one_photo_in_a_batch_compute_it_once(
+        setup: tuple[Config, Any, Markers, Heard], holder: EmbedderHolder,
+        tmp_path: Path) -> None:
+    cfg, conn, markers, heard = setup
+    item = add_photo(conn, tmp_path, "a.jpg", jpeg(1))
+    result = embed_batch(cfg, conn, holder, markers, [item, item])
+    assert (result.saved, result.skipped) == (1, 1)
+    assert [b.items for b in heard.busy(3)] == [(item,), (item,), ()]
+
+
+def test_embed_batch_holds_one_photos_bytes_at_a_time(
+        setup: tuple[Config, Any, Markers, Heard], holder: EmbedderHolder,
+        tmp_path: Path) -> None:
+    """Eight ~1.5 MB files: Python-side peak memory (the file bytes; decoded pixels and tensors
+    live outside tracemalloc) stays near one file, not the sum of the batch."""
+    cfg, conn, markers, _ = setup
+    items = [add_photo(conn, tmp_path, f"big{i}.jpg", jpeg(i, size=1000, quality=100))
+             for i in range(8)]
+    largest = max((tmp_path / f"big{i}.jpg").stat().st_size for i in range(8))
+    total = sum((tmp_path / f"big{i}.jpg").stat().st_size for i in range(8))
+    assert total > 6 * largest
+    tracemalloc.start()
+    try:
+        result = embed_batch(cfg, conn, holder, markers, items)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.saved == 8
+    assert peak < 2.5 * largest, (peak, largest, total)
+
+
+def test_model_that_failed_to_load_fails_the_pending_photos_with_the_reason(
+        setup: tuple[Config, Any, Markers, Heard], tmp_path: Path) -> None:
+    cfg, conn, markers, _ = setup
+    broken = EmbedderHolder()
+    broken.error = "no such model"
+    item = add_photo(conn, tmp_path, "a.jpg", jpeg(1))
+    assert embed_batch(cfg, conn, broken, markers, [item]).failed == 1
+    row = conn.execute("SELECT embedding_status, embedding_error FROM images").fetchone()
+    assert tuple(row) == ("failed", "embedding model could not be loaded: no such model")
+
+
+def test_thumbnail_step_is_marked_busy_while_it_renders(
+        setup: tuple[Config, Any, Markers, Heard], tmp_path: Path) -> None:
+    cfg, conn, markers, heard = setup
+    item = add_photo(conn, tmp_path, "a.jpg", jpeg(1))
+    assert thumbnail_one(cfg, conn, markers, *item) == "done"
+    assert thumbnail_one(cfg, conn, markers, *item) == "skipped"  # redelivered: a no-op
+    assert [(b.kind, b.items) for b in heard.busy(2)] == [("thumbnail", (item,)),
+                                                          ("thumbnail", ())]
+    assert conn.execute("SELECT count(*) FROM thumbnails").fetchone()[0] == 1
+
+
+def test_a_database_locked_past_the_busy_timeout_gives_the_task_back_with_a_reason(
+        tmp_path: Path, tiny_model: str) -> None:
+    """One retry layer: the busy timeout (0.2 s here). Then the task gives its message back
+    (Celery's Reject with requeue) within about that time, the row stays pending with no attempt
+    counted, and its error says what happened."""
+    cfg = make_cfg(tmp_path, tiny_model, busy_timeout_seconds=0.2)
+    conn = db.connect(cfg.database.path)
+    item = add_photo(conn, tmp_path, "a.jpg", jpeg(1))
+    app = make_app(cfg)
+    tasks.register(app, cfg, EmbedderHolder(), Markers(cfg, "thumbnails@test:1"))
+    locker = sqlite3.connect(cfg.database.path, isolation_level=None, check_same_thread=False)
+    locker.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.7, lambda: locker.execute("ROLLBACK")).start()
+    started = time.monotonic()
+    with pytest.raises(Reject) as raised:
+        app.tasks[THUMBNAIL_TASK](*item)
+    took = time.monotonic() - started
+    assert raised.value.requeue
+    assert took < 1.5, took
+    row = conn.execute("SELECT * FROM images").fetchone()
+    assert row["thumbnail_status"] == "pending" and row["thumbnail_attempts"] == 0
+    assert row["thumbnail_error"].startswith("database locked for 0.2 s")
+    # The message comes back and, the lock gone, the task does its work.
+    assert app.tasks[THUMBNAIL_TASK](*item) == "done"
+    row = conn.execute("SELECT * FROM images").fetchone()
+    assert (row["thumbnail_status"], row["thumbnail_error"]) == ("done", None)
+    locker.close()
+    database(str(cfg.database.path), 0.2).close()

@@ -1,0 +1,203 @@
+"""The watcher's side of the fleet: hear the workers, act on their deaths, write ``workers``.
+
+A ``Listener`` thread puts each fleet message on an in-memory queue with its time of arrival;
+``tick()``, called from the watcher's loop with the outbox (the thread that owns the database
+connection), feeds them to the liveness logic (``watcherd.queue.liveness``) and writes down what
+follows:
+
+- a death: one more attempt for each photo the dead process had announced it was working on,
+  ``failed`` with the reason at ``[broker] max_attempts``; on Redis, which does not give a dead
+  consumer's messages back for an hour, the dead worker's unacknowledged messages are moved
+  back to their queues (``giveback``); RabbitMQ and the spool redeliver them by themselves.
+  Nothing is re-sent: a copy would compute the photo twice;
+- photos a live worker holds are not lost: their ``*_queued_at`` moves to now, so the outbox's
+  stale re-send (``resend_after_seconds``) never duplicates work that is only waiting in a
+  worker's prefetch;
+- one ``workers`` row per worker process, with its state and when it was last heard.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlite_utils
+
+from watcherd import logs
+from watcherd.config import Config
+from watcherd.queue import events, giveback
+from watcherd.queue.fleet import Listener
+from watcherd.queue.liveness import ALIVE, DEAD, Death, Fleet, WorkerView
+from watcherd.store import db
+
+log = logs.get("watcherd.queue.monitor")
+
+FORGET_ROWS_AFTER_S = 3600.0  # workers rows not heard from for this long are deleted
+SWEEP_EVERY_S = 60.0  # how often to look for messages of workers that died unheard (Redis)
+
+GiveBack = Callable[[str], int]  # worker name -> messages given back to their queues
+Orphans = Callable[[], list[str]]  # names of workers that hold messages (dead or alive)
+
+
+class FleetMonitor:
+    def __init__(self, cfg: Config, conn: sqlite_utils.Database, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time,
+                 give_back: GiveBack | None = None, orphans: Orphans | None = None) -> None:
+        """``give_back``/``orphans`` default to the broker's (Redis: ``giveback``; the other
+        brokers give a dead consumer's messages back by themselves: None)."""
+        self.cfg = cfg
+        self.conn = conn
+        self.clock = clock
+        self.wall = wall
+        self.fleet = Fleet()
+        redis = giveback.is_redis(cfg)
+        self.give_back = give_back or (
+            (lambda name: giveback.give_back(cfg, name)) if redis else None)
+        self.orphans = orphans or ((lambda: giveback.orphans(cfg)) if redis else None)
+        self.listener: Listener | None = None
+        self._inbox: queue.SimpleQueue[tuple[Any, float]] = queue.SimpleQueue()
+        self._todo: list[Death] = []  # deaths not yet written (the database was locked)
+        self._give_back_todo: list[str] = []  # dead workers whose messages are not back yet
+        self._bad: set[str] = set()
+        self._next_forget = 0.0
+        self._next_sweep = 0.0
+
+    def start(self) -> None:
+        self.listener = Listener(self.cfg, self.received, on_stale=self.stale, clock=self.clock)
+        self.listener.start()
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
+            self.listener.join(timeout=5)
+
+    def received(self, body: Any, at: float) -> None:
+        """One fleet message and the time it arrived (any thread)."""
+        self._inbox.put((body, at))
+
+    def stale(self, body: Any) -> None:
+        """A message from before the watcher listened (any thread): only a clean stop is kept,
+        so the row of a worker that stopped while no watcher ran reads stopped, not dead."""
+        try:
+            event = events.parse(body)
+        except events.BadEvent:
+            return
+        if isinstance(event, events.Heartbeat) and event.state == events.STOPPED:
+            ago = max(0.0, self.wall() - event.at)  # the sender's clock: a rough "when"
+            self._inbox.put((body, self.clock() - ago))
+
+    def tick(self) -> None:
+        now = self.clock()
+        self._drain()
+        if self.listener is not None:
+            self.fleet.listening(self.listener.connected_since)
+        found = self.fleet.check(now)
+        self._todo.extend(found)
+        if self.give_back is not None:
+            self._give_back_todo.extend(d.worker for d in found if d.worker_gone)
+        for name in self.fleet.resurrected:
+            log.warning("a worker taken for dead is alive (its heartbeats were late)",
+                        worker=name)
+        self.fleet.resurrected.clear()
+        try:
+            while self._todo:
+                self._died(self._todo[0])
+                self._todo.pop(0)
+            self._keep_held()
+            self._save_rows(now)
+            if now >= self._next_forget:
+                self._next_forget = now + 60
+                db.forget_workers(self.conn, last_seen_before=db.iso_ago(FORGET_ROWS_AFTER_S))
+        except sqlite3.OperationalError as exc:  # locked past the busy timeout: next tick
+            log.warning("cannot write worker liveness now; trying again at the next tick",
+                        error=str(exc))
+        # After the attempts are written: a photo failed now is skipped when its message is back.
+        self._give_backs(now)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                body, at = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                event = events.parse(body)
+            except events.BadEvent as exc:
+                if str(exc) not in self._bad:  # once per kind of problem, not per message
+                    self._bad.add(str(exc))
+                    log.warning("fleet message ignored", reason=str(exc))
+                continue
+            self.fleet.observe(event, at)
+
+    def _give_backs(self, now: float) -> None:
+        """Redis: move dead workers' messages back to their queues; now and then, look for
+        workers that died while no watcher listened (their messages still wait in their keys)."""
+        if self.give_back is None:
+            return
+        since = self.fleet.listening_since
+        if (self.orphans is not None and since is not None and now >= self._next_sweep
+                and now - since > self.fleet.dead_after):
+            self._next_sweep = now + SWEEP_EVERY_S
+            try:
+                for name in self.orphans():
+                    w = self.fleet.workers.get(name)
+                    if (w is None or w.liveness != ALIVE) and name not in self._give_back_todo:
+                        self._give_back_todo.append(name)
+            except Exception as exc:  # the broker's connection errors: next sweep
+                log.warning("cannot look for messages of dead workers now", error=str(exc))
+        while self._give_back_todo:
+            name = self._give_back_todo[0]
+            try:
+                n = self.give_back(name)
+            except Exception as exc:  # the broker's connection errors: next tick
+                log.warning("cannot give a dead worker's messages back now; trying again",
+                            worker=name, error=str(exc))
+                return
+            self._give_back_todo.pop(0)
+            if n:
+                log.warning("gave a dead worker's messages back to their queues", worker=name,
+                            messages=n)
+
+    def _died(self, death: Death) -> None:
+        kind: db.Kind = "thumbnail" if death.kind == "thumbnail" else "embedding"
+        charged = db.died_while_processing(self.conn, kind, death.busy,
+                                           self.cfg.broker.max_attempts) if death.busy else []
+        log.warning("worker process died", worker=death.worker, worker_pid=death.pid,
+                    cause=death.cause, task=kind,
+                    working_on=[i for i, _ in death.busy],
+                    attempts={c.image_id: c.attempts for c in charged},
+                    failed=[c.image_id for c in charged if c.failed],
+                    held=len(death.orphaned))
+        for c in charged:
+            if c.failed:
+                log.warning("failed", image_id=c.image_id, task=kind,
+                            reason=db.died_reason(c.attempts))
+
+    def _keep_held(self) -> None:
+        for kind in db.KINDS:
+            held = self.fleet.held_by_live(kind)
+            if held:
+                db.still_queued(self.conn, kind, sorted(held))
+
+    def _save_rows(self, now: float) -> None:
+        wall_now = self.wall()
+        rows = [self._row(w, wall_now - (now - w.last_seen)) for w in self.fleet.changed()]
+        db.save_workers(self.conn, rows)
+
+    @staticmethod
+    def _row(w: WorkerView, last_seen_wall: float) -> db.WorkerRow:
+        hb = w.heartbeat
+        assert hb is not None
+        return db.WorkerRow(
+            name=hb.name, role=hb.role, host=hb.host, pid=hb.pid,
+            state=DEAD if w.liveness == DEAD else hb.state, message=hb.message,
+            model=hb.model, pretrained=hb.pretrained, device=hb.device,
+            started_at=hb.started_at,
+            last_seen=db.now_iso(datetime.fromtimestamp(last_seen_wall, UTC)),
+            processed=hb.processed, rss_kb=hb.rss_kb,
+        )

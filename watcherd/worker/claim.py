@@ -1,0 +1,61 @@
+"""Claiming a task: check its row, read its file, make sure the content is the one announced.
+
+Every task is idempotent, keyed by (image id, sha256): a stale or redelivered message finds the
+row done, failed, changed or deleted and does nothing (no write: a check costs one read).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from watcherd import logs
+from watcherd.store import db
+
+log = logs.get("watcherd.worker.claim")
+
+
+@dataclass
+class Claim:
+    image_id: int
+    sha256: str
+    path: str
+    data: bytes
+
+    @property
+    def item(self) -> tuple[int, str]:
+        return self.image_id, self.sha256
+
+
+def claim(conn: sqlite_utils.Database, kind: db.Kind, image_id: int,
+          sha256: str) -> Claim | None:
+    """The row's file, read, when there is work to do; None when there is nothing (more) to do
+    (an unreadable file has been marked failed)."""
+    path = db.begin_task(conn, kind, image_id, sha256)
+    if path is None:
+        log.debug("nothing to do", image_id=image_id, task=kind)
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        # Deleted or moved before its task ran: the watcher records the delete/move.
+        log.info("file gone before processing", image_id=image_id, path=path, task=kind)
+        return None
+    except OSError as exc:
+        reason = f"unreadable: {exc.strerror or exc}"
+        db.fail(conn, kind, image_id, sha256, reason)
+        log.warning("failed", image_id=image_id, path=path, task=kind, reason=reason)
+        return None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        # Replaced since discovery: the watcher re-records it and sends a new message.
+        log.info("file changed since discovery, skipped", image_id=image_id, path=path, task=kind)
+        return None
+    return Claim(image_id, sha256, path, data)
+
+
+def internal_reason(exc: BaseException) -> str:
+    """A row's reason for an error that is not the file's fault (a bug, a resource problem)."""
+    return f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
