@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -99,3 +100,19 @@ def assert_same_ranking(got: Sequence[tuple[int, str, float]],
             other = by_id.get(g[0])
             assert tie > 0 and other is not None and other[1] == g[1], (place, g, w)
             assert abs(other[2] - w[2]) <= tie, (place, g, w)
+
+
+def embed_stored(cfg: Any, holder: Any, items: list[tuple[int, str]]) -> int:
+    """Run the embedding worker's own batch step (decode, encode, save) on stored photos;
+    how many vectors it saved."""
+    from watcherd.store import db as wdb
+    from watcherd.worker.embedding import embed_batch
+    from watcherd.worker.markers import Markers
+
+    conn = wdb.connect(cfg.database.path)
+    markers = Markers(cfg, "embeddings@test:1")
+    try:
+        return embed_batch(cfg, conn, holder, markers, items).saved
+    finally:
+        markers.close()
+        conn.conn.close()

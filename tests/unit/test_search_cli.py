@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 
 from tests.conftest import cli, write_config
-from tests.searchlib import MODEL_B, assert_same_ranking, reference, store_vectors, unit_rows
+from tests.searchlib import (
+    MODEL_B,
+    assert_same_ranking,
+    embed_stored,
+    reference,
+    store_vectors,
+    unit_rows,
+)
 from tests.unit.test_embeddings import _scene
 from tests.unit.test_search_engine import jpeg, open_clip_text
 from watcherd import config
@@ -43,7 +50,7 @@ def lib(tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> dict[str, 
         ids.append(rec.id)
     holder = tasks.EmbedderHolder()
     holder.load(cfg)
-    assert tasks.embed_batch(cfg, holder, items) == 16
+    assert embed_stored(cfg, holder, items) == 16
     # A second model's vectors for the same photos, side by side.
     store_vectors(conn, MODEL_B, ids, unit_rows(16, 48, seed=4))
     return {"config": cfg_path, "db": cfg.database.path, "key": ModelKey(tiny_model, ""),

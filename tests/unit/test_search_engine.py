@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from tests.conftest import write_config
-from tests.searchlib import assert_same_ranking, reference
+from tests.searchlib import assert_same_ranking, embed_stored, reference
 from tests.unit.test_embeddings import _scene
 from watcherd import config
 from watcherd.media.embeddings import Embedder, from_blob
@@ -53,7 +53,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> dict[st
         items.append((rec.id, hashlib.sha256(data).hexdigest()))
     holder = tasks.EmbedderHolder()
     holder.load(cfg)
-    assert tasks.embed_batch(cfg, holder, items) == 24
+    assert embed_stored(cfg, holder, items) == 24
     outside = tmp / "outside.jpg"  # an image file that is not in the library
     outside.write_bytes(jpeg(_scene(1200, 900, 7)))
     return {"cfg": cfg, "conn": conn, "db": cfg.database.path, "key": ModelKey(tiny_model, ""),
@@ -117,7 +117,7 @@ def test_an_image_file_not_in_the_library_is_embedded_like_the_worker(
     rec = db.record_file(conn, str(target), len(data), 1.0, sha,
                          db.Reuse(photos["key"].model, "", (64,), "webp"))
     try:
-        assert tasks.embed_batch(photos["cfg"], _holder(photos), [(rec.id, sha)]) == 1
+        assert embed_stored(photos["cfg"], _holder(photos), [(rec.id, sha)]) == 1
         worker = from_blob(conn.execute("SELECT vector FROM embeddings WHERE image_id = ?",
                                         (rec.id,)).fetchone()[0])
         for on_the_fly in vectors_used:

@@ -15,27 +15,27 @@ from watcherd.store import db
 
 
 def test_per_process_worker_rows(tmp_path: Path) -> None:
+    """A worker the watcher last heard of long ago is dead, in `status`, `status --json` and
+    so `/api/status`; its model still shows."""
     path = write_config(tmp_path)
     conn = db.connect(tmp_path / "watcherd.db")
     conn.conn.close()
     raw = sqlite3.connect(tmp_path / "watcherd.db")
-    raw.executescript(
-        "DROP TABLE workers; CREATE TABLE workers (name TEXT PRIMARY KEY, role TEXT, host TEXT,"
-        " pid INTEGER, state TEXT, message TEXT, model TEXT, started_at TEXT, last_seen TEXT,"
-        " processed INTEGER, rss_kb INTEGER);")
-    raw.execute("INSERT INTO workers VALUES ('embeddings-1', 'embeddings', ?, 999999999, "
-                "'ready', NULL, 'ViT-B-32 (laion2b_s34b_b79k)', '2026-01-01T00:00:00.000Z', "
-                "'2026-01-01T00:01:00.000Z', 42, 1000)", (socket.gethostname(),))
+    raw.execute("INSERT INTO workers (name, role, host, pid, state, model, pretrained, device, "
+                "started_at, last_seen, processed, rss_kb) VALUES ('embeddings-1', "
+                "'embeddings', ?, 999999999, 'ready', 'ViT-B-32', 'laion2b_s34b_b79k', 'cpu', "
+                "'2026-01-01T00:00:00.000Z', '2026-01-01T00:01:00.000Z', 42, 1000)",
+                (socket.gethostname(),))
     raw.commit()
     raw.close()
     report = json.loads(cli(path, "status", "--json").stdout)
     (w,) = report["workers"]
     assert w["name"] == "embeddings-1" and w["processed"] == 42
-    assert w["state"] == "not running (last: ready)" and w["alive"] is False  # no such pid
-    assert report["models"]["embedding_worker"] == "ViT-B-32 (laion2b_s34b_b79k)"
+    assert w["liveness"] == "dead" and w["alive"] is False  # not heard of since January
+    assert report["models"]["embedding_worker"] == "ViT-B-32"
     text = cli(path, "status").stdout
-    assert "worker      embeddings-1: not running (last: ready) (pid 999999999, since " \
-           "2026-01-01T00:01:00.000Z)" in text, text
+    assert "worker      embeddings-1: dead (last seen " in text, text
+    assert "model ViT-B-32 laion2b_s34b_b79k on cpu" in text, text
 
 
 def test_web_listen_is_checked() -> None:
