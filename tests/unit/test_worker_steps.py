@@ -107,6 +107,8 @@ def test_embed_batch_marks_each_photo_while_it_is_decoded_then_the_batch(
     assert {b.kind for b in heard.busy(5)} == {"embedding"}
     statuses = {r[0] for r in conn.execute("SELECT embedding_status FROM images")}
     assert statuses == {"done"}
+    precisions = {r[0] for r in conn.execute("SELECT precision FROM embeddings")}
+    assert precisions == {holder.embedder.precision} != {None}  # type: ignore[union-attr]
 
 
 def test_a_bad_photo_fails_alone_and_a_stale_message_is_skipped_unmarked(

@@ -126,6 +126,11 @@ MIGRATIONS: tuple[str, ...] = (
         rss_kb INTEGER
     );
     """,
+    # 5: the number format the model computed each vector in ([embeddings] precision: fp32,
+    # bf16, fp16); a precision change is not a model change, so the key stays the same.
+    """
+    ALTER TABLE embeddings ADD COLUMN precision TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # The folder of a path, with its trailing slash (everything after the last '/' trimmed); the
@@ -365,8 +370,8 @@ def _reuse_identical(c: sqlite3.Connection, image_id: int, sha256: str, reuse: R
     if twin is not None:
         c.execute(
             "INSERT OR REPLACE INTO embeddings (image_id, model, pretrained, dim, vector, "
-            "created_at) SELECT ?, model, pretrained, dim, vector, ? FROM embeddings "
-            "WHERE image_id = ? AND model = ? AND pretrained = ?",
+            "created_at, precision) SELECT ?, model, pretrained, dim, vector, ?, precision "
+            "FROM embeddings WHERE image_id = ? AND model = ? AND pretrained = ?",
             (image_id, now, twin[0], reuse.model, reuse.pretrained),
         )
         c.execute("UPDATE images SET embedding_status = 'done' WHERE id = ?", (image_id,))
@@ -672,7 +677,7 @@ class EmbeddingRow:
 
 
 def save_embeddings(db: sqlite_utils.Database, model: str, pretrained: str, dim: int,
-                    rows: Sequence[EmbeddingRow]) -> int:
+                    rows: Sequence[EmbeddingRow], precision: str | None = None) -> int:
     """Store a batch of vectors in one transaction; rows whose content changed are skipped."""
     now = now_iso()
     saved = 0
@@ -687,8 +692,8 @@ def save_embeddings(db: sqlite_utils.Database, model: str, pretrained: str, dim:
             if ok:
                 c.execute(
                     "INSERT OR REPLACE INTO embeddings (image_id, model, pretrained, dim, vector, "
-                    "created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (r.image_id, model, pretrained, dim, r.vector, now),
+                    "created_at, precision) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (r.image_id, model, pretrained, dim, r.vector, now, precision),
                 )
                 saved += 1
     return saved

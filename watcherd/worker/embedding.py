@@ -45,7 +45,7 @@ class EmbedderHolder:
         e = cfg.embeddings
         started = time.perf_counter()
         try:
-            self.embedder = Embedder(e.model, e.pretrained or None, e.device)
+            self.embedder = Embedder(e.model, e.pretrained or None, e.device, e.precision)
         except ModelLoadError as exc:
             self.error = str(exc)
             log.error("embedding model could not be loaded; every embedding will be marked "
@@ -53,7 +53,8 @@ class EmbedderHolder:
                       model=e.model, pretrained=e.pretrained, reason=self.error)
             return
         log.info("embedding model loaded", model=e.model, pretrained=e.pretrained,
-                 device=self.embedder.device, dim=self.embedder.dim,
+                 device=self.embedder.device, precision=self.embedder.precision,
+                 dim=self.embedder.dim,
                  duration_ms=round((time.perf_counter() - started) * 1000, 1))
 
 
@@ -108,7 +109,8 @@ def save(conn: sqlite_utils.Database, embedder: Embedder, prepared: Sequence[Pre
 
     rows = [db.EmbeddingRow(p.image_id, p.sha256, to_blob(v), p.width, p.height, p.format)
             for p, v in zip(prepared, vectors, strict=True)]
-    return db.save_embeddings(conn, embedder.model, embedder.pretrained, embedder.dim, rows)
+    return db.save_embeddings(conn, embedder.model, embedder.pretrained, embedder.dim, rows,
+                              embedder.precision)
 
 
 @dataclass
