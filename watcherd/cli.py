@@ -363,12 +363,13 @@ class _ModelUnavailable(Exception):
     """The model for a text query (or an image file) could not be loaded."""
 
 
-def _encoder_loader(model: str, pretrained: str, device: str) -> Callable[[], Any]:
+def _encoder_loader(model: str, pretrained: str, device: str,
+                    precision: str) -> Callable[[], Any]:
     def load() -> Any:
         from watcherd.media.embeddings import Embedder, ModelLoadError
 
         try:
-            return Embedder(model, pretrained or None, device)
+            return Embedder(model, pretrained or None, device, precision)
         except ModelLoadError as exc:
             raise _ModelUnavailable(str(exc)) from exc
 
@@ -454,7 +455,8 @@ def search(ctx: click.Context, text: tuple[str, ...], images: tuple[str, ...],
         key = choose_model(conn, ModelKey(cfg.embeddings.model, cfg.embeddings.pretrained),
                            model, pretrained)
         searcher = Searcher(ScanSource(conn, key),
-                            _encoder_loader(key.model, key.pretrained, cfg.embeddings.device),
+                            _encoder_loader(key.model, key.pretrained, cfg.embeddings.device,
+                                            cfg.embeddings.precision),
                             max_pixels=cfg.images.max_pixels)
         return searcher.search(query)
 

@@ -88,7 +88,8 @@ class Library:
 
             e = self.cfg.embeddings
             try:
-                self._encoder = _Serialised(Embedder(e.model, e.pretrained or None, e.device))
+                self._encoder = _Serialised(Embedder(e.model, e.pretrained or None, e.device,
+                                                     e.precision))
             except ModelLoadError as exc:
                 self._encoder_error = str(exc)
                 raise ModelUnavailable(str(exc)) from exc
