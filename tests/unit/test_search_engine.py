@@ -37,9 +37,10 @@ def jpeg(image: Image.Image, quality: int = 90) -> bytes:
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> dict[str, Any]:
-    """A library of 24 JPEG photos in two folders, embedded by the worker's own code."""
+    """A library of 24 JPEG photos in two folders, embedded by the worker's own code, in fp32:
+    these tests compare query vectors with open_clip's own to 1e-5."""
     tmp = tmp_path_factory.mktemp("engine")
-    cfg = config.load(write_config(tmp, model=tiny_model))
+    cfg = config.load(write_config(tmp, model=tiny_model, embeddings={"precision": "fp32"}))
     conn = db.connect(cfg.database.path)
     items = []
     for i in range(24):
