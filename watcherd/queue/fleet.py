@@ -193,7 +193,8 @@ class Listener(threading.Thread):
                 self._consume()
                 return
             except Exception as exc:
-                self.connected_since = None
+                if self.connected_since is not None:  # it was up: a new outage
+                    self.connected_since, down_logged, wait = None, False, RECONNECT_S[0]
                 if not down_logged:
                     log.warning("fleet queue unreachable; worker liveness is on hold until the "
                                 "broker is back", error=str(exc) or type(exc).__name__)

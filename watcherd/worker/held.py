@@ -58,3 +58,11 @@ def prefork_processed() -> int:
 def queued(q: Queue[Any]) -> list[Any]:
     with q.mutex:
         return list(q.queue)
+
+
+def drain(q: Queue[Any]) -> list[Any]:
+    """Take everything out of ``q``."""
+    with q.mutex:
+        items = list(q.queue)
+        q.queue.clear()
+    return items

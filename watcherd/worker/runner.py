@@ -48,6 +48,7 @@ def run_worker(cfg: Config, role: str) -> int:
         # watcher can give them back to their queues if it dies (queue/giveback.py).
         app.conf.broker_transport_options = {**app.conf.broker_transport_options,
                                              **worker_transport_options(cfg, beacon.name)}
+        app.conf.worker_consumer = "watcherd.worker.consumer:Consumer"
         tasks.register(app, cfg, holder, markers)
         if role == "embeddings":
             batches: tasks.EmbedBatches = app.tasks[EMBED_TASK]

@@ -8,6 +8,7 @@ heartbeats, which counts the attempt against the photo it was working on.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -44,6 +45,16 @@ class EmbedBatches(Batches):  # type: ignore[misc]
         self.in_flight: list[Any] = []
         self.done = 0
 
+    def forget_buffered(self) -> int:
+        """Drop the requests received and not yet flushed, and the flush timer (the broker
+        connection they came on is gone: see ``watcherd.worker.consumer``)."""
+        dropped = len(held.drain(self._buffer)) + len(held.drain(self._pending))
+        if self._tref is not None:
+            self._tref.cancel()
+            self._tref = None
+        self._count = itertools.count(1)
+        return dropped
+
     def held(self) -> list[tuple[int, str]]:
         return held.items([*held.queued(self._buffer), *held.queued(self._pending),
                            *list(self.in_flight)])
@@ -54,13 +65,15 @@ class EmbedBatches(Batches):  # type: ignore[misc]
 
         def on_return(result: Any) -> None:
             give_back = set(result) if isinstance(result, list | set | tuple) else set()
-            for r in reqs:
-                if r.id in give_back:
-                    r.reject(requeue=True)
-                else:
-                    r.acknowledge()
-            self.done += len(reqs)
-            self.in_flight = []
+            try:
+                for r in reqs:
+                    if r.id in give_back:
+                        r.reject(requeue=True)
+                    else:
+                        r.acknowledge()
+            finally:  # an ack on a connection lost meanwhile raises: nothing is held any more
+                self.done += len(reqs)
+                self.in_flight = []
 
         return self._pool.apply_async(
             apply_batches_task,
