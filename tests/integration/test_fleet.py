@@ -101,6 +101,7 @@ def _workers(config_path: Path) -> list[dict[str, Any]]:
     return list(json.loads(r.stdout)["workers"])
 
 
+@pytest.mark.slow  # two daemon starts and stops (~25 s): kept out of the everyday run
 def test_status_lists_each_worker_process_alive_then_stopped(tmp_path: Path, tiny_model: str,
                                                              daemons: list[Daemon]) -> None:
     config_path = write_config(tmp_path, model=tiny_model)
@@ -134,6 +135,7 @@ def test_status_lists_each_worker_process_alive_then_stopped(tmp_path: Path, tin
     assert watcher.stop() == 0
 
 
+@pytest.mark.slow  # both workers, a 4 s lock (~20 s): the in-process test covers the logic
 def test_a_locked_database_gives_tasks_back_to_the_queue_and_costs_no_attempt(
         tmp_path: Path, tiny_model: str, daemons: list[Daemon]) -> None:
     """Both real workers, no watcher: the test sends the tasks and holds the database's write

@@ -41,8 +41,9 @@ def test_model_that_cannot_load_fails_embeddings_with_reason_and_thumbnails_go_o
     assert row["embedding_status"] == "failed"
     assert "model could not be loaded" in row["embedding_error"]
     assert "no-such-model" in row["embedding_error"]
-    status = cli(config, "status")
-    assert "EMBEDDINGS ARE NOT BEING COMPUTED" in status.stdout, status.stdout
+    # The watcher writes the worker's row from its heartbeats at its next outbox tick.
+    wait_for(lambda: "EMBEDDINGS ARE NOT BEING COMPUTED" in cli(config, "status").stdout, 10,
+             "status to show that the model failed")
     assert daemon.stop() == 0
     assert "embedding model could not be loaded" in daemon.log()
 
