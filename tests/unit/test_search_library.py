@@ -181,7 +181,8 @@ def test_a_vector_committed_late_with_an_old_stamp_is_not_missed(tmp_path: Path)
     [late] = add_photos(conn, ["/photos/late.jpg"])
     old = db.iso_ago(30)
     with db.transaction(conn) as c:
-        c.execute("INSERT INTO embeddings VALUES (?, ?, ?, ?, ?, ?)",
+        c.execute("INSERT INTO embeddings (image_id, model, pretrained, dim, vector, "
+                  "created_at) VALUES (?, ?, ?, ?, ?, ?)",
                   (late, MODEL_A.model, MODEL_A.pretrained, DIM, q.astype("<f4").tobytes(), old))
         c.execute("UPDATE images SET updated_at = ? WHERE id = ?", (old, late))
     assert index.top(q, 1)[0][0].image_id == late

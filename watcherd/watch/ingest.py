@@ -91,7 +91,8 @@ class Ingest:
                         self.stats["moved"] += 1
                     fields: dict[str, object] = {"image_id": rec.id, "path": r.path,
                                                  "action": rec.action, "size": r.size,
-                                                 "source": r.source}
+                                                 "source": r.source,
+                                                 "duration_ms": r.duration_ms}
                     if rec.action == "moved" and r.moved_from:
                         fields["old_path"] = r.moved_from[1]
                     logged.append(("recorded", fields))

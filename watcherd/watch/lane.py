@@ -56,6 +56,7 @@ class Hashed:
     started: float  # monotonic time the hash started
     source: Literal["live", "scan"]
     moved_from: tuple[int, str] | None = None  # a live row with this content whose file is gone
+    duration_ms: float = 0.0  # reading and hashing the file
 
 
 @dataclass(frozen=True)
@@ -301,7 +302,8 @@ class Lane(threading.Thread):
             return
         moved_from = None if known else self._gone_twin(digest, path)
         self.hashed += 1
-        self._emit(Hashed(path, info.size, info.mtime, digest, started, source, moved_from))
+        took = round((self.clock() - started) * 1000, 1)
+        self._emit(Hashed(path, info.size, info.mtime, digest, started, source, moved_from, took))
 
     def _gone_twin(self, digest: str, path: str) -> tuple[int, str] | None:
         """A live row with this content whose file is gone: this file is that photo, moved
