@@ -264,3 +264,23 @@ def test_of_the_messages_from_before_the_watcher_only_a_clean_stop_is_kept(
         datetime.fromtimestamp(wall - 30, UTC))
     die(monitor, clock)
     assert row(monitor, items[0][0])["embedding_attempts"] == 0
+
+
+def test_on_redis_a_death_asks_for_an_early_resend_of_what_is_in_no_queue(
+        tmp_path: Path) -> None:
+    """A message the worker popped but had not yet recorded as its own when it was killed is
+    in no queue and no key: 15 s after the death the outbox may send again what was queued
+    before it (not 120 s later)."""
+    from watcherd.queue.monitor import EARLY_RESEND_S
+
+    backs = GiveBacks()
+    monitor, clock, items = redis_monitor(tmp_path, backs)
+    monitor.received(heartbeat(200, held=items[:2]), clock.t)
+    monitor.tick()
+    assert monitor.early_resends() == {}
+    die(monitor, clock)
+    assert monitor.early_resends() == {}  # not yet: the restarted worker takes what is back
+    clock.t += EARLY_RESEND_S
+    when = monitor.early_resends()
+    assert list(when) == ["embedding"] and when["embedding"] <= db.now_iso()
+    assert monitor.early_resends() == {}  # once

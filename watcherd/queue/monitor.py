@@ -38,6 +38,7 @@ log = logs.get("watcherd.queue.monitor")
 
 FORGET_ROWS_AFTER_S = 3600.0  # workers rows not heard from for this long are deleted
 SWEEP_EVERY_S = 60.0  # how often to look for messages of workers that died unheard (Redis)
+EARLY_RESEND_S = 15.0  # after a death on Redis: send again what is in no queue (early_resends)
 
 GiveBack = Callable[[str], int]  # worker name -> messages given back to their queues
 Orphans = Callable[[], list[str]]  # names of workers that hold messages (dead or alive)
@@ -63,6 +64,7 @@ class FleetMonitor:
         self._inbox: queue.SimpleQueue[tuple[Any, float]] = queue.SimpleQueue()
         self._todo: list[Death] = []  # deaths not yet written (the database was locked)
         self._give_back_todo: list[str] = []  # dead workers whose messages are not back yet
+        self._early: list[tuple[str, str, float]] = []  # (kind, death time, when to resend)
         self._bad: set[str] = set()
         self._next_forget = 0.0
         self._next_sweep = 0.0
@@ -163,8 +165,24 @@ class FleetMonitor:
                 log.warning("gave a dead worker's messages back to their queues", worker=name,
                             messages=n)
 
+    def early_resends(self) -> dict[str, str]:
+        """Redis: for each kind whose worker died at least ``EARLY_RESEND_S`` ago, the time of
+        the death. A message the worker had popped but not yet recorded as its own when it was
+        killed is in no queue and no key: the outbox sends again the rows queued before the
+        death that are still pending, once their queue is empty (rows a live worker holds have
+        their queued_at refreshed every tick, so they are never among them)."""
+        now = self.clock()
+        due = [e for e in self._early if e[2] <= now]
+        self._early = [e for e in self._early if e[2] > now]
+        out: dict[str, str] = {}
+        for kind, at, _ in due:
+            out[kind] = max(out.get(kind, ""), at)
+        return out
+
     def _died(self, death: Death) -> None:
         kind: db.Kind = "thumbnail" if death.kind == "thumbnail" else "embedding"
+        if self.give_back is not None:
+            self._early.append((kind, db.now_iso(), self.clock() + EARLY_RESEND_S))
         charged = db.died_while_processing(self.conn, kind, death.busy,
                                            self.cfg.broker.max_attempts) if death.busy else []
         log.warning("worker process died", worker=death.worker, worker_pid=death.pid,

@@ -33,13 +33,16 @@ class Outbox:
     sent_total: dict[str, int] = field(default_factory=lambda: {k: 0 for k in db.KINDS})
     depth_error: str | None = None  # why the last queue depth could not be read
 
-    def send_due(self, *, resend_stale: bool = False) -> dict[str, int]:
-        """Send every due row; returns how many were sent per kind."""
+    def send_due(self, *, resend_stale: bool = False,
+                 stale_before: dict[str, str] | None = None) -> dict[str, int]:
+        """Send every due row; returns how many were sent per kind. ``stale_before`` moves the
+        stale line of a kind later (a worker died at that time: see queue/monitor.py)."""
         sent = {k: 0 for k in db.KINDS}
         for kind in db.KINDS:
             resend_before = None
             if resend_stale:
-                resend_before = db.iso_ago(self.cfg.broker.resend_after_seconds)
+                resend_before = max(db.iso_ago(self.cfg.broker.resend_after_seconds),
+                                    (stale_before or {}).get(kind, ""))
                 if not db.due_for_dispatch(self.conn, kind, resend_before=resend_before,
                                            limit=1):
                     continue

@@ -200,9 +200,11 @@ class Watcher:
             if now >= next_outbox:
                 for lane in self.lanes.values():
                     lane.check_root()
+                stale_before: dict[str, str] = {}
                 if self._fleet_started:
                     self.fleet.tick()
-                self.outbox.send_due(resend_stale=True)
+                    stale_before = self.fleet.early_resends()
+                self.outbox.send_due(resend_stale=True, stale_before=stale_before)
                 self._report_scans()
                 self._check_stalled()
                 self.ingest.prune()
