@@ -26,6 +26,7 @@ from tests.conftest import Daemon, query, wait_for, write_config
 from watcherd.config import DEFAULT_EXTENSIONS
 from watcherd.watch.rules import Rules
 from watcherd.watch.scan import walk
+from watcherd.worker import procinfo
 
 _FIGURES: list[dict[str, Any]] = []
 
@@ -238,14 +239,8 @@ def all_children(pid: int) -> dict[str, int]:
 
 
 def rss_kb(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
+    """VmRSS in KiB, None once the process is gone (procinfo reads it)."""
+    return procinfo.rss_kb(pid) or None
 
 
 # ---------------------------------------------------------------------------- brokers

@@ -231,15 +231,6 @@ class Known:
     deleted: bool
 
 
-def known_under(db: sqlite_utils.Database, root: Path) -> dict[str, Known]:
-    """Every row whose path lies under ``root`` (a folder)."""
-    lo, hi = _prefix_range(root)
-    rows = db.execute(
-        "SELECT path, size, mtime, deleted_at FROM images WHERE path >= ? AND path < ?", (lo, hi)
-    )
-    return {r[0]: Known(r[1], r[2], r[3] is not None) for r in rows}
-
-
 def rows_in_folder(db: sqlite_utils.Database, folder: str) -> dict[str, Known]:
     """Every row directly in ``folder`` (not below it): one indexed lookup."""
     rows = db.execute(

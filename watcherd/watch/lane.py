@@ -34,7 +34,7 @@ from watcherd.store import db
 from watcherd.watch import roots
 from watcherd.watch.files import FileInfo, regular_file, sha256_file
 from watcherd.watch.rules import Rules
-from watcherd.watch.scan import Progress, Scan
+from watcherd.watch.scan import Progress, Scan, walk
 from watcherd.watch.settle import SettleTracker
 
 log = logs.get("watcherd.watch.lane")
@@ -243,8 +243,6 @@ class Lane(threading.Thread):
                 FileInfo(dest + f.path[len(src):], f.size, f.mtime) if f.path.startswith(src)
                 else f for f in self.scan_files)
         elif kind == "take_folder":
-            from watcherd.watch.scan import walk
-
             for info in walk(Path(cmd[1]), self.rules, self.recursive):
                 self.settle.mark(info.path, ready=True)
         elif kind == "scan":

@@ -67,10 +67,6 @@ class Scan:
         self._visited: set[str] = set()
         self.started_at = db.now_iso()
 
-    @property
-    def finished_walking(self) -> bool:
-        return not self._stack
-
     def step(self) -> FolderDiff | None:
         """List the next folder and compare it with its rows; None when every folder is done."""
         while self._stack:
