@@ -75,7 +75,8 @@ def build(path: Path, n: int, key: ModelKey, dim: int) -> None:
         conn.executemany("INSERT INTO images (id, path, sha256, size, mtime, width, height, "
                          "format, discovered_at, thumbnail_status, embedding_status, deleted_at, "
                          "updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", images)
-        conn.executemany("INSERT INTO embeddings VALUES (?,?,?,?,?,?)", vecs)
+        conn.executemany("INSERT INTO embeddings (image_id, model, pretrained, dim, vector, "
+                         "created_at) VALUES (?,?,?,?,?,?)", vecs)
     conn.execute("COMMIT")
     conn.close()
     tmp.rename(path)
@@ -146,7 +147,8 @@ def warm(path: Path, n: int, key: ModelKey, embedder: object, runs: int) -> None
         c.execute("INSERT INTO images (id, path, discovered_at, updated_at, sha256) VALUES "
                   "(?, ?, ?, ?, 'x')", (new_id, f"/srv/photos/new/{new_id}.jpg", db.now_iso(),
                                         db.now_iso()))
-        c.execute("INSERT INTO embeddings VALUES (?, ?, ?, ?, ?, ?)",
+        c.execute("INSERT INTO embeddings (image_id, model, pretrained, dim, vector, created_at) "
+                  "VALUES (?, ?, ?, ?, ?, ?)",
                   (new_id, key.model, key.pretrained, DIM, target.astype("<f4").tobytes(),
                    db.now_iso()))
     while index.top(target, 1)[0][0].image_id != new_id:

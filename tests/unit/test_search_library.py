@@ -238,3 +238,14 @@ def test_index_memory_is_half_precision_when_chosen(tmp_path: Path) -> None:
     assert half.vectors == full.vectors == 2000
     assert half.nbytes * 2 == full.nbytes
     assert kernels.pick_matrix(DIM) in KERNELS
+
+
+def test_index_holds_no_more_rows_than_it_loaded_plus_a_little(tmp_path: Path) -> None:
+    """The matrix is sized from a count before loading, not grown by halves chunk after chunk
+    (which at a million vectors held a third more memory than the vectors need)."""
+    path = tmp_path / "watcherd.db"
+    n = 3 * vectors.CHUNK_ROWS + 100
+    library(path, n, DIM)
+    stats = SearchIndex(path, MODEL_A, kernel="numpy-float32").stats
+    assert stats.vectors == n
+    assert stats.nbytes <= (n + max(1024, n // 100)) * DIM * 4

@@ -125,6 +125,14 @@ def stored_models(conn: sqlite3.Connection) -> list[StoredModel]:
     return [StoredModel(ModelKey(r[0], r[1]), int(r[2])) for r in rows]
 
 
+def count_vectors(conn: sqlite3.Connection, key: ModelKey) -> int:
+    """How many rows (live or deleted) have a vector of this model: an upper bound on the live
+    ones, read from the primary key's index without touching the BLOBs."""
+    row = conn.execute("SELECT count(*) FROM embeddings WHERE model = ? AND pretrained = ?",
+                       (key.model, key.pretrained)).fetchone()
+    return int(row[0])
+
+
 def has_vectors(conn: sqlite3.Connection, key: ModelKey) -> bool:
     """Whether any row (live or deleted) has a vector of this model."""
     return conn.execute("SELECT 1 FROM embeddings WHERE model = ? AND pretrained = ? LIMIT 1",
