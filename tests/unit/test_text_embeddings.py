@@ -59,6 +59,16 @@ def test_local_dir_text_equals_open_clip(tiny_dir: Path) -> None:
     assert emb.encode_text([]).shape == (0, emb.dim)
 
 
+def test_text_only_embedder_frees_its_image_tower(tiny_dir: Path) -> None:
+    """The web server keeps only the text tower: same text vectors, fewer parameters held."""
+    emb = Embedder(f"local-dir:{tiny_dir}")
+    before = emb.encode_text(TEXTS)
+    held = sum(p.numel() for p in emb._net.parameters())
+    emb.drop_image_tower()
+    assert sum(p.numel() for p in emb._net.parameters()) < held
+    np.testing.assert_allclose(emb.encode_text(TEXTS), before, atol=1e-6)
+
+
 def test_builtin_name_with_checkpoint_text_equals_open_clip(tmp_path: Path,
                                                              tiny_dir: Path) -> None:
     cfg_dir = tmp_path / "configs"

@@ -71,6 +71,8 @@ BAD = [
     ("/thumb/1/huge", "size must be an integer"),
     ("/?page=0", "page must be within"),
     ("/?q=x&page=99", "page must be within"),
+    ("/?q=x&like=3", "either q (a text) or like"),
+    ("/?like=abc", "like must be an integer"),
 ]
 
 

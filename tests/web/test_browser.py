@@ -3,9 +3,11 @@ chromium-driver. A failing test leaves a screenshot (its path is in the failure 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,6 +117,21 @@ def test_search_page_through_and_click_through(library: Lib, server: Serve, brow
     browser.find_element(By.ID, "prev").click()
     wait_for(lambda: "page=1" in browser.current_url, 30, "page 1 again")
     assert [t.get_attribute("href") for t in tiles(browser)] == page1
+
+    # "More like this" on every tile: the photo's nearest, as the API ranks them by image.
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".grid a.like")) == 60
+    seed = tiles(browser)[2].get_attribute("data-id")
+    browser.find_elements(By.CSS_SELECTOR, ".grid a.like")[2].click()
+    wait_for(lambda: f"like={seed}" in browser.current_url, 30, "the more-like-this page")
+    assert f"photo #{seed}" in browser.find_element(By.CSS_SELECTOR, ".summary").text
+    assert all_decoded(browser, expect=60) == 60
+    shown = [int(t.get_attribute("data-id")) for t in tiles(browser)]
+    with urllib.request.urlopen(f"{server.base}/api/search?image={seed}&n=61") as r:
+        ranked = [h["image_id"] for h in json.load(r)["results"]
+                  if h["image_id"] != int(seed)]
+    assert shown == ranked[:60]
+    browser.back()
+    wait_for(lambda: "like=" not in browser.current_url, 30, "back to the text search")
 
     tiles(browser)[0].click()
     wait_for(lambda: "/photo/" in browser.current_url, 30, "a photo's page")

@@ -88,8 +88,9 @@ class Library:
 
             e = self.cfg.embeddings
             try:
-                self._encoder = _Serialised(Embedder(e.model, e.pretrained or None, e.device,
-                                                     e.precision))
+                embedder = Embedder(e.model, e.pretrained or None, e.device, e.precision)
+                embedder.drop_image_tower()  # the API's image queries use stored vectors
+                self._encoder = _Serialised(embedder)
             except ModelLoadError as exc:
                 self._encoder_error = str(exc)
                 raise ModelUnavailable(str(exc)) from exc

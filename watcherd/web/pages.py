@@ -52,16 +52,22 @@ class Pages:
 
     def home(self, request: Request) -> Response:
         qp = request.query_params
-        p.only(qp, ("q", "under", "page"))
+        p.only(qp, ("q", "like", "under", "page"))
         texts = p.texts(qp, "q")
+        like = p.image_id(qp["like"], "like") if "like" in qp else None
+        if texts and like is not None:
+            raise p.BadRequest("give either q (a text) or like (a photo id), not both")
         under = p.folder(qp)
-        max_page = 1_000_000 if not texts else p.MAX_N // PAGE
+        searching_ = bool(texts) or like is not None
+        max_page = 1_000_000 if not searching_ else p.MAX_N // PAGE
         page = p.opt_int(qp, "page", 1, 1, max_page)
         error = None
         tiles: list[Tile] = []
         more = False
-        if texts:
-            query = Query(texts=(" ".join(texts),), n=min(p.MAX_N, PAGE * page + 1), under=under)
+        if searching_:
+            n = min(p.MAX_N, PAGE * page + 1)
+            query = Query(texts=(" ".join(texts),), n=n, under=under) if texts else \
+                Query(images=(like,), n=n, under=under, exclude=(like,))
             try:
                 hits = self.server.search(query, None).hits
             except (p.BadRequest, searching.Unavailable) as exc:
@@ -77,10 +83,11 @@ class Pages:
             tiles = tiles[:PAGE]
 
         def link(to: int) -> str:
-            args = {k: v for k, v in (("q", " ".join(texts)), ("under", under or "")) if v}
+            args = {k: v for k, v in (("q", " ".join(texts)), ("like", like or ""),
+                                      ("under", under or "")) if v}
             return "/?" + urlencode({**args, "page": to})
 
-        return render("home.html", q=" ".join(texts), under=under or "", tiles=tiles,
+        return render("home.html", q=" ".join(texts), like=like, under=under or "", tiles=tiles,
                       size=self.small, page=page, error=error,
                       prev=link(page - 1) if page > 1 else None,
                       next=link(page + 1) if more else None)
