@@ -128,7 +128,8 @@ def with_icc(jpeg: bytes, icc: bytes) -> bytes:
 # ----------------------------------------------------------------------------- (b) embeddings
 
 
-def embed_child(model: str, files: list[str], mode: str, batch: int) -> dict[str, float]:
+def embed_child(model: str, files: list[str], mode: str, batch: int,
+                precision: str = "fp32") -> dict[str, float]:
     """Runs in a fresh process (so malloc settings from the environment apply)."""
     import open_clip
     import torch
@@ -138,7 +139,7 @@ def embed_child(model: str, files: list[str], mode: str, batch: int) -> dict[str
 
     datas = [Path(f).read_bytes() for f in files]
     if mode == "worker":
-        emb = Embedder(model, None, "cpu")
+        emb = Embedder(model, None, "cpu", precision)
 
         def run_batch(chunk: list[bytes]) -> None:
             tensors = [emb.preprocess(decode(d, max_pixels=200_000_000,
@@ -161,16 +162,22 @@ def embed_child(model: str, files: list[str], mode: str, batch: int) -> dict[str
     return {"images_per_s": len(datas) / (time.perf_counter() - t0)}
 
 
-def bench_embeddings(model: str, paths: list[Path], n: int) -> dict[str, float]:
+def bench_embeddings(model: str, paths: list[Path], n: int, fast: str) -> dict[str, float]:
+    """``fast``: the precision ``auto`` picks on this machine (runs once more in it if not
+    fp32)."""
     files = [str(p) for p in paths if p.name.startswith("1080p")][:n // 2]
     files += [str(p) for p in paths if p.name.startswith("12mp")][:n - len(files)]
     out: dict[str, float] = {}
     runs = [("raw_open_clip_b1", "raw", 1, {}), ("raw_open_clip_b32", "raw", 32, {}),
             ("worker_b32", "worker", 32, {}), ("worker_b32_malloc", "worker", 32, MALLOC_ENV)]
-    for name, mode, batch, env in runs:
+    runs = [(name, mode, batch, env, "fp32") for name, mode, batch, env in runs]
+    if fast != "fp32":
+        runs.append((f"worker_b32_malloc_{fast}", "worker", 32, MALLOC_ENV, fast))
+    for name, mode, batch, env, precision in runs:
         use = files[::3] if batch == 1 else files  # batch 1 is slow: a third, same mix
         r = subprocess.run(
-            [sys.executable, __file__, "--embed-child", json.dumps([model, use, mode, batch])],
+            [sys.executable, __file__, "--embed-child",
+             json.dumps([model, use, mode, batch, precision])],
             capture_output=True, text=True, env={**os.environ, **env}, check=True)
         out[f"{name}_img_s"] = json.loads(r.stdout.strip().splitlines()[-1])["images_per_s"]
     out["worker_vs_raw_b32"] = out["worker_b32_malloc_img_s"] / out["raw_open_clip_b32_img_s"]
@@ -205,7 +212,8 @@ def sequential_child(model: str, files: list[str]) -> dict[str, float]:
     return {"seconds": time.perf_counter() - t0}
 
 
-def end_to_end(model: str, paths: list[Path], work: Path) -> dict[str, float]:
+def end_to_end(model: str, paths: list[Path], work: Path,
+               precision: str = "fp32") -> dict[str, float]:
     photos = work / "photos"
     if work.exists():
         shutil.rmtree(work)
@@ -215,6 +223,7 @@ def end_to_end(model: str, paths: list[Path], work: Path) -> dict[str, float]:
         f'[watch]\npaths = ["{photos}"]\nsettle_seconds = 1.0\n'
         f'[database]\npath = "{work / "watcherd.db"}"\n'
         f'[embeddings]\nmodel = "{model}"\npretrained = ""\nbatch_size = 32\n'
+        f'precision = "{precision}"\n'
         f'[thumbnails]\nsizes = [256, 1024]\nconcurrency = 2\n'
         f'[log]\nformat = "json"\nlevel = "warning"\n')
     log = open(work / "daemon.log", "wb")  # noqa: SIM115
@@ -362,22 +371,34 @@ def main() -> None:
     print(f"    12mp tagged Display P3 (converted to sRGB): {a['12mp_p3_ms']:.1f} vs "
           f"{a['12mp_untagged_ms']:.1f} untagged -> {extra:+.0%}")
 
-    b = bench_embeddings(model, paths, n=min(96, args.n12 + args.n1080))
+    from watcherd.media import precision as precisions
+
+    fast = precisions.resolve("auto", "cpu")
+    b = bench_embeddings(model, paths, n=min(96, args.n12 + args.n1080), fast=fast)
     print("(b) embeddings, images/s (decode + preprocess + encode; half 1080p, half 12 MP)")
     print(f"    raw open_clip batch 1   {b['raw_open_clip_b1_img_s']:6.2f}")
     print(f"    raw open_clip batch 32  {b['raw_open_clip_b32_img_s']:6.2f}")
     print(f"    worker path batch 32    {b['worker_b32_img_s']:6.2f}")
     print(f"    worker path + malloc    {b['worker_b32_malloc_img_s']:6.2f}   -> "
           f"{b['worker_vs_raw_b32']:.2f}x raw batch 32, {b['worker_vs_raw_b1']:.2f}x batch 1")
+    if fast != "fp32":
+        print(f"    worker path + malloc, {fast} (precision auto here)  "
+              f"{b[f'worker_b32_malloc_{fast}_img_s']:6.2f}   -> "
+              f"{b[f'worker_b32_malloc_{fast}_img_s'] / b['worker_b32_malloc_img_s']:.2f}x fp32")
 
     files = [p for p in paths if p.name.startswith("1080p")][: args.e2e // 2]
     files += [p for p in paths if p.name.startswith("12mp")][: args.e2e - len(files)]
     seq = sequential_baseline(model, files)
-    c = end_to_end(model, files, args.cache / "e2e")
+    c = end_to_end(model, files, args.cache / "e2e", "fp32")
     print(f"(c) end to end, {c['files']} files (half 1080p, half 12 MP)")
     print(f"    sequential loop (thumbnail, then embed at batch 1)  {seq:7.1f} s")
-    print(f"    watcherd run (embedded broker)                      {c['watcherd_run_s']:7.1f} s"
+    print(f"    watcherd run (embedded broker), precision fp32      {c['watcherd_run_s']:7.1f} s"
           f"   -> {seq / c['watcherd_run_s']:.2f}x")
+    if fast != "fp32":
+        f = end_to_end(model, files, args.cache / "e2e", fast)
+        print(f"    watcherd run, precision {fast} (auto here)          "
+              f"{f['watcherd_run_s']:7.1f} s   -> {seq / f['watcherd_run_s']:.2f}x, "
+              f"{c['watcherd_run_s'] / f['watcherd_run_s']:.2f}x fp32")
 
     amqp = "amqp://guest:guest@127.0.0.1:5672//"
     try:

@@ -129,7 +129,8 @@ def main() -> None:
     from watcherd.search.index import SearchIndex
 
     index = SearchIndex(path, key)
-    embedder = Embedder(vit, device="cpu")
+    embedder = Embedder(vit, device="cpu", precision="auto")  # as the server loads it
+    embedder.drop_image_tower()
     searcher = Searcher(index, lambda e=embedder: e)
     searcher.search(Query(texts=("warm up",)))
     t_in_text, t_in_img = [], []
