@@ -3,6 +3,7 @@
 
     flock /tmp/watcherd-cpu.lock .venv/bin/python benchmarks/events.py [--n 300] [--runs 4]
         [--broker amqp|redis] [--model tiny|vit-b-32]
+    flock /tmp/watcherd-cpu.lock .venv/bin/python benchmarks/events.py --publish [--n 2000]
 
 Each run starts ``watcherd run`` on a fresh database and queue prefix, waits for both workers,
 copies N photos (640x480 JPEG) into the watched folder and times until every row is done.
@@ -14,7 +15,12 @@ The tiny random-weight model (default) makes each task cheap, so the events' sha
 the largest it can be: the worst case. ``--model vit-b-32`` uses ViT-B-32's real compute.
 With events on, each thumbnail task sends 3 events (received, started, succeeded) and each
 embedding 3 more; each worker adds a heartbeat every 2 s. Nobody listens during the runs, as on
-a server where Flower is not running (RabbitMQ drops unrouted events; Redis publishes to no one).
+a server where Flower is not running (RabbitMQ drops unrouted events; Redis looks up the event
+exchange's bindings, finds none and stores nothing).
+
+``--publish`` measures the cost at its source instead, without the end-to-end noise: the time a
+worker spends sending one task event (the dispatcher a worker uses, on its own connection), per
+broker, and what the 6 events of a photo (3 for its thumbnail task, 3 for its embedding) add.
 """
 
 from __future__ import annotations
@@ -86,6 +92,39 @@ def _delete_queues(config: Path) -> None:
                 channel = conn.channel()
 
 
+def publish_cost(url: str, n: int, work: Path) -> list[float]:
+    from watcherd import config as wconfig
+    from watcherd.queue.app import make_app
+
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "photos").mkdir(exist_ok=True)
+    path = work / "publish.toml"
+    path.write_text(f'[watch]\npaths = ["photos"]\n[database]\npath = "p.db"\n'
+                    f'[broker]\nurl = "{url}"\nqueue_prefix = "bench-{uuid.uuid4().hex[:6]}-"\n')
+    app = make_app(wconfig.load(path))
+    times = []
+    with app.connection_for_write() as conn:
+        dispatcher = app.events.Dispatcher(conn, hostname="bench@host", enabled=True)
+        dispatcher.send("worker-online")  # connects, declares the exchange
+        for i in range(n):
+            started = time.perf_counter()
+            dispatcher.send("task-succeeded", uuid=f"{i:032x}", result="'done'", runtime=0.01)
+            times.append((time.perf_counter() - started) * 1e6)
+        dispatcher.close()
+    return times
+
+
+def main_publish(n: int) -> None:
+    print(f"one task event sent by a worker's dispatcher, {n} sends per broker (microseconds)")
+    print(f"{'broker':<8}{'mean':>8}{'median':>8}{'p99':>8}   per photo (6 events)")
+    with tempfile.TemporaryDirectory(prefix="watcherd-events-") as tmp:
+        for name, url in URLS.items():
+            t = publish_cost(url, n, Path(tmp) / name)
+            mean = statistics.fmean(t)
+            print(f"{name:<8}{mean:8.1f}{statistics.median(t):8.1f}"
+                  f"{sorted(t)[int(len(t) * 0.99)]:8.1f}   {6 * mean / 1000:.2f} ms")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -93,7 +132,12 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=4, help="runs per mode")
     ap.add_argument("--broker", choices=sorted(URLS), default="amqp")
     ap.add_argument("--model", choices=("tiny", "vit-b-32"), default="tiny")
+    ap.add_argument("--publish", action="store_true",
+                    help="only the cost of sending one event, per broker (--n sends)")
     args = ap.parse_args()
+    if args.publish:
+        main_publish(args.n)
+        return
     from watcherd.testing import write_model_dir
 
     with tempfile.TemporaryDirectory(prefix="watcherd-events-") as tmp:
