@@ -63,6 +63,7 @@ class BrokerConfig:
     resend_after_seconds: float = 120.0
     outbox_interval_seconds: float = 5.0
     max_attempts: int = 3
+    task_events: bool = True  # Celery task events and worker heartbeats (RabbitMQ, Redis)
 
     @property
     def embedded(self) -> bool:
@@ -324,6 +325,7 @@ def _broker(s: _Section) -> BrokerConfig:
         resend_after_seconds=s.number("resend_after_seconds", 120.0, minimum=1.0),
         outbox_interval_seconds=s.number("outbox_interval_seconds", 5.0, minimum=0.1),
         max_attempts=s.integer("max_attempts", 3),
+        task_events=s.get("task_events", bool, True),
     )
 
 

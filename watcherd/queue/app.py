@@ -27,6 +27,15 @@ def queue_names(cfg: Config) -> dict[str, str]:
     return {kind: cfg.broker.queue_prefix + name for kind, name in QUEUES.items()}
 
 
+def events_enabled(cfg: Config) -> bool:
+    """Celery task events and worker heartbeats: ``[broker] task_events``, never on the spool.
+
+    The spool keeps a queue folder and an exchange binding for every consumer that ever bound
+    one and never expires them: each `celery events` or Flower session would leave a queue that
+    fills with every later event, and the disk with it (docs/celery-tools.md)."""
+    return cfg.broker.task_events and not cfg.broker.embedded
+
+
 def broker_url(cfg: Config) -> str:
     return cfg.broker.url or f"{broker.ALIAS}://localhost//"
 
@@ -127,8 +136,12 @@ def make_app(cfg: Config, *, prefetch_multiplier: int = 4) -> Celery:
         worker_consumer=f"{__name__}:Consumer",
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
+        # Remote control (celery inspect/control) and events, on RabbitMQ and Redis: their
+        # exchanges carry the queue prefix, so that instances sharing a broker stay apart.
         worker_enable_remote_control=not cfg.broker.embedded,
-        worker_send_task_events=False,
+        control_exchange=cfg.broker.queue_prefix + "celery",
+        event_exchange=cfg.broker.queue_prefix + "celeryev",
+        worker_send_task_events=events_enabled(cfg),
         worker_cancel_long_running_tasks_on_connection_loss=False,
         enable_utc=True,
     )

@@ -14,7 +14,7 @@ from typing import Any
 from celery import signals
 
 from watcherd.config import Config
-from watcherd.queue.app import EMBED_TASK, make_app, queue_names
+from watcherd.queue.app import EMBED_TASK, events_enabled, make_app, queue_names
 from watcherd.queue.events import MODEL_FAILED, READY, STOPPING
 from watcherd.queue.giveback import worker_transport_options
 from watcherd.worker import held, tasks
@@ -65,7 +65,11 @@ def run_worker(cfg: Config, role: str) -> int:
         w = app.Worker(
             queues=[queue_names(cfg)[kind]], pool=pool, concurrency=concurrency,
             hostname=f"{role}@{socket.gethostname()}", loglevel=cfg.log.level.upper(),
-            without_gossip=True, without_mingle=True, without_heartbeat=True,
+            # Heartbeats for Flower and celery-exporter; no gossip (each worker would consume
+            # every other worker's events, for elections watcherd never holds) and no mingle
+            # (a second's wait at every start, to sync revokes watcherd never issues).
+            without_gossip=True, without_mingle=True,
+            without_heartbeat=not events_enabled(cfg),
             optimization="fair", quiet=True,
         )
         w.start()

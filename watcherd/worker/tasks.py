@@ -13,14 +13,14 @@ import sqlite3
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from celery.exceptions import Reject
 from celery_batches import Batches, SimpleRequest
 from celery_batches.trace import apply_batches_task
 
 from watcherd.config import Config
 from watcherd.queue.app import EMBED_TASK, THUMBNAIL_TASK
-from watcherd.worker import held
+from watcherd.worker import batchevents, held
 from watcherd.worker.beacon import worker_name
 from watcherd.worker.dbconn import database, is_locked, note_locked
 from watcherd.worker.embedding import EmbedderHolder, embed_batch
@@ -62,6 +62,7 @@ class EmbedBatches(Batches):  # type: ignore[misc]
     def flush(self, requests: Collection[Any]) -> Any:
         reqs = list(requests)
         self.in_flight = reqs
+        began = batchevents.started(reqs)
 
         def on_return(result: Any) -> None:
             give_back = set(result) if isinstance(result, list | set | tuple) else set()
@@ -74,6 +75,8 @@ class EmbedBatches(Batches):  # type: ignore[misc]
             finally:  # an ack on a connection lost meanwhile raises: nothing is held any more
                 self.done += len(reqs)
                 self.in_flight = []
+                # result None: the batch raised (celery-batches logged it)
+                batchevents.finished(reqs, began, ok=result is not None, given_back=give_back)
 
         return self._pool.apply_async(
             apply_batches_task,
@@ -82,10 +85,17 @@ class EmbedBatches(Batches):  # type: ignore[misc]
         )
 
 
+def _received(request: Any = None, **_: Any) -> None:
+    """celery-batches sends Celery's ``task_received`` signal but no ``task-received`` event."""
+    if isinstance(getattr(request, "task", None), EmbedBatches):
+        batchevents.received(request)
+
+
 def register(app: Celery, cfg: Config, holder: EmbedderHolder | None = None,
              markers: Markers | None = None) -> None:
     """Register both tasks on ``app``. The embedding worker passes its loaded model holder;
     ``markers`` publish the busy markers (one per worker, named like its heartbeats)."""
+    signals.task_received.connect(_received, weak=False, dispatch_uid=__name__ + "._received")
     the_holder = holder or EmbedderHolder()
     the_markers = markers or Markers(cfg, worker_name("worker"))
     path, timeout = str(cfg.database.path), cfg.database.busy_timeout_seconds

@@ -1,0 +1,136 @@
+"""Celery's own tools against a real `watcherd run` on RabbitMQ and Redis: `celery -A watcherd
+inspect` (a subprocess, with $WATCHERD_CONFIG) reaches both workers, a real event receiver sees
+task events for thumbnails and embeddings (the batches' per-request events) and the workers'
+heartbeats, and `celery -A watcherd purge` leaves the rows pending for the outbox to send again.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Daemon, all_final, require_broker, rows_by_name, wait_for, write_config
+from tests.integration.test_daemon import photo
+from watcherd import config
+from watcherd.queue.app import make_app, queue_depths, queue_names
+
+NAMES = {"e1.jpg", "e2.jpg", "e3.jpg"}
+
+
+def celery_cli(cfg_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "WATCHERD_CONFIG": str(cfg_path)}
+    return subprocess.run([sys.executable, "-m", "celery", "-A", "watcherd", *args],
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+class Events:
+    """A real Celery event receiver on its own connection, in a thread."""
+
+    def __init__(self, app: Any) -> None:
+        self.app, self.seen, self.lock = app, [], threading.Lock()
+        self.receiver: Any = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with self.app.connection_for_read() as conn:
+            self.receiver = self.app.events.Receiver(conn, handlers={"*": self._on})
+            self.receiver.capture(limit=None, timeout=None, wakeup=False)
+
+    def _on(self, event: dict[str, Any]) -> None:
+        with self.lock:
+            self.seen.append(event)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [e for e in self.seen if e["type"] == kind]
+
+    def succeeded(self, task: str) -> list[dict[str, Any]]:
+        ids = {e["uuid"] for e in self.of("task-received") if e["name"] == task}
+        return [e for e in self.of("task-succeeded") if e["uuid"] in ids]
+
+
+@pytest.fixture
+def events() -> Iterator[list[Events]]:
+    started: list[Events] = []
+    yield started
+    for ev in started:
+        if ev.receiver is not None:
+            ev.receiver.should_stop = True
+        ev.thread.join(10)
+
+
+@pytest.mark.parametrize("broker", ["amqp", "redis"])
+def test_inspect_and_events_reach_the_workers(broker: str, tmp_path: Path, tiny_model: str,
+                                              daemons: list[Daemon],
+                                              events: list[Events]) -> None:
+    cfg_path = write_config(tmp_path, broker_url=require_broker(broker), model=tiny_model)
+    cfg = config.load(cfg_path)
+    app = make_app(cfg)
+    daemons.append(Daemon(cfg_path).start())
+    wait_for(lambda: len(app.control.ping(timeout=1.0)) == 2, 90, "both workers to answer")
+
+    ping = celery_cli(cfg_path, "inspect", "ping")
+    assert ping.returncode == 0, ping.stderr
+    assert "thumbnails@" in ping.stdout and "embeddings@" in ping.stdout
+    assert "2 nodes online" in ping.stdout
+    queues = celery_cli(cfg_path, "inspect", "active_queues")
+    assert queues.returncode == 0, queues.stderr
+    for name in queue_names(cfg).values():
+        assert f"'name': '{name}'" in queues.stdout
+
+    ev = Events(app)
+    events.append(ev)
+    ev.thread.start()
+    # A worker heartbeat proves both that the receiver listens and that heartbeats are on.
+    wait_for(lambda: ev.of("worker-heartbeat"), 30, "a worker heartbeat event")
+    photos = tmp_path / "photos"
+    for i, name in enumerate(sorted(NAMES)):
+        (photos / name).write_bytes(photo(320, 240, 40 + i))
+    wait_for(lambda: all_final(tmp_path / "watcherd.db", NAMES), 90, "the photos to be done")
+    wait_for(lambda: len(ev.succeeded("watcherd.embed")) == len(NAMES)
+             and len(ev.succeeded("watcherd.thumbnail")) == len(NAMES),
+             30, "task-succeeded for every thumbnail and embedding")
+    rows = rows_by_name(tmp_path / "watcherd.db")
+    assert {(r["thumbnail_status"], r["embedding_status"]) for r in rows.values()} == {
+        ("done", "done")}
+    embed_ids = {e["uuid"] for e in ev.succeeded("watcherd.embed")}
+    started = [e for e in ev.of("task-started") if e["uuid"] in embed_ids]
+    assert len(started) == len(NAMES)
+    for e in ev.succeeded("watcherd.embed"):
+        assert e["hostname"].startswith("embeddings@") and e["runtime"] > 0
+    stats = app.control.inspect(timeout=2.0).stats() or {}
+    totals = {name.split("@")[0]: s["total"] for name, s in stats.items()}
+    assert totals["embeddings"] == {"watcherd.embed": len(NAMES)}
+
+
+def test_purge_leaves_rows_pending_and_the_outbox_sends_them_again(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    """RabbitMQ; the watcher alone first, so the messages wait in their queue."""
+    cfg_path = write_config(tmp_path, broker_url=require_broker("amqp"),
+                            broker={"resend_after_seconds": 2})
+    cfg = config.load(cfg_path)
+    app = make_app(cfg)
+    queue = queue_names(cfg)["thumbnail"]
+    daemons.append(Daemon(cfg_path, "watch").start())
+    names = {"p1.jpg", "p2.jpg"}
+    for i, name in enumerate(sorted(names)):
+        (tmp_path / "photos" / name).write_bytes(photo(160, 120, 60 + i))
+    wait_for(lambda: queue_depths(app, cfg)[queue] == 2, 60, "two messages in the queue")
+
+    purged = celery_cli(cfg_path, "purge", "-f", "-Q", queue)
+    assert purged.returncode == 0, purged.stderr
+    assert "Purged 2 messages" in purged.stdout
+    assert queue_depths(app, cfg)[queue] == 0
+    rows = rows_by_name(tmp_path / "watcherd.db")
+    assert {rows[n]["thumbnail_status"] for n in names} == {"pending"}
+
+    daemons.append(Daemon(cfg_path, "worker", "thumbnails").start())
+    wait_for(lambda: {r["thumbnail_status"] for r in rows_by_name(
+        tmp_path / "watcherd.db").values()} == {"done"}, 60, "the purged rows to be done")

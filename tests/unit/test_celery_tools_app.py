@@ -1,0 +1,103 @@
+"""The app Celery's own tools load (``celery -A watcherd …``): built lazily from
+``$WATCHERD_CONFIG``, a readable error when it cannot be."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import watcherd
+from tests.conftest import BROKERS, write_config
+from watcherd.config import load
+from watcherd.queue import tools
+from watcherd.queue.app import events_enabled
+
+
+@pytest.fixture(autouse=True)
+def fresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tools, "_app", None)
+
+
+def _celery_cli(*args: str, config: Path | None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "WATCHERD_CONFIG"}
+    if config is not None:
+        env["WATCHERD_CONFIG"] = str(config)
+    return subprocess.run([sys.executable, "-m", "celery", "-A", "watcherd", *args],
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_import_watcherd_builds_no_app_and_imports_no_celery(tmp_path: Path) -> None:
+    env = {**os.environ, "WATCHERD_CONFIG": str(tmp_path / "missing.toml")}
+    code = ("import sys, watcherd, watcherd.config; "
+            "print(sorted(m for m in sys.modules if m == 'celery' or m.startswith('kombu') "
+            "or m == 'watcherd.queue.tools'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, env=env, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_no_config_says_to_set_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WATCHERD_CONFIG", raising=False)
+    with pytest.raises(AttributeError, match=r"\$WATCHERD_CONFIG is not set"):
+        _ = watcherd.celery
+    assert not hasattr(watcherd, "app")
+
+
+def test_a_bad_config_names_the_key_and_the_file(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    config = write_config(tmp_path, broker_url=BROKERS["amqp"], broker={"task_events": "yes"})
+    monkeypatch.setenv("WATCHERD_CONFIG", str(config))
+    with pytest.raises(AttributeError) as info:
+        _ = watcherd.celery
+    assert str(config) in str(info.value) and "broker.task_events" in str(info.value)
+
+
+def test_the_embedded_broker_says_what_works_instead(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATCHERD_CONFIG", str(write_config(tmp_path)))
+    with pytest.raises(AttributeError, match=r"embedded broker.*`watcherd status`"):
+        _ = watcherd.app
+
+
+@pytest.mark.parametrize("broker", ["amqp", "redis"])
+def test_the_app_matches_the_workers(broker: str, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    config = write_config(tmp_path, broker_url=BROKERS[broker])
+    monkeypatch.setenv("WATCHERD_CONFIG", str(config))
+    app = watcherd.celery
+    assert watcherd.app is app  # built once
+    prefix = load(config).broker.queue_prefix
+    assert app.conf.broker_url == BROKERS[broker]
+    assert (app.conf.control_exchange, app.conf.event_exchange) == (
+        f"{prefix}celery", f"{prefix}celeryev")
+    assert {q.name for q in app.conf.task_queues} == {f"{prefix}thumbnails",
+                                                      f"{prefix}embeddings"}
+    assert app.conf.worker_send_task_events and app.conf.worker_enable_remote_control
+
+
+def test_task_events_follow_the_config_and_are_never_on_for_the_spool(tmp_path: Path) -> None:
+    on = load(write_config(_mk(tmp_path / "a"), broker_url=BROKERS["redis"]))
+    off = load(write_config(_mk(tmp_path / "b"), broker_url=BROKERS["redis"],
+                                  broker={"task_events": False}))
+    spool = load(write_config(_mk(tmp_path / "c")))
+    assert (events_enabled(on), events_enabled(off), events_enabled(spool)) == (
+        True, False, False)
+
+
+def test_celery_cli_prints_the_reason_verbatim_and_exits_2(tmp_path: Path) -> None:
+    unset = _celery_cli("inspect", "ping", config=None)
+    assert unset.returncode == 2, unset.stderr
+    assert "$WATCHERD_CONFIG is not set" in unset.stderr  # not lower-cased by Celery
+    spool = _celery_cli("inspect", "ping", config=write_config(tmp_path))
+    assert spool.returncode == 2, spool.stderr
+    assert "`watcherd status`" in spool.stderr and str(tmp_path) in spool.stderr
+    assert "Traceback" not in unset.stderr + spool.stderr
+
+
+def _mk(folder: Path) -> Path:
+    folder.mkdir()
+    return folder
