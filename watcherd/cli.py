@@ -433,10 +433,10 @@ def search(ctx: click.Context, text: tuple[str, ...], images: tuple[str, ...],
            min_score: float | None, under: str | None, model: str | None,
            pretrained: str | None, as_json: bool, as_paths: bool) -> None:
     """Photos ranked by similarity to TEXT and/or --image, away from --not/--not-image."""
+    from watcherd import models
     from watcherd.search.engine import Query, Searcher
     from watcherd.search.models import choose_model
     from watcherd.search.scan import ScanSource
-    from watcherd.store.vectors import ModelKey
 
     if as_json and as_paths:
         _fail("--json and --paths exclude each other", 2)
@@ -452,11 +452,10 @@ def search(ctx: click.Context, text: tuple[str, ...], images: tuple[str, ...],
     started = time.perf_counter()
 
     def run() -> Any:
-        key = choose_model(conn, ModelKey(cfg.embeddings.model, cfg.embeddings.pretrained),
-                           model, pretrained)
+        key = choose_model(conn, models.configured_key(cfg, conn), model, pretrained)
         searcher = Searcher(ScanSource(conn, key),
-                            _encoder_loader(key.model, key.pretrained, cfg.embeddings.device,
-                                            cfg.embeddings.precision),
+                            _encoder_loader(*models.loadable(cfg, conn, key),
+                                            cfg.embeddings.device, cfg.embeddings.precision),
                             max_pixels=cfg.images.max_pixels)
         return searcher.search(query)
 
@@ -490,16 +489,16 @@ def search(ctx: click.Context, text: tuple[str, ...], images: tuple[str, ...],
 def duplicates(ctx: click.Context, threshold: float | None, model: str | None,
                pretrained: str | None, as_json: bool) -> None:
     """Groups of identical files (same sha256), then of near-identical photos."""
+    from watcherd import models
     from watcherd.search.duplicates import find_duplicates
     from watcherd.search.models import choose_model
-    from watcherd.store.vectors import ModelKey
 
     cfg = _load(ctx, "duplicates", check_paths=False)
     conn = _open_for_search(cfg)
     t = cfg.search.duplicate_threshold if threshold is None else threshold
     started = time.perf_counter()
     found = _search_errors(lambda: find_duplicates(conn, choose_model(
-        conn, ModelKey(cfg.embeddings.model, cfg.embeddings.pretrained), model, pretrained), t))
+        conn, models.configured_key(cfg, conn), model, pretrained), t))
     click.echo(f"model {found.model.describe()}: {len(found.identical)} groups of identical "
                f"files, {len(found.near)} of near-identical photos (cosine >= {t:g}) among "
                f"{found.compared} distinct photos ({time.perf_counter() - started:.1f} s)",

@@ -32,6 +32,9 @@ class Outbox:
     broker_ok: bool = True
     sent_total: dict[str, int] = field(default_factory=lambda: {k: 0 for k in db.KINDS})
     depth_error: str | None = None  # why the last queue depth could not be read
+    #: The configured model's identity (model, pretrained), carried by every embedding task
+    #: (a worker running another model refuses it); None while it cannot be computed.
+    model_key: tuple[str, str] | None = None
 
     def send_due(self, *, resend_stale: bool = False,
                  stale_before: dict[str, str] | None = None) -> dict[str, int]:
@@ -82,8 +85,9 @@ class Outbox:
         error: Exception | None = None
         try:
             with self.app.producer_or_acquire() as producer:
+                extra = list(self.model_key) if kind == "embedding" and self.model_key else []
                 for image_id, sha256 in due:
-                    self.app.send_task(TASKS[kind], args=[image_id, sha256], queue=queue,
+                    self.app.send_task(TASKS[kind], args=[image_id, sha256, *extra], queue=queue,
                                        routing_key=queue, producer=producer)
                     sent.append(image_id)
         except Exception as exc:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import sqlite3
 
+from watcherd.media.identity import identify
 from watcherd.search.ranking import QueryError
-from watcherd.store import vectors
+from watcherd.store import db, vectors
 from watcherd.store.vectors import ModelKey
 
 __all__ = ["NoVectorsError", "choose_model", "normalise_model"]
@@ -22,6 +23,20 @@ def normalise_model(model: str) -> str:
     if model.startswith(prefix):
         return prefix + os.path.abspath(os.path.expanduser(model[len(prefix):]))
     return model
+
+
+def _identity(conn: sqlite3.Connection, model: str,
+              pretrained: str | None) -> tuple[str, str | None]:
+    """A ``local-dir:`` folder or a checkpoint file named on the command line stands for the
+    identity of its weights (what ``embeddings`` records); one that cannot be read stays as
+    given (vectors stored before schema 6 are keyed by the path)."""
+    if not (model.startswith("local-dir:") or (pretrained and os.path.isfile(pretrained))):
+        return model, pretrained
+    try:
+        found = identify(model, pretrained, db.Fingerprints(conn))
+    except OSError:
+        return model, pretrained
+    return found.model, found.pretrained
 
 
 def _listing(stored: list[vectors.StoredModel]) -> str:
@@ -50,7 +65,7 @@ def choose_model(conn: sqlite3.Connection, default: ModelKey, model: str | None 
         if vectors.has_vectors(conn, key):
             return key
         raise _missing(conn, f"the configured model {key.describe()}")
-    model = normalise_model(model)
+    model, pretrained = _identity(conn, normalise_model(model), pretrained)
     if pretrained is not None:
         key = ModelKey(model, pretrained)
         if vectors.has_vectors(conn, key):

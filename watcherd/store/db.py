@@ -6,6 +6,7 @@ that has shipped, add a new one. This module knows nothing of Celery, click or c
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -131,7 +132,42 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE embeddings ADD COLUMN precision TEXT;
     """,
+    # 6: a model's identity is what it computes (watcherd.media.identity): ``models`` records
+    # where each identity was loaded from; ``fingerprints`` caches weight files' sha256 by
+    # (path, size, mtime_ns); ``settings`` holds what the statuses describe (the model and the
+    # thumbnail settings they were last brought in line with). A backlog row (re-embed after a
+    # model change, thumbnails after a settings change) is pending with ``*_queued_at =
+    # 'backlog'`` (after any time as text, so never taken for a row sent long ago): the outbox
+    # feeds them from these indexes in slices while the queue is short.
+    """
+    CREATE TABLE models (
+        model TEXT NOT NULL,
+        pretrained TEXT NOT NULL,
+        source TEXT,
+        first_seen TEXT,
+        last_seen TEXT,
+        PRIMARY KEY (model, pretrained)
+    );
+    CREATE TABLE fingerprints (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        sha256 TEXT NOT NULL
+    );
+    CREATE TABLE settings (
+        name TEXT PRIMARY KEY,
+        value TEXT,
+        updated_at TEXT
+    );
+    CREATE INDEX images_thumbnail_backlog ON images(id)
+        WHERE thumbnail_status = 'pending' AND thumbnail_queued_at = 'backlog';
+    CREATE INDEX images_embedding_backlog ON images(id)
+        WHERE embedding_status = 'pending' AND embedding_queued_at = 'backlog';
+    CREATE INDEX embeddings_model ON embeddings(model, pretrained);
+    """,
 )
+#: ``*_queued_at`` of a pending row waiting in a backlog (see migration 6).
+BACKLOG = "backlog"
 SCHEMA_VERSION = len(MIGRATIONS)
 # The folder of a path, with its trailing slash (everything after the last '/' trimmed); the
 # expression of the images_folder index, so lookups by folder use it.
@@ -851,3 +887,72 @@ def set_scan(db: sqlite_utils.Database, root: str, state: str, *, folders: int =
 
 def scans(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     return [dict(r) for r in db.execute("SELECT * FROM scans ORDER BY root")]
+
+
+# ---------------------------------------------------------------------- models and settings
+
+
+class Fingerprints:
+    """The ``fingerprints`` table as a :class:`watcherd.media.identity.FingerprintCache`.
+    On a read-only connection ``put`` does nothing (the next writer stores it)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def get(self, path: str, size: int, mtime_ns: int) -> str | None:
+        try:
+            row = self.conn.execute("SELECT sha256 FROM fingerprints WHERE path = ? AND size = ? "
+                                    "AND mtime_ns = ?", (path, size, mtime_ns)).fetchone()
+        except sqlite3.OperationalError:  # a database older than schema 6, read-only
+            return None
+        return None if row is None else str(row[0])
+
+    def put(self, path: str, size: int, mtime_ns: int, sha256: str) -> None:
+        with contextlib.suppress(sqlite3.OperationalError):  # read-only (search): not cached
+            self.conn.execute("INSERT OR REPLACE INTO fingerprints (path, size, mtime_ns, "
+                              "sha256) VALUES (?, ?, ?, ?)", (path, size, mtime_ns, sha256))
+
+
+def record_model(db: sqlite_utils.Database, model: str, pretrained: str, source: str) -> None:
+    """Where this identity was last loaded from (``models``)."""
+    now = now_iso()
+    with transaction(db) as c:
+        c.execute("INSERT INTO models (model, pretrained, source, first_seen, last_seen) "
+                  "VALUES (?, ?, ?, ?, ?) ON CONFLICT (model, pretrained) DO UPDATE SET "
+                  "source = excluded.source, last_seen = excluded.last_seen",
+                  (model, pretrained, source, now, now))
+
+
+def model_sources(conn: sqlite3.Connection) -> dict[tuple[str, str], str]:
+    try:
+        return {(r[0], r[1]): r[2] or "" for r in conn.execute(
+            "SELECT model, pretrained, source FROM models")}
+    except sqlite3.OperationalError:
+        return {}
+
+
+def adopt_vectors(db: sqlite_utils.Database, old: tuple[str, str], new: tuple[str, str]) -> int:
+    """Relabel the vectors stored under ``old`` (a pre-schema-6 key: the configured strings
+    with absolute paths) as ``new`` (the identity of the same weights). A photo that already
+    has a vector under ``new`` keeps that one."""
+    if old == new:
+        return 0
+    with transaction(db) as c:
+        n = c.execute("UPDATE OR IGNORE embeddings SET model = ?, pretrained = ? "
+                      "WHERE model = ? AND pretrained = ?", (*new, *old)).rowcount
+        c.execute("DELETE FROM embeddings WHERE model = ? AND pretrained = ?", old)
+    return n
+
+
+def setting(conn: sqlite3.Connection, name: str) -> str | None:
+    try:
+        row = conn.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+    except sqlite3.OperationalError:  # older schema, read-only
+        return None
+    return None if row is None else row[0]
+
+
+def set_setting(c: sqlite3.Connection, name: str, value: str) -> None:
+    """Inside the caller's transaction."""
+    c.execute("INSERT OR REPLACE INTO settings (name, value, updated_at) VALUES (?, ?, ?)",
+              (name, value, now_iso()))

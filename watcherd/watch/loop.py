@@ -15,6 +15,7 @@ queue overflow; it streams (``scan.py``): rows are recorded and tasks sent while
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import queue
@@ -39,7 +40,7 @@ from watchdog.events import (
 )
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
-from watcherd import logs, sdnotify
+from watcherd import logs, models, sdnotify
 from watcherd.config import Config
 from watcherd.queue.monitor import FleetMonitor
 from watcherd.queue.outbox import Outbox
@@ -88,6 +89,8 @@ class Watcher:
                                  out=self.inbox) for root in w.paths}
         self.ingest = Ingest(self.conn, db.Reuse(cfg.embeddings.model, cfg.embeddings.pretrained,
                                                  cfg.thumbnails.sizes, cfg.thumbnails.format))
+        self.model: models.ModelIdentity | None = None
+        self.identify_model()
         # Worker liveness, attempts and the workers table, from the fleet queue. Only the
         # watcher listens (``start(observe=True)``): `watcherd scan` must not take its messages.
         self.fleet = FleetMonitor(cfg, self.conn)
@@ -165,6 +168,21 @@ class Watcher:
             self.fleet.close()
         self.conn.close()
 
+    def identify_model(self) -> bool:
+        """Learn the configured model's identity (once its weights can be read): from then on
+        tasks carry it and identical content reuses vectors under it. True once known."""
+        if self.model is not None:
+            return True
+        self.model = models.adopt(self.conn, self.cfg)
+        if self.model is None:
+            return False
+        key = (self.model.model, self.model.pretrained)
+        self.outbox.model_key = key
+        self.ingest.reuse = dataclasses.replace(self.ingest.reuse, model=key[0],
+                                                pretrained=key[1])
+        log.info("model identity", model=key[0], pretrained=key[1], source=self.model.source)
+        return True
+
     def request_rescan(self) -> None:
         """The kernel dropped events (inotify queue overflow): reconcile every root now."""
         log.warning("inotify queue overflowed: events were lost, rescanning now")
@@ -198,6 +216,7 @@ class Watcher:
                 self.rescan()
                 next_rescan = now + w.rescan_interval_seconds
             if now >= next_outbox:
+                self.identify_model()
                 for lane in self.lanes.values():
                     lane.check_root()
                 stale_before: dict[str, str] = {}

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from watcherd import models
 from watcherd.config import Config
 from watcherd.search.engine import Encoder, Query, Results, Searcher
 from watcherd.search.index import SearchIndex
@@ -44,7 +45,6 @@ class Library:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.db_path = cfg.database.path
-        self.default_key = ModelKey(cfg.embeddings.model, cfg.embeddings.pretrained)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._indexes: dict[ModelKey, SearchIndex] = {}
@@ -52,6 +52,7 @@ class Library:
         self._encoder_error: str | None = None
         self._encode_lock = threading.Lock()
         self.conn()  # fail now, at start, on a missing or unreadable database
+        self.default_key = models.configured_key(cfg, self.conn())
         self.roots = [os.path.realpath(p) for p in cfg.watch.paths]
 
     # ------------------------------------------------------------------------ connections

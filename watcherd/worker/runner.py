@@ -19,6 +19,7 @@ from watcherd.queue.events import MODEL_FAILED, READY, STOPPING
 from watcherd.queue.giveback import worker_transport_options
 from watcherd.worker import held, tasks
 from watcherd.worker.beacon import Beacon
+from watcherd.worker.dbconn import database
 from watcherd.worker.markers import Markers
 
 ROLES = {"thumbnails": "thumbnail", "embeddings": "embedding"}  # role -> task kind
@@ -35,10 +36,11 @@ def run_worker(cfg: Config, role: str) -> int:
     markers = Markers(cfg, beacon.name)
     try:
         if role == "embeddings":
-            holder.load(cfg)
-            if holder.embedder is not None:
-                beacon.model = (holder.embedder.model, holder.embedder.pretrained,
-                                holder.embedder.device)
+            holder.load(cfg, database(str(cfg.database.path),
+                                      cfg.database.busy_timeout_seconds))
+            if holder.embedder is not None and holder.key is not None:
+                beacon.model = (*holder.key, holder.embedder.device)
+            holder.notify = lambda message: beacon.set_state(beacon.state, message)
             prefetch = 2 * cfg.embeddings.batch_size  # a batch must be able to fill
             pool, concurrency = "solo", 1
         else:
