@@ -6,6 +6,9 @@ restarted without persistence, a worker was killed on a transport that does not 
 A broker that cannot be reached leaves rows due; the next tick sends them. A queue whose depth
 cannot be read is not taken for an empty one: nothing is re-sent to it until the depth is
 known again (the reason is logged).
+
+A backlog (photos a model or thumbnail settings change left uncovered: ``store/backlog.py``)
+is fed separately, in slices, while the queue is short (``feed_backlog``).
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from celery import Celery
 from watcherd import logs
 from watcherd.config import Config
 from watcherd.queue.app import TASKS, queue_depths, queue_names
-from watcherd.store import db
+from watcherd.store import backlog, db
 
 log = logs.get("watcherd.queue.outbox")
+
+BACKLOG_DEPTH = 256  # at least this many backlog messages kept in a queue (see backlog_target)
 
 
 @dataclass
@@ -60,6 +65,42 @@ class Outbox:
                 if n < len(due):
                     return sent  # broker unreachable: try again next tick
         return sent
+
+    def backlog_target(self, kind: db.Kind) -> int:
+        """Messages the backlog keeps in a queue: enough that a worker never waits between two
+        feeds, few enough that a new photo waits behind at most this many."""
+        if kind == "embedding":
+            return max(BACKLOG_DEPTH, 16 * self.cfg.embeddings.batch_size)
+        return max(BACKLOG_DEPTH, 32 * self.cfg.thumbnails.concurrency)
+
+    def feed_backlog(self) -> dict[str, int]:
+        """Send the next slice of each backlog (a model or thumbnail settings change), only
+        while its queue holds less than half of ``backlog_target``: new photos, sent as they
+        come, never wait behind the whole backlog. The same on every broker (spool, RabbitMQ,
+        Redis): it only needs the queue's depth. A depth that cannot be read sends nothing."""
+        sent = {k: 0 for k in db.KINDS}
+        for kind in db.KINDS:
+            if not backlog.due_backlog(self.conn, kind, 1):
+                continue
+            depth = self._depth(kind)
+            target = self.backlog_target(kind)
+            if depth is None or depth >= target // 2:
+                continue
+            due = backlog.due_backlog(self.conn, kind, target - depth)
+            sent[kind] = self._send(kind, due)
+        return sent
+
+    def _depth(self, kind: db.Kind) -> int | None:
+        queue = queue_names(self.cfg)[kind]
+        try:
+            return queue_depths(self.app, self.cfg)[queue]
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            if error != self.depth_error:
+                log.warning("queue depth unknown: the backlog waits until it can be read",
+                            queue=queue, error=error)
+            self.depth_error = error
+            return None
 
     def _queue_empty(self, kind: db.Kind) -> bool:
         """True only when the queue's depth was read and is 0."""

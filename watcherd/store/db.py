@@ -675,7 +675,8 @@ class ThumbRow:
 
 def save_thumbnails(db: sqlite_utils.Database, image_id: int, sha256: str, width: int,
                     height: int, fmt: str, thumbs: Sequence[ThumbRow]) -> bool:
-    """Store thumbnails; a no-op (False) if the row's content changed meanwhile."""
+    """Store thumbnails (replacing those of the same sizes); a no-op (False) if the row's
+    content changed meanwhile."""
     now = now_iso()
     with transaction(db) as c:
         ok = c.execute(
@@ -683,11 +684,10 @@ def save_thumbnails(db: sqlite_utils.Database, image_id: int, sha256: str, width
             "height = ?, format = ?, updated_at = ? WHERE id = ? AND sha256 = ?",
             (width, height, fmt, now, image_id, sha256),
         ).rowcount > 0
-        if ok:
-            c.execute("DELETE FROM thumbnails WHERE image_id = ?", (image_id,))
+        if ok:  # sizes not written now (no longer configured) stay until purged
             c.executemany(
-                "INSERT INTO thumbnails (image_id, size, width, height, format, data, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO thumbnails (image_id, size, width, height, format, "
+                "data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(image_id, t.size, t.width, t.height, t.format, t.data, now) for t in thumbs],
             )
         return ok
@@ -772,6 +772,23 @@ def requeue(db: sqlite_utils.Database, *, failed: bool) -> dict[str, int]:
     return out
 
 
+#: The start of ``embedding_error`` for photos failed because the worker could not load its
+#: model: once it loads, they are queued again (``requeue_model_failures``).
+MODEL_UNAVAILABLE = "embedding model could not be loaded"
+
+
+def requeue_model_failures(db: sqlite_utils.Database) -> int:
+    """Photos failed only because the model could not be loaded: pending again, in the
+    backlog (fed behind new photos)."""
+    with transaction(db) as c:
+        return c.execute(
+            "UPDATE images SET embedding_status = 'pending', embedding_error = NULL, "
+            "embedding_queued_at = ?, embedding_attempts = 0, updated_at = ? "
+            "WHERE embedding_status = 'failed' AND embedding_error LIKE ? || '%' "
+            "AND deleted_at IS NULL AND sha256 IS NOT NULL",
+            (BACKLOG, now_iso(), MODEL_UNAVAILABLE)).rowcount
+
+
 @dataclass(frozen=True)
 class WorkerRow:
     name: str
@@ -846,6 +863,27 @@ def purge_deleted(db: sqlite_utils.Database, older_than_days: float) -> Purged:
         n = c.execute("DELETE FROM images WHERE id IN (SELECT id FROM purge_ids)").rowcount
         c.execute("DELETE FROM purge_ids")
     return Purged(n, thumbs, vecs, tbytes + vbytes)
+
+
+def purge_model(db: sqlite_utils.Database, model: str, pretrained: str) -> tuple[int, int]:
+    """Remove every vector of one model: (vectors, bytes). The caller makes sure it is not
+    the configured model (its statuses would lie)."""
+    with transaction(db) as c:
+        n, size = c.execute("SELECT count(*), coalesce(sum(length(vector)), 0) FROM embeddings "
+                            "WHERE model = ? AND pretrained = ?", (model, pretrained)).fetchone()
+        c.execute("DELETE FROM embeddings WHERE model = ? AND pretrained = ?", (model, pretrained))
+        c.execute("DELETE FROM models WHERE model = ? AND pretrained = ?", (model, pretrained))
+    return int(n), int(size)
+
+
+def purge_thumbnail_sizes(db: sqlite_utils.Database, sizes: Sequence[int]) -> tuple[int, int]:
+    """Remove the thumbnails of these sizes (no longer configured): (thumbnails, bytes)."""
+    marks = ",".join("?" * len(sizes))
+    with transaction(db) as c:
+        n, size = c.execute(f"SELECT count(*), coalesce(sum(length(data)), 0) FROM thumbnails "
+                            f"WHERE size IN ({marks})", tuple(sizes)).fetchone()
+        c.execute(f"DELETE FROM thumbnails WHERE size IN ({marks})", tuple(sizes))
+    return int(n), int(size)
 
 
 def vacuum(db: sqlite_utils.Database) -> tuple[int, int]:

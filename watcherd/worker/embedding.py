@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 log = logs.get("watcherd.worker.embedding")
 
+RETRY_FIRST_S = 2.0  # a model that could not be loaded: first retry after this long
+RETRY_MAX_S = 60.0  # then doubling up to this
+
 
 class EmbedderHolder:
     """The embedding worker's model, loaded once per process before the worker consumes."""
@@ -59,16 +62,41 @@ class EmbedderHolder:
             identity = identify(e.model, e.pretrained,
                                 db.Fingerprints(conn.conn) if conn is not None else None)
         except (ModelLoadError, OSError) as exc:
+            if str(exc) != self.error:  # once per distinct reason, not at every retry
+                log.error("embedding model could not be loaded; embeddings are marked failed "
+                          "until it loads (the worker tries again on its own, then queues "
+                          "them again)", model=e.model, pretrained=e.pretrained,
+                          reason=str(exc))
             self.error = str(exc)
-            log.error("embedding model could not be loaded; every embedding will be marked "
-                      "failed until the config is fixed and the worker restarted",
-                      model=e.model, pretrained=e.pretrained, reason=self.error)
             return
         with self.lock:
             self.embedder, self.identity, self.error = embedder, identity, None
         log.info("embedding model loaded", model=identity.model, pretrained=identity.pretrained,
                  source=identity.source, device=embedder.device, precision=embedder.precision,
                  dim=embedder.dim, duration_ms=round((time.perf_counter() - started) * 1000, 1))
+        if conn is not None:
+            again = db.requeue_model_failures(conn)
+            if again:
+                log.info("photos that failed because the model could not be loaded are queued "
+                         "again", photos=again)
+
+    def keep_loading(self, cfg: Config, conn: Callable[[], sqlite_utils.Database],
+                     on_loaded: Callable[[], None], stop: threading.Event) -> threading.Thread:
+        """Try loading again in a daemon thread, with backoff (``RETRY_FIRST_S`` doubling up
+        to ``RETRY_MAX_S``), until it loads or ``stop`` is set; then ``on_loaded()``."""
+        def run() -> None:
+            delay = RETRY_FIRST_S
+            while self.embedder is None and not stop.wait(delay):
+                log.info("trying to load the embedding model again", model=cfg.embeddings.model,
+                         after_s=delay)
+                self.load(cfg, conn())
+                delay = min(delay * 2, RETRY_MAX_S)
+            if self.embedder is not None:
+                on_loaded()
+
+        thread = threading.Thread(target=run, name="watcherd-model-retry", daemon=True)
+        thread.start()
+        return thread
 
     def refuse(self, expected: tuple[str, str], count: int) -> None:
         """Tasks for another model than this worker's: never recorded with its vectors."""
@@ -158,7 +186,7 @@ def embed_batch(cfg: Config, conn: sqlite_utils.Database, holder: EmbedderHolder
     with holder.lock:
         embedder, key = holder.embedder, holder.key
         if embedder is None or key is None:
-            reason = f"embedding model could not be loaded: {holder.error}"
+            reason = f"{db.MODEL_UNAVAILABLE}: {holder.error}"
             for image_id, sha256 in items:
                 if db.begin_task(conn, "embedding", image_id, sha256) is not None:
                     db.fail(conn, "embedding", image_id, sha256, reason)
