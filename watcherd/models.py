@@ -61,18 +61,12 @@ def configured_key(cfg: Config, conn: sqlite3.Connection) -> ModelKey:
     return legacy
 
 
-def adopt(conn: sqlite_utils.Database, cfg: Config) -> ModelIdentity | None:
+def adopt(conn: sqlite_utils.Database, cfg: Config) -> ModelIdentity:
     """Compute the configured identity (hashing its weights once; cached), record where it
     was loaded from, and relabel vectors stored under the old path-based key of the same
-    source. None (and a warning) when the weights cannot be read yet."""
+    source. Raises OSError when the weights cannot be read (yet)."""
     e = cfg.embeddings
-    try:
-        identity = configured(cfg, conn.conn)
-    except OSError as exc:
-        log.warning("cannot identify the configured model yet (its weights cannot be read); "
-                    "tasks go out without a model key until they can", model=e.model,
-                    pretrained=e.pretrained, reason=str(exc))
-        return None
+    identity = configured(cfg, conn.conn)
     db.record_model(conn, identity.model, identity.pretrained, identity.source)
     old = legacy_key(e.model, e.pretrained)
     moved = db.adopt_vectors(conn, old, (identity.model, identity.pretrained))

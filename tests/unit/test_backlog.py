@@ -45,6 +45,8 @@ def test_a_model_change_queues_exactly_the_photos_without_its_vector(tmp_path: P
         assert got[i] == ("pending", db.BACKLOG), i
     assert got[new] == ("pending", None), "a photo never sent stays new: it goes first"
     assert got[unreadable][0] == "failed", "unreadable files wait for the scan, not the model"
+    db.requeue(conn, failed=True)  # `watcherd retry` leaves the backlog to be fed in slices
+    assert statuses(conn)[done_a] == ("pending", db.BACKLOG)
     # back to A: what A covers is done at once, nothing recomputed
     backlog.sync_embeddings(conn, *A)
     assert statuses(conn)[done_a] == ("done", None)

@@ -757,7 +757,8 @@ def failures(db: sqlite_utils.Database, limit: int = 20) -> list[dict[str, Any]]
 
 
 def requeue(db: sqlite_utils.Database, *, failed: bool) -> dict[str, int]:
-    """Make rows due for dispatch now: pending ones (stuck) and, with ``failed``, failed ones."""
+    """Make rows due for dispatch now: pending ones (stuck) and, with ``failed``, failed ones.
+    A backlog (a model or settings change) is left to be fed in slices."""
     out: dict[str, int] = {}
     with transaction(db) as c:
         for kind in KINDS:
@@ -766,6 +767,7 @@ def requeue(db: sqlite_utils.Database, *, failed: bool) -> dict[str, int]:
                 f"UPDATE images SET {kind}_status = 'pending', {kind}_error = NULL, "
                 f"{kind}_queued_at = NULL, {kind}_attempts = 0 "
                 f"WHERE {kind}_status IN {statuses} AND deleted_at IS NULL "
+                f"AND coalesce({kind}_queued_at, '') != '{BACKLOG}' "
                 # unhashed (unreadable) rows: the next scan retries them, no message can
                 "AND sha256 IS NOT NULL",
             ).rowcount

@@ -91,6 +91,7 @@ class Watcher:
         self.ingest = Ingest(self.conn, db.Reuse(cfg.embeddings.model, cfg.embeddings.pretrained,
                                                  cfg.thumbnails.sizes, cfg.thumbnails.format))
         self.model: models.ModelIdentity | None = None
+        self._model_error: str | None = None
         self.sync_thumbnails()
         self.identify_model()
         # Worker liveness, attempts and the workers table, from the fleet queue. Only the
@@ -175,8 +176,15 @@ class Watcher:
         tasks carry it and identical content reuses vectors under it. True once known."""
         if self.model is not None:
             return True
-        self.model = models.adopt(self.conn, self.cfg)
-        if self.model is None:
+        try:
+            self.model = models.adopt(self.conn, self.cfg)
+        except OSError as exc:
+            if str(exc) != self._model_error:  # once per reason, not every tick
+                e = self.cfg.embeddings
+                log.warning("cannot identify the configured model yet (its weights cannot be "
+                            "read); tasks go out without a model key until they can",
+                            model=e.model, pretrained=e.pretrained, reason=str(exc))
+            self._model_error = str(exc)
             return False
         key = (self.model.model, self.model.pretrained)
         self.outbox.model_key = key
