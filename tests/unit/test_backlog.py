@@ -114,3 +114,41 @@ def test_search_uses_the_model_that_covers_the_library_best() -> None:
     assert after is not None and (after.key, after.note) == (b, None)
     assert best_covering([StoredModel(a, 5)], b) is not None  # nothing of b yet: a answers
     assert best_covering([], b) is None
+
+
+def test_search_during_a_reembed_answers_with_the_old_model_and_says_so(tmp_path: Path) -> None:
+    import json
+
+    import numpy as np
+
+    from tests.conftest import cli
+    from watcherd.media.identity import identify
+    from watcherd.testing import write_model_dir
+
+    old = write_model_dir(tmp_path / "old", seed=1)
+    new = write_model_dir(tmp_path / "new", seed=2)
+    config_path = write_config(tmp_path, model=new)
+    conn = db.connect(config.load(config_path).database.path)
+    ids = [db.record_file(conn, str(tmp_path / "photos" / f"{i}.jpg"), 1, 1.0, f"h{i}",
+                          REUSE).id for i in range(3)]
+    rng = np.random.default_rng(0)
+    for source, covered in ((old, ids), (new, ids[:1])):
+        found = identify(source, "")
+        db.record_model(conn, found.model, found.pretrained, found.source)
+        vecs = rng.normal(size=(len(covered), 32)).astype("<f4")
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        db.save_embeddings(conn, found.model, found.pretrained, 32, [
+            db.EmbeddingRow(i, f"h{n}", v.tobytes()) for n, (i, v) in enumerate(
+                zip(covered, vecs, strict=True))])
+    old_key = identify(old, "")
+    # the old model answers (its text tower loaded from where the models table says it lies)
+    during = cli(config_path, "search", "a red car", "--json")
+    assert during.returncode == 0, during.stderr
+    assert len(json.loads(during.stdout)) == 3
+    assert "note: the configured model 'local-dir' pretrained " in during.stderr
+    assert f"searching with 'local-dir' pretrained '{old_key.pretrained}' (3 photos)" in \
+        during.stderr
+    # --model picks the new one explicitly: only what it covers so far, no note
+    chosen = cli(config_path, "search", "a red car", "--json", "--model", new)
+    assert chosen.returncode == 0, chosen.stderr
+    assert len(json.loads(chosen.stdout)) == 1 and "note:" not in chosen.stderr
