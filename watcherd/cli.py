@@ -549,14 +549,17 @@ def duplicates(ctx: click.Context, threshold: float | None, model: str | None,
     """Groups of identical files (same sha256), then of near-identical photos."""
     from watcherd import models
     from watcherd.search.duplicates import find_duplicates
-    from watcherd.search.models import choose_model
+    from watcherd.search.models import pick
 
     cfg = _load(ctx, "duplicates", check_paths=False)
     conn = _open_for_search(cfg)
     t = cfg.search.duplicate_threshold if threshold is None else threshold
     started = time.perf_counter()
-    found = _search_errors(lambda: find_duplicates(conn, choose_model(
-        conn, models.configured_key(cfg, conn), model, pretrained), t))
+    choice = _search_errors(lambda: pick(conn, models.configured_key(cfg, conn), model,
+                                         pretrained))
+    if choice.note:
+        click.echo(f"note: {choice.note}", err=True)
+    found = _search_errors(lambda: find_duplicates(conn, choice.key, t))
     click.echo(f"model {found.model.describe()}: {len(found.identical)} groups of identical "
                f"files, {len(found.near)} of near-identical photos (cosine >= {t:g}) among "
                f"{found.compared} distinct photos ({time.perf_counter() - started:.1f} s)",
