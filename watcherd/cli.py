@@ -187,8 +187,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(line + (" [configured]" if m["configured"] else ""))
     for kind, b in report["backfill"].items():
         if b["remaining"]:
-            size = "?" if b["bytes"] is None else f"{b['bytes'] / 1e6:.0f} MB"
-            took = ("unknown" if b["seconds"] is None
+            size = ("size unknown" if b["bytes"] is None else f"{b['bytes'] / 1e6:.0f} MB"
+                    if b["bytes"] >= 1e6 else f"{b['bytes'] / 1e3:.0f} kB")
+            took = ("time unknown" if b["seconds"] is None
                     else status_model.eta_text(round(b["seconds"])))
             click.echo(f"backfill    {kind}s: {b['remaining']} of {b['photos']} photos left "
                        f"({b['reason']}; estimated at the start: {size}, {took})")
