@@ -6,6 +6,9 @@ restarted without persistence, a worker was killed on a transport that does not 
 A broker that cannot be reached leaves rows due; the next tick sends them. A queue whose depth
 cannot be read is not taken for an empty one: nothing is re-sent to it until the depth is
 known again (the reason is logged).
+
+A backlog (photos a model or thumbnail settings change left uncovered: ``store/backlog.py``)
+is fed separately, in slices, while the queue is short (``feed_backlog``).
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from celery import Celery
 from watcherd import logs
 from watcherd.config import Config
 from watcherd.queue.app import TASKS, queue_depths, queue_names
-from watcherd.store import db
+from watcherd.store import backlog, db
 
 log = logs.get("watcherd.queue.outbox")
+
+BACKLOG_DEPTH = 256  # at least this many backlog messages kept in a queue (see backlog_target)
 
 
 @dataclass
@@ -32,6 +37,9 @@ class Outbox:
     broker_ok: bool = True
     sent_total: dict[str, int] = field(default_factory=lambda: {k: 0 for k in db.KINDS})
     depth_error: str | None = None  # why the last queue depth could not be read
+    #: The configured model's identity (model, pretrained), carried by every embedding task
+    #: (a worker running another model refuses it); None while it cannot be computed.
+    model_key: tuple[str, str] | None = None
 
     def send_due(self, *, resend_stale: bool = False,
                  stale_before: dict[str, str] | None = None) -> dict[str, int]:
@@ -58,6 +66,42 @@ class Outbox:
                     return sent  # broker unreachable: try again next tick
         return sent
 
+    def backlog_target(self, kind: db.Kind) -> int:
+        """Messages the backlog keeps in a queue: enough that a worker never waits between two
+        feeds, few enough that a new photo waits behind at most this many."""
+        if kind == "embedding":
+            return max(BACKLOG_DEPTH, 16 * self.cfg.embeddings.batch_size)
+        return max(BACKLOG_DEPTH, 32 * self.cfg.thumbnails.concurrency)
+
+    def feed_backlog(self) -> dict[str, int]:
+        """Send the next slice of each backlog (a model or thumbnail settings change), only
+        while its queue holds less than half of ``backlog_target``: new photos, sent as they
+        come, never wait behind the whole backlog. The same on every broker (spool, RabbitMQ,
+        Redis): it only needs the queue's depth. A depth that cannot be read sends nothing."""
+        sent = {k: 0 for k in db.KINDS}
+        for kind in db.KINDS:
+            if not backlog.due_backlog(self.conn, kind, 1):
+                continue
+            depth = self._depth(kind)
+            target = self.backlog_target(kind)
+            if depth is None or depth >= target // 2:
+                continue
+            due = backlog.due_backlog(self.conn, kind, target - depth)
+            sent[kind] = self._send(kind, due)
+        return sent
+
+    def _depth(self, kind: db.Kind) -> int | None:
+        queue = queue_names(self.cfg)[kind]
+        try:
+            return queue_depths(self.app, self.cfg)[queue]
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            if error != self.depth_error:
+                log.warning("queue depth unknown: the backlog waits until it can be read",
+                            queue=queue, error=error)
+            self.depth_error = error
+            return None
+
     def _queue_empty(self, kind: db.Kind) -> bool:
         """True only when the queue's depth was read and is 0."""
         queue = queue_names(self.cfg)[kind]
@@ -82,8 +126,9 @@ class Outbox:
         error: Exception | None = None
         try:
             with self.app.producer_or_acquire() as producer:
+                extra = list(self.model_key) if kind == "embedding" and self.model_key else []
                 for image_id, sha256 in due:
-                    self.app.send_task(TASKS[kind], args=[image_id, sha256], queue=queue,
+                    self.app.send_task(TASKS[kind], args=[image_id, sha256, *extra], queue=queue,
                                        routing_key=queue, producer=producer)
                     sent.append(image_id)
         except Exception as exc:

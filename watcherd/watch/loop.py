@@ -15,6 +15,7 @@ queue overflow; it streams (``scan.py``): rows are recorded and tasks sent while
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import queue
@@ -39,11 +40,11 @@ from watchdog.events import (
 )
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
-from watcherd import logs, sdnotify
+from watcherd import logs, models, sdnotify
 from watcherd.config import Config
 from watcherd.queue.monitor import FleetMonitor
 from watcherd.queue.outbox import Outbox
-from watcherd.store import db
+from watcherd.store import backlog, db
 from watcherd.watch.ingest import Ingest
 from watcherd.watch.lane import Gone, Hashed, Lane, RootChanged, ScanFinished, Unreadable
 from watcherd.watch.observer import InotifyObserver, polling_observer
@@ -62,6 +63,7 @@ DRAIN_MAX = 5000  # inbox items per round, so timers still run during a flood
 PROGRESS_LOG_S = 10.0
 PURGE_INTERVAL_S = 86400.0
 STALLED_AFTER_S = 60.0  # a lane's file operation running this long: say so
+BACKLOG_FEED_S = 1.0  # how often the backlog's queues are topped up
 
 
 class _Handler(FileSystemEventHandler):
@@ -88,6 +90,10 @@ class Watcher:
                                  out=self.inbox) for root in w.paths}
         self.ingest = Ingest(self.conn, db.Reuse(cfg.embeddings.model, cfg.embeddings.pretrained,
                                                  cfg.thumbnails.sizes, cfg.thumbnails.format))
+        self.model: models.ModelIdentity | None = None
+        self._model_error: str | None = None
+        self.sync_thumbnails()
+        self.identify_model()
         # Worker liveness, attempts and the workers table, from the fleet queue. Only the
         # watcher listens (``start(observe=True)``): `watcherd scan` must not take its messages.
         self.fleet = FleetMonitor(cfg, self.conn)
@@ -165,6 +171,54 @@ class Watcher:
             self.fleet.close()
         self.conn.close()
 
+    def identify_model(self) -> bool:
+        """Learn the configured model's identity (once its weights can be read): from then on
+        tasks carry it and identical content reuses vectors under it. True once known."""
+        if self.model is not None:
+            return True
+        try:
+            self.model = models.adopt(self.conn, self.cfg)
+        except OSError as exc:
+            if str(exc) != self._model_error:  # once per reason, not every tick
+                e = self.cfg.embeddings
+                log.warning("cannot identify the configured model yet (its weights cannot be "
+                            "read); tasks go out without a model key until they can",
+                            model=e.model, pretrained=e.pretrained, reason=str(exc))
+            self._model_error = str(exc)
+            return False
+        key = (self.model.model, self.model.pretrained)
+        self.outbox.model_key = key
+        self.ingest.reuse = dataclasses.replace(self.ingest.reuse, model=key[0],
+                                                pretrained=key[1])
+        log.info("model identity", model=key[0], pretrained=key[1], source=self.model.source)
+        added = backlog.sync_embeddings(self.conn, *key)
+        if added:
+            self._backfill("embedding", added, f"model is now {self.model.describe()}")
+        return True
+
+    def sync_thumbnails(self) -> None:
+        """Thumbnails follow ``[thumbnails] sizes, format, quality``: what a change leaves
+        uncovered joins the backlog."""
+        t = self.cfg.thumbnails
+        wanted = backlog.ThumbSettings(tuple(sorted(set(t.sizes))), t.format, t.quality)
+        before = backlog.ThumbSettings.from_json(db.setting(self.conn.conn, backlog.THUMBNAILS))
+        changed = backlog.sync_thumbnails(self.conn, wanted)
+        if changed:
+            same_encoding = before is not None and (before.format, before.quality) == (
+                t.format, t.quality)
+            new_sizes = tuple(s for s in wanted.sizes
+                              if not same_encoding or before is None or s not in before.sizes)
+            self._backfill("thumbnail", changed[0], changed[1], new_sizes=new_sizes)
+
+    def _backfill(self, kind: db.Kind, photos: int, reason: str, *,
+                  new_sizes: tuple[int, ...] = ()) -> None:
+        e = backlog.estimate(self.conn.conn, kind, photos, reason, new_sizes=new_sizes)
+        backlog.save_estimate(self.conn, e)
+        log.info("backfill queued: new photos go first, the backlog is fed behind them",
+                 task=kind, reason=reason, photos=photos,
+                 estimated_mb=None if e.bytes is None else round(e.bytes / 1e6, 1),
+                 estimated_s=e.seconds)
+
     def request_rescan(self) -> None:
         """The kernel dropped events (inotify queue overflow): reconcile every root now."""
         log.warning("inotify queue overflowed: events were lost, rescanning now")
@@ -190,14 +244,19 @@ class Watcher:
         next_rescan = time.monotonic() + w.rescan_interval_seconds
         next_progress = time.monotonic() + PROGRESS_LOG_S
         next_purge = time.monotonic()
+        next_feed = time.monotonic()
         while not self.stop_event.is_set():
             self.step(timeout=0.2)
             now = time.monotonic()
+            if now >= next_feed:
+                self.outbox.feed_backlog()
+                next_feed = now + min(BACKLOG_FEED_S, b.outbox_interval_seconds)
             if self.rescan_requested.is_set() or (w.rescan_interval_seconds and now >= next_rescan):
                 self.rescan_requested.clear()
                 self.rescan()
                 next_rescan = now + w.rescan_interval_seconds
             if now >= next_outbox:
+                self.identify_model()
                 for lane in self.lanes.values():
                     lane.check_root()
                 stale_before: dict[str, str] = {}

@@ -116,8 +116,11 @@ def register(app: Celery, cfg: Config, holder: EmbedderHolder | None = None,
               flush_interval=max(cfg.embeddings.max_wait_ms, 1) / 1000)
     def embed(requests: Sequence[Any]) -> list[str]:
         """Returns the ids of the requests to give back to the queue."""
-        items = [i for r in requests if (i := held.request_item(r)) is not None]
         conn = database(path, timeout)
+        ours, refused = held.by_model(requests, the_holder.key)
+        for expected, count in refused.items():  # acknowledged, never recorded: the watcher
+            the_holder.refuse(expected, count)   # sends them again to a worker that fits
+        items = [i for r in ours if (i := held.request_item(r)) is not None]
         try:
             embed_batch(cfg, conn, the_holder, the_markers, items)
         except sqlite3.OperationalError as exc:
