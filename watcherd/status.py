@@ -71,8 +71,7 @@ def collect(cfg: Config, conn: Any, *, server_model: str | None = None,
         "failures": stats.failure_groups(conn),
         "workers": workers,
         "scans": _scans(conn),
-        "broker": cfg.broker.url.split("@")[-1] if cfg.broker.url
-        else f"embedded ({cfg.spool_dir})",
+        "broker": cfg.broker.shown_url if cfg.broker.url else f"embedded ({cfg.spool_dir})",
         "models": {"configured": _describe(cfg), "embedding_worker": worker_model,
                    "server": server_model},
     }

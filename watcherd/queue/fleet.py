@@ -30,7 +30,7 @@ from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from watcherd import logs
 from watcherd.config import Config
-from watcherd.queue.app import broker_url, transport_options
+from watcherd.queue.app import broker_url, tls_options, transport_options
 
 log = logs.get("watcherd.queue.fleet")
 
@@ -61,7 +61,7 @@ def fleet_queue(cfg: Config) -> Queue:
 def connect(cfg: Config, **options: Any) -> Connection:
     """A connection of its own to the broker (``options``: extra transport options)."""
     return Connection(broker_url(cfg), transport_options={**transport_options(cfg), **options},
-                      connect_timeout=CONNECT_TIMEOUT_S)
+                      connect_timeout=CONNECT_TIMEOUT_S, ssl=tls_options(cfg) or False)
 
 
 class Publisher:

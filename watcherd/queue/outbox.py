@@ -96,12 +96,12 @@ class Outbox:
         if error is not None:
             self._broker_down(error)
         elif not self.broker_ok:
-            log.info("broker reachable again", broker=self.cfg.broker.url or "embedded")
+            log.info("broker reachable again", broker=self.cfg.broker.shown_url)
             self.broker_ok = True
         return len(sent)
 
     def _broker_down(self, exc: Exception) -> None:
         if self.broker_ok:
             log.warning("broker unreachable; rows stay pending and are sent when it is back",
-                        broker=self.cfg.broker.url or "embedded", error=str(exc))
+                        broker=self.cfg.broker.shown_url, error=str(exc))
         self.broker_ok = False
