@@ -99,7 +99,7 @@ def center_crop(image: Image.Image, crop: tuple[int, int]) -> Image.Image:
         w, h = image.size
         if (w, h) == (cw, ch):
             return image
-    top, left = int(round((h - ch) / 2.0)), int(round((w - cw) / 2.0))
+    top, left = round((h - ch) / 2.0), round((w - cw) / 2.0)  # torchvision: int(round(..))
     if (top, left, w, h) == (0, 0, cw, ch):
         return image
     return image.crop((left, top, left + cw, top + ch))

@@ -20,6 +20,7 @@ from watcherd.queue import spool as broker
 
 THUMBNAIL_TASK = "watcherd.thumbnail"
 EMBED_TASK = "watcherd.embed"
+PREPARE_TASK = "watcherd.prepare"  # remote embedding: see watcherd.queue.remote
 QUEUES = {"thumbnail": "thumbnails", "embedding": "embeddings"}
 TASKS = {"thumbnail": THUMBNAIL_TASK, "embedding": EMBED_TASK}
 
@@ -139,6 +140,7 @@ def make_app(cfg: Config, *, prefetch_multiplier: int = 4) -> Celery:
         task_routes={
             THUMBNAIL_TASK: {"queue": names["thumbnail"], "routing_key": names["thumbnail"]},
             EMBED_TASK: {"queue": names["embedding"], "routing_key": names["embedding"]},
+            PREPARE_TASK: {"queue": names["thumbnail"], "routing_key": names["thumbnail"]},
         },
         worker_prefetch_multiplier=prefetch_multiplier,
         worker_consumer=f"{__name__}:Consumer",

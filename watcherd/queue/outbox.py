@@ -11,14 +11,18 @@ known again (the reason is logged).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlite_utils
 from celery import Celery
 
 from watcherd import logs
 from watcherd.config import Config
-from watcherd.queue.app import TASKS, queue_depths, queue_names
+from watcherd.media.clipinput import InputSpec
+from watcherd.queue import remote
+from watcherd.queue.app import PREPARE_TASK, TASKS, queue_depths, queue_names
 from watcherd.store import db
 
 log = logs.get("watcherd.queue.outbox")
@@ -32,6 +36,11 @@ class Outbox:
     broker_ok: bool = True
     sent_total: dict[str, int] = field(default_factory=lambda: {k: 0 for k in db.KINDS})
     depth_error: str | None = None  # why the last queue depth could not be read
+    # [embeddings] remote: the input spec of the configured model, as its embedding workers
+    # announce it (the watcher's FleetMonitor); None (a CLI command): embeddings are left to the
+    # watcher, which sends them within outbox_interval_seconds.
+    input_spec: Callable[[], InputSpec | None] | None = None
+    waiting_for_spec: bool = False
 
     def send_due(self, *, resend_stale: bool = False,
                  stale_before: dict[str, str] | None = None) -> dict[str, int]:
@@ -39,6 +48,10 @@ class Outbox:
         stale line of a kind later (a worker died at that time: see queue/monitor.py)."""
         sent = {k: 0 for k in db.KINDS}
         for kind in db.KINDS:
+            job = self._remote_job() if kind == "embedding" and self.cfg.embeddings.remote \
+                else None
+            if job == {}:
+                continue  # no embedding worker has said what its model takes yet
             resend_before = None
             if resend_stale:
                 resend_before = max(db.iso_ago(self.cfg.broker.resend_after_seconds),
@@ -52,17 +65,37 @@ class Outbox:
                 due = db.due_for_dispatch(self.conn, kind, resend_before=resend_before)
                 if not due:
                     break
-                n = self._send(kind, due)
+                n = self._send(kind, due, job)
                 sent[kind] += n
                 if n < len(due):
                     return sent  # broker unreachable: try again next tick
         return sent
 
+    def _remote_job(self) -> dict[str, Any]:
+        """The job for remote embedding, or {} while no worker of the model said its input."""
+        spec = self.input_spec() if self.input_spec is not None else None
+        if spec is None:
+            if self.input_spec is not None and not self.waiting_for_spec:
+                log.warning("embeddings wait for an embedding worker of the configured model "
+                            "to say what its model takes", model=self.cfg.embeddings.model,
+                            pretrained=self.cfg.embeddings.pretrained)
+            self.waiting_for_spec = self.input_spec is not None
+            return {}
+        if self.waiting_for_spec:
+            log.info("embedding worker heard; sending embeddings", spec=spec.to_json())
+            self.waiting_for_spec = False
+        return remote.job(self.cfg, spec)
+
     def _queue_empty(self, kind: db.Kind) -> bool:
-        """True only when the queue's depth was read and is 0."""
-        queue = queue_names(self.cfg)[kind]
+        """True only when the queue's depth was read and is 0 (remote embeddings: both queues,
+        since their work waits on the thumbnails queue first)."""
+        names = queue_names(self.cfg)
+        queue = names[kind]
         try:
-            depth = queue_depths(self.app, self.cfg)[queue]
+            depths = queue_depths(self.app, self.cfg)
+            depth = depths[queue]
+            if kind == "embedding" and self.cfg.embeddings.remote:
+                depth += depths[names["thumbnail"]]
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             if error != self.depth_error:  # once per distinct reason, not every tick
@@ -75,16 +108,19 @@ class Outbox:
             self.depth_error = None
         return depth == 0
 
-    def _send(self, kind: db.Kind, due: list[tuple[int, str]]) -> int:
+    def _send(self, kind: db.Kind, due: list[tuple[int, str]],
+              job: dict[str, Any] | None = None) -> int:
         sent: list[int] = []
-        queue = queue_names(self.cfg)[kind]
+        # remote embeddings: first a thumbnail worker prepares the photo (watcherd.queue.remote)
+        queue = queue_names(self.cfg)["thumbnail" if job else kind]
+        task, kwargs = (PREPARE_TASK, {"job": job}) if job else (TASKS[kind], None)
         started = time.perf_counter()
         error: Exception | None = None
         try:
             with self.app.producer_or_acquire() as producer:
                 for image_id, sha256 in due:
-                    self.app.send_task(TASKS[kind], args=[image_id, sha256], queue=queue,
-                                       routing_key=queue, producer=producer)
+                    self.app.send_task(task, args=[image_id, sha256], kwargs=kwargs,
+                                       queue=queue, routing_key=queue, producer=producer)
                     sent.append(image_id)
         except Exception as exc:
             error = exc

@@ -13,14 +13,16 @@ from typing import Any
 
 from celery import signals
 
+from watcherd import logs
 from watcherd.config import Config
 from watcherd.queue.app import EMBED_TASK, make_app, queue_names
-from watcherd.queue.events import MODEL_FAILED, READY, STOPPING
+from watcherd.queue.events import MODEL_FAILED, READY, REFUSING, STOPPING
 from watcherd.queue.giveback import worker_transport_options
 from watcherd.worker import held, tasks
 from watcherd.worker.beacon import Beacon
 from watcherd.worker.markers import Markers
 
+log = logs.get("watcherd.worker.runner")
 ROLES = {"thumbnails": "thumbnail", "embeddings": "embedding"}  # role -> task kind
 
 
@@ -39,6 +41,8 @@ def run_worker(cfg: Config, role: str) -> int:
             if holder.embedder is not None:
                 beacon.model = (holder.embedder.model, holder.embedder.pretrained,
                                 holder.embedder.device)
+                spec = holder.embedder.input_spec()
+                beacon.input = spec.to_json() if spec is not None else None
             prefetch = 2 * cfg.embeddings.batch_size  # a batch must be able to fill
             pool, concurrency = "solo", 1
         else:
@@ -49,7 +53,20 @@ def run_worker(cfg: Config, role: str) -> int:
         app.conf.broker_transport_options = {**app.conf.broker_transport_options,
                                              **worker_transport_options(cfg, beacon.name)}
         app.conf.worker_consumer = "watcherd.worker.consumer:Consumer"
-        tasks.register(app, cfg, holder, markers)
+        worker: list[Any] = []  # the WorkController, once it exists
+
+        def refuse(reason: str) -> None:
+            """Work this worker cannot do correctly: say why (log, heartbeat, so status) and
+            stop taking work; the messages go back to the queue for a worker that fits."""
+            if beacon.state != REFUSING:
+                log.error("refusing work; this worker stops taking tasks until it is "
+                          "reconfigured and restarted", reason=reason)
+                beacon.set_state(REFUSING, reason)
+                beacon.beat()
+                if worker and worker[0].consumer is not None:
+                    worker[0].consumer.cancel_task_queue(queue_names(cfg)[kind])
+
+        tasks.register(app, cfg, holder, markers, refuse=refuse)
         if role == "embeddings":
             batches: tasks.EmbedBatches = app.tasks[EMBED_TASK]
             beacon.held, beacon.processed = batches.held, lambda: batches.done
@@ -68,6 +85,7 @@ def run_worker(cfg: Config, role: str) -> int:
             without_gossip=True, without_mingle=True, without_heartbeat=True,
             optimization="fair", quiet=True,
         )
+        worker.append(w)
         w.start()
         return int(w.exitcode or 0)
     finally:
