@@ -12,6 +12,7 @@ worker with its host, model, device and rate.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -23,8 +24,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import WATCHERD, Daemon, cli, kill_group, query, require_broker, wait_for, \
-    write_config
+from tests.conftest import (
+    WATCHERD,
+    Daemon,
+    cli,
+    kill_group,
+    query,
+    require_broker,
+    wait_for,
+    write_config,
+)
 from tests.reliability.conftest import jpeg
 from watcherd import config
 from watcherd.media.embeddings import Embedder
@@ -61,10 +70,8 @@ class RemoteWorker:
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                pass
         self.kill()
 
 
