@@ -35,13 +35,13 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from watcherd.media import clipinput  # noqa: E402
-from watcherd.media.embeddings import Embedder, to_blob  # noqa: E402
-from watcherd.media.images import decode  # noqa: E402
-from watcherd.media.thumbnails import make_thumbnails  # noqa: E402
-from watcherd.queue import remote  # noqa: E402
-from watcherd.store import db  # noqa: E402
-from watcherd.testing import write_model_dir  # noqa: E402
+from watcherd.media import clipinput
+from watcherd.media.embeddings import Embedder, to_blob
+from watcherd.media.images import decode
+from watcherd.media.thumbnails import make_thumbnails
+from watcherd.queue import remote
+from watcherd.store import db
+from watcherd.testing import write_model_dir
 
 SIZES = [(4000, 3000), (6000, 4000), (1600, 1200), (3024, 4032)]
 

@@ -108,6 +108,7 @@ class EmbeddingsConfig:
     # KB) in the message, and every embedding worker sends its vectors back through the broker
     # (workers on other machines: docs/remote-workers.md).
     remote: bool = False
+    remote_in_flight: int = 1000  # photos sent and not yet embedded, at most (remote only)
 
 
 @dataclass(frozen=True)
@@ -430,6 +431,7 @@ def _embeddings(s: _Section) -> EmbeddingsConfig:
         batch_size=s.integer("batch_size", 32),
         max_wait_ms=s.integer("max_wait_ms", 200, minimum=0),
         remote=s.get("remote", bool, False),
+        remote_in_flight=s.integer("remote_in_flight", 1000),
     )
 
 

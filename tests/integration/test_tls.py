@@ -90,7 +90,7 @@ def tls_proxy(cert: Path, key: Path, target_port: int) -> Iterator[int]:
 
 @pytest.mark.parametrize("broker", ["amqp", "redis"])
 def test_tls_broker_with_certificate_verification(broker: str, tmp_path: Path) -> None:
-    plain = require_broker(broker)
+    require_broker(broker)
     ca, cert, key = make_ca(tmp_path / "ca", "good", "localhost")
     other_ca, _, _ = make_ca(tmp_path / "other", "other", "localhost")
     _, wrong_host_cert, wrong_host_key = make_ca(tmp_path / "wrong", "wrong", "elsewhere.lan")
@@ -122,11 +122,11 @@ def test_tls_broker_with_certificate_verification(broker: str, tmp_path: Path) -
         assert "guest:guest" not in out.stdout + out.stderr
 
         untrusted = cfg_for(port, other_ca)
-        with pytest.raises(Exception, match="(?i)certificate verify failed"):
+        with pytest.raises(Exception, match=r"(?i)certificate verify failed"):
             queue_depths(make_app(untrusted), untrusted)
         assert not Publisher(untrusted).publish({"said": "must not arrive"})
 
     with tls_proxy(wrong_host_cert, wrong_host_key, target) as port:
         wrong = cfg_for(port, tmp_path / "wrong" / "ca.pem")
-        with pytest.raises(Exception, match="(?i)hostname|certificate verify failed"):
+        with pytest.raises(Exception, match=r"(?i)hostname|certificate verify failed"):
             queue_depths(make_app(wrong), wrong)

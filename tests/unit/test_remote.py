@@ -149,3 +149,34 @@ def test_results_are_applied_once_and_only_to_the_same_pending_photo(tmp_path: P
     assert status == {"/p/0.jpg": "done", "/p/1.jpg": "done", "/p/2.jpg": "pending",
                       "/p/3.jpg": "pending"}
     assert conn.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 2
+
+
+# ------------------------------------------------------------------------------------ outbox
+
+
+def test_the_outbox_prepares_remote_embeddings_once_a_worker_said_its_input(
+        tmp_path: Path) -> None:
+    """On the embedded broker, in-process: nothing is sent before a worker of the model said
+    what it takes; then prepare tasks go to the thumbnails queue, at most remote_in_flight."""
+    from watcherd.queue.app import make_app, queue_depths, queue_names
+    from watcherd.queue.outbox import Outbox
+
+    (tmp_path / "photos").mkdir()
+    cfg = config.from_dict({"watch": {"paths": [str(tmp_path / "photos")]},
+                            "database": {"path": str(tmp_path / "w.db")},
+                            "embeddings": {"remote": True, "remote_in_flight": 5}})
+    conn = db.connect(cfg.database.path)
+    for n in range(12):
+        db.record_file(conn, f"/p/{n}.jpg", 10, 1.0, f"h{n}", REUSE)
+    conn.execute("UPDATE images SET thumbnail_status = 'done'")
+    spec: list[InputSpec] = []
+    app = make_app(cfg)
+    outbox = Outbox(app, conn, cfg, input_spec=lambda: spec[0] if spec else None)
+    assert outbox.send_due() == {"thumbnail": 0, "embedding": 0}
+    spec.append(SPEC)
+    assert outbox.send_due() == {"thumbnail": 0, "embedding": 5}
+    assert outbox.send_due()["embedding"] == 0  # five in flight already
+    conn.execute("UPDATE images SET embedding_status = 'done' WHERE id IN (1, 2)")
+    assert outbox.send_due()["embedding"] == 2
+    names = queue_names(cfg)
+    assert queue_depths(app, cfg) == {names["thumbnail"]: 7, names["embedding"]: 0}

@@ -61,10 +61,18 @@ class Outbox:
                     continue
                 if not self._queue_empty(kind):
                     resend_before = None  # the backlog is still being worked on
-            while True:
-                due = db.due_for_dispatch(self.conn, kind, resend_before=resend_before)
+            # Remote: each prepared photo waits in the broker as ~120 KB; a big import must not
+            # pile them up there ([embeddings] remote_in_flight). Re-sends are already counted.
+            room = self.cfg.embeddings.remote_in_flight - db.in_flight(
+                self.conn, kind, self.cfg.embeddings.remote_in_flight) \
+                if job and resend_before is None else 500
+            while room > 0:
+                due = db.due_for_dispatch(self.conn, kind, resend_before=resend_before,
+                                          limit=min(500, room))
                 if not due:
                     break
+                if job and resend_before is None:
+                    room -= len(due)
                 n = self._send(kind, due, job)
                 sent[kind] += n
                 if n < len(due):

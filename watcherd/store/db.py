@@ -538,6 +538,15 @@ def due_for_dispatch(db: sqlite_utils.Database, kind: Kind, *, resend_before: st
     return [(r[0], r[1]) for r in db.execute(sql, params)]
 
 
+def in_flight(db: sqlite_utils.Database, kind: Kind, cap: int) -> int:
+    """Pending rows already sent (counted up to ``cap``: through the pending index, it stops
+    there)."""
+    return int(db.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM images INDEXED BY images_{kind}_pending WHERE "
+        f"{kind}_status = 'pending' AND {kind}_queued_at IS NOT NULL AND deleted_at IS NULL "
+        "LIMIT ?)", (cap,)).fetchone()[0])
+
+
 def mark_queued(db: sqlite_utils.Database, kind: Kind, ids: Sequence[int]) -> None:
     now = now_iso()
     with transaction(db) as c:
