@@ -172,3 +172,45 @@ def _same_as_local(db_path: Path, model: str) -> None:
         got = np.frombuffer(r["vector"], "<f4")
         cos = float(ref @ got / np.linalg.norm(ref) / np.linalg.norm(got))
         assert cos >= 0.999, (r["path"], cos)
+
+
+@pytest.mark.slow
+def test_a_worker_of_another_model_refuses_and_says_why(tmp_path: Path, tiny_model: str) -> None:
+    """A remote worker configured with another model takes no photo: it gives its messages
+    back and stops taking work, says why in its log and in status; the right worker does all."""
+    from watcherd.testing import write_model_dir
+
+    url = require_broker("amqp")
+    server = tmp_path / "server"
+    server.mkdir()
+    server_cfg = write_config(server, broker_url=url, model=tiny_model,
+                              embeddings={"remote": True})
+    prefix = config.load(server_cfg).broker.queue_prefix
+    other_model = write_model_dir(tmp_path / "other-model", seed=1)
+    wrong_cfg = tmp_path / "wrong.toml"
+    wrong_cfg.write_text(
+        f'[broker]\nurl = "{url}"\nqueue_prefix = "{prefix}"\n[embeddings]\n'
+        f'model = "{other_model}"\npretrained = ""\nbatch_size = 4\n[log]\nformat = "json"\n')
+    wrong = Daemon(wrong_cfg, "worker", "embeddings").start()
+    daemons = [wrong, Daemon(server_cfg, "watch").start(),
+               Daemon(server_cfg, "worker", "thumbnails").start()]
+    try:
+        wait_for(lambda: any(w["model"] == other_model and w["state"] == "ready"
+                             for w in _status(server_cfg)["workers"]), 60,
+                 "the wrong worker ready")
+        daemons.append(Daemon(server_cfg, "worker", "embeddings").start())
+        names = _photos(server / "photos", 0, 24)
+        wait_for(lambda: _done(server / "watcherd.db", names), 90, "every photo embedded")
+        row = wait_for(lambda: next((w for w in _status(server_cfg)["workers"]
+                                     if w["state"] == "refusing"), None), 30,
+                       "the refusing worker's row")
+        assert row["model"] == other_model and "wants model" in row["message"]
+        assert "refusing work" in wrong.log() and wrong.proc is not None \
+            and wrong.proc.poll() is None
+        assert f"{row['message']}" in cli(server_cfg, "status").stdout
+        assert query(server / "watcherd.db",
+                     "SELECT count(*) AS n FROM embeddings WHERE model = ?",
+                     (other_model,))[0]["n"] == 0
+    finally:
+        for d in daemons:
+            d.stop()
