@@ -5,6 +5,7 @@ Exit codes: 0 ok, 1 runtime error, 2 bad usage or bad config (the message names 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -180,6 +181,19 @@ def status(ctx: click.Context, as_json: bool) -> None:
             line += (f"; {p['per_minute']:g}/min over the last {p['window_s'] / 60:g} min, "
                      f"ETA {status_model.eta_text(p['eta_s'])}")
         click.echo(line)
+    for m in report["models"]["stored"]:
+        share = "" if m["coverage"] is None else f" ({100 * m['coverage']:.1f}%)"
+        where = f", from {m['source']}" if m["source"] else ""
+        line = (f"model       {m['model']}" + (f" {m['pretrained']}" if m["pretrained"] else "")
+                + f": {m['photos']} photos{share}{where}")
+        click.echo(line + (" [configured]" if m["configured"] else ""))
+    for kind, b in report["backfill"].items():
+        if b["remaining"]:
+            size = "?" if b["bytes"] is None else f"{b['bytes'] / 1e6:.0f} MB"
+            took = ("unknown" if b["seconds"] is None
+                    else status_model.eta_text(round(b["seconds"])))
+            click.echo(f"backfill    {kind}s: {b['remaining']} of {b['photos']} photos left "
+                       f"({b['reason']}; estimated at the start: {size}, {took})")
     for sc in report["scans"]:
         line = (f"scan        {sc['root']}: {sc['state']}, {sc['folders']} folders, "
                 f"{sc['files']} files seen, {sc['to_take']} new or changed, {sc['taken']} "
@@ -201,8 +215,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
         if w["role"] == "embeddings" and w["liveness"] == "alive" \
                 and w["state"] == "model failed":
             click.echo("            EMBEDDINGS ARE NOT BEING COMPUTED: the model could not be "
-                       "loaded; fix [embeddings], restart the embedding worker, then "
-                       "`watcherd retry --failed`")
+                       "loaded; the worker tries again on its own (fix [embeddings] or the "
+                       "weights), and queues the photos that failed for it once it loads")
         if w["role"] == "embeddings" and w["liveness"] == "alive" and w["state"] == "refusing":
             click.echo("            this worker takes no work until it is reconfigured and "
                        "restarted (the reason above)")
@@ -267,13 +281,37 @@ def retry(ctx: click.Context, failed: bool) -> None:
 @click.option("--vacuum", "do_vacuum", is_flag=True,
               help="Then VACUUM, giving the space back to the filesystem (blocks writers while "
                    "it runs; needs free disk about the database's size).")
+@click.option("--model", metavar="M", help="Instead: remove every vector of this stored model "
+              "(not the configured one), e.g. after a model change.")
+@click.option("--pretrained", metavar="P", help="With --model: which of its stored weights.")
+@click.option("--thumbnail-size", "thumbnail_sizes", type=click.IntRange(min=1), multiple=True,
+              metavar="N", help="Instead: remove the thumbnails of this size (not a configured "
+              "one); repeatable.")
 @click.pass_context
-def purge(ctx: click.Context, older_than: float | None, do_vacuum: bool) -> None:
-    """Remove the rows, thumbnails and embeddings of photos deleted long ago; no prompt."""
+def purge(ctx: click.Context, older_than: float | None, do_vacuum: bool, model: str | None,
+          pretrained: str | None, thumbnail_sizes: tuple[int, ...]) -> None:
+    """Remove the rows, thumbnails and embeddings of photos deleted long ago; or (--model,
+    --thumbnail-size) an old model's vectors or thumbnails of sizes no longer configured.
+    No prompt."""
     cfg = _load(ctx, "purge", check_paths=False)
     conn = _connect(cfg)
+    if pretrained is not None and model is None:
+        _fail("--pretrained needs --model", 2)
+    only_old = model is not None or bool(thumbnail_sizes)
+    if model is not None:
+        _purge_model(cfg, conn, model, pretrained)
+    if thumbnail_sizes:
+        kept = sorted(set(thumbnail_sizes) & set(cfg.thumbnails.sizes))
+        if kept:
+            _fail(f"--thumbnail-size {kept[0]}: a configured size ([thumbnails] sizes in "
+                  f"{cfg.file}); remove it from the config first", 2)
+        n, size = db.purge_thumbnail_sizes(conn, thumbnail_sizes)
+        click.echo(f"removed {n} thumbnails of size "
+                   f"{', '.join(map(str, sorted(set(thumbnail_sizes))))} ({size / 1e6:.1f} MB)")
     days = cfg.database.keep_deleted_days if older_than is None else older_than
-    if older_than is None and days == 0:
+    if only_old and older_than is None:
+        pass
+    elif older_than is None and days == 0:
         click.echo("[database] keep_deleted_days is 0 (keep for ever): nothing purged; "
                    "pass --older-than DAYS")
     else:
@@ -287,8 +325,25 @@ def purge(ctx: click.Context, older_than: float | None, do_vacuum: bool) -> None
         except Exception as exc:
             _fail(f"VACUUM failed (is the disk full? a long reader open?): {exc}", 1)
         click.echo(f"vacuumed {cfg.database.path}: {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB")
-    elif older_than is not None or days:
+    elif older_than is not None or days or only_old:
         click.echo("the database file keeps its size until `watcherd purge --vacuum`")
+
+
+def _purge_model(cfg: Config, conn: Any, model: str, pretrained: str | None) -> None:
+    from watcherd import models
+    from watcherd.search.models import NoVectorsError, choose_model
+    from watcherd.search.ranking import QueryError
+
+    configured = models.configured_key(cfg, conn.conn)
+    try:
+        key = choose_model(conn.conn, configured, model, pretrained)
+    except (QueryError, NoVectorsError) as exc:
+        _fail(f"--model: {exc}", 2)
+    if key == configured:
+        _fail(f"--model: {key.describe()} is the configured model ([embeddings] in {cfg.file}); "
+              "its vectors are the ones in use", 2)
+    n, size = db.purge_model(conn, key.model, key.pretrained)
+    click.echo(f"removed {n} vectors of model {key.describe()} ({size / 1e6:.1f} MB)")
 
 
 @main.command()
@@ -440,10 +495,10 @@ def search(ctx: click.Context, text: tuple[str, ...], images: tuple[str, ...],
            min_score: float | None, under: str | None, model: str | None,
            pretrained: str | None, as_json: bool, as_paths: bool) -> None:
     """Photos ranked by similarity to TEXT and/or --image, away from --not/--not-image."""
+    from watcherd import models
     from watcherd.search.engine import Query, Searcher
-    from watcherd.search.models import choose_model
+    from watcherd.search.models import pick
     from watcherd.search.scan import ScanSource
-    from watcherd.store.vectors import ModelKey
 
     if as_json and as_paths:
         _fail("--json and --paths exclude each other", 2)
@@ -459,15 +514,17 @@ def search(ctx: click.Context, text: tuple[str, ...], images: tuple[str, ...],
     started = time.perf_counter()
 
     def run() -> Any:
-        key = choose_model(conn, ModelKey(cfg.embeddings.model, cfg.embeddings.pretrained),
-                           model, pretrained)
+        choice = pick(conn, models.configured_key(cfg, conn), model, pretrained)
+        key = choice.key
         searcher = Searcher(ScanSource(conn, key),
-                            _encoder_loader(key.model, key.pretrained, cfg.embeddings.device,
-                                            cfg.embeddings.precision),
+                            _encoder_loader(*models.loadable(cfg, conn, key),
+                                            cfg.embeddings.device, cfg.embeddings.precision),
                             max_pixels=cfg.images.max_pixels)
-        return searcher.search(query)
+        return dataclasses.replace(searcher.search(query), note=choice.note)
 
     results = _search_errors(run)
+    if results.note:
+        click.echo(f"note: {results.note}", err=True)
     click.echo(f"model {results.model.describe()}: {len(results.hits)} of "
                f"{results.considered} photos ({time.perf_counter() - started:.2f} s)", err=True)
     hits = results.hits
@@ -497,16 +554,16 @@ def search(ctx: click.Context, text: tuple[str, ...], images: tuple[str, ...],
 def duplicates(ctx: click.Context, threshold: float | None, model: str | None,
                pretrained: str | None, as_json: bool) -> None:
     """Groups of identical files (same sha256), then of near-identical photos."""
+    from watcherd import models
     from watcherd.search.duplicates import find_duplicates
     from watcherd.search.models import choose_model
-    from watcherd.store.vectors import ModelKey
 
     cfg = _load(ctx, "duplicates", check_paths=False)
     conn = _open_for_search(cfg)
     t = cfg.search.duplicate_threshold if threshold is None else threshold
     started = time.perf_counter()
     found = _search_errors(lambda: find_duplicates(conn, choose_model(
-        conn, ModelKey(cfg.embeddings.model, cfg.embeddings.pretrained), model, pretrained), t))
+        conn, models.configured_key(cfg, conn), model, pretrained), t))
     click.echo(f"model {found.model.describe()}: {len(found.identical)} groups of identical "
                f"files, {len(found.near)} of near-identical photos (cosine >= {t:g}) among "
                f"{found.compared} distinct photos ({time.perf_counter() - started:.1f} s)",

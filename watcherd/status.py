@@ -1,7 +1,8 @@
 """The status model: one dict that ``watcherd status``, ``status --json``, ``/api/status`` and
 the web page all show. Counts per status, backlog per queue, the rate over the last minutes and
-an ETA, failures grouped by reason, scans, workers (the table's rows as they are, plus liveness)
-and the models in use. Reads only; never prints."""
+an ETA, failures grouped by reason, scans, workers (the table's rows as they are, plus liveness),
+the models in use and each stored model's coverage, and the estimate of a backfill (a model or
+thumbnail settings change) with what is left of it. Reads only; never prints."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from watcherd.config import Config
-from watcherd.store import db, stats
+from watcherd.store import backlog, db, stats
 
 #: The window the rate and the ETA are computed over.
 RATE_WINDOW_S = 600.0
@@ -88,13 +89,35 @@ def collect(cfg: Config, conn: Any, *, server_model: str | None = None,
         "scans": _scans(conn),
         "broker": cfg.broker.shown_url if cfg.broker.url else f"embedded ({cfg.spool_dir})",
         "models": {"configured": _describe(cfg), "embedding_worker": worker_model,
-                   "server": server_model},
+                   "server": server_model, "stored": stored_models(cfg, conn, counts)},
+        "backfill": backlog.estimates(conn),
     }
     if with_queues:
         report["queues"], error = queues(cfg)
         if error is not None:
             report["broker_error"] = error
     return report
+
+
+def stored_models(cfg: Config, conn: Any, counts: dict[str, dict[str, int]]
+                  ) -> list[dict[str, Any]]:
+    """Each model with vectors of live photos: its identity, where it was loaded from, how
+    many live photos it covers (and what share), and whether it is the configured one."""
+    from watcherd import models
+    from watcherd.store import vectors
+
+    configured = models.configured_key(cfg, conn)
+    sources = db.model_sources(conn)
+    live = counts["images"]["total"]
+    out = [{"model": m.key.model, "pretrained": m.key.pretrained,
+            "source": sources.get((m.key.model, m.key.pretrained)), "photos": m.photos,
+            "coverage": round(m.photos / live, 4) if live else None,
+            "configured": m.key == configured} for m in vectors.stored_models(conn)]
+    if not any(m["configured"] for m in out):
+        out.insert(0, {"model": configured.model, "pretrained": configured.pretrained,
+                       "source": sources.get((configured.model, configured.pretrained)),
+                       "photos": 0, "coverage": 0.0 if live else None, "configured": True})
+    return out
 
 
 def _scans(conn: Any) -> list[dict[str, Any]]:

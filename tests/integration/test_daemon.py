@@ -129,7 +129,7 @@ def test_run_end_to_end(broker: str, tmp_path: Path, tiny_model: str,
         (row,) = query(db_path, "SELECT model, pretrained, dim, vector FROM embeddings "
                        "WHERE image_id = ?", (rows[name]["id"],))
         stored = np.frombuffer(row["vector"], "<f4")
-        assert row["dim"] == stored.size == 32 and row["model"] == tiny_model
+        assert row["dim"] == stored.size == 32 and row["model"] == "local-dir"
         assert abs(np.linalg.norm(stored) - 1) < 1e-4
         cosine = float(stored @ reference_embedding(tiny_model, path))
         assert cosine >= 0.999, f"{name}: cosine {cosine}"

@@ -119,7 +119,7 @@ def test_status_lists_each_worker_process_alive_then_stopped(tmp_path: Path, tin
     assert workers["thumbnails"]["pid"] == kids["thumbnails"]
     assert workers["embeddings"]["pid"] == kids["embeddings"]
     assert workers["thumbnails"]["name"].endswith(f":{kids['thumbnails']}")
-    assert workers["embeddings"]["model"].startswith("local-dir:")
+    assert workers["embeddings"]["model"].startswith("local-dir")
     assert workers["embeddings"]["rss_kb"] > 100_000  # torch is in there
     assert workers["thumbnails"]["last_seen_s"] < 10
     text = cli(config_path, "status").stdout

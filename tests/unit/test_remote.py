@@ -84,12 +84,9 @@ def test_passwords_are_masked_in_every_log_line(capsys: pytest.CaptureFixture[st
 
 
 def test_job_and_result_round_trip(tmp_path: Path) -> None:
-    cfg = config.from_dict({"broker": {"url": "redis://h/0"}, "embeddings": {"model": "M",
-                                                                            "pretrained": "P"}},
-                           remote=True)
     pixels = clipinput.to_wire(clipinput.prepare(Image.new("RGB", (80, 64), (9, 8, 7)), SPEC))
-    job = remote.parse_job(remote.with_pixels(remote.job(cfg, SPEC), pixels, 800, 640, "JPEG"),
-                           need_pixels=True)
+    raw = remote.with_pixels(remote.job(("M", "P"), SPEC), pixels, 800, 640, "JPEG")
+    job = remote.parse_job(raw, need_pixels=True)
     assert (job.model, job.spec, job.pixels, job.width, job.format) == (("M", "P"), SPEC, pixels,
                                                                         800, "JPEG")
     vec = np.arange(4, dtype="<f4").tobytes()
@@ -111,20 +108,20 @@ def test_bad_results_are_named(body: dict, match: str) -> None:
 
 def test_a_worker_refuses_another_model_protocol_or_input() -> None:
     class Model:  # what check() reads of an Embedder
-        model, pretrained = "ViT-B-32", "laion2b_s34b_b79k"
-
         def input_spec(self) -> InputSpec:
             return SPEC
 
-    mine = remote.Job(("ViT-B-32", "laion2b_s34b_b79k"), SPEC)
-    check(Model(), None, mine)  # type: ignore[arg-type]
+    key = ("ViT-B-32", "laion2b_s34b_b79k")
+    mine = remote.Job(key, SPEC)
+    check(Model(), key, None, mine)  # type: ignore[arg-type]
     with pytest.raises(Refused, match=r"wants model 'ViT-L-14'.* has 'ViT-B-32'"):
-        check(Model(), None, remote.Job(("ViT-L-14", "openai"), SPEC))  # type: ignore[arg-type]
+        check(Model(), key, None,  # type: ignore[arg-type]
+              remote.Job(("ViT-L-14", "openai"), SPEC))
     other = InputSpec(draft=224, resize=224, interpolation="bicubic", crop=(224, 224))
     with pytest.raises(Refused, match="prepares input"):
-        check(Model(), None, remote.Job(mine.model, other))  # type: ignore[arg-type]
+        check(Model(), key, None, remote.Job(key, other))  # type: ignore[arg-type]
     with pytest.raises(Refused, match="could not be loaded: no weights"):
-        check(None, "no weights", mine)
+        check(None, None, "no weights", mine)
     with pytest.raises(remote.BadMessage, match="protocol 2, this worker speaks 1"):
         remote.parse_job({"v": 2}, need_pixels=True)
 
@@ -171,7 +168,8 @@ def test_the_outbox_prepares_remote_embeddings_once_a_worker_said_its_input(
     conn.execute("UPDATE images SET thumbnail_status = 'done'")
     spec: list[InputSpec] = []
     app = make_app(cfg)
-    outbox = Outbox(app, conn, cfg, input_spec=lambda: spec[0] if spec else None)
+    outbox = Outbox(app, conn, cfg, input_spec=lambda: spec[0] if spec else None,
+                    model_key=("m", ""))
     assert outbox.send_due() == {"thumbnail": 0, "embedding": 0}
     spec.append(SPEC)
     assert outbox.send_due() == {"thumbnail": 0, "embedding": 5}

@@ -53,7 +53,7 @@ def lib(tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> dict[str, 
     assert embed_stored(cfg, holder, items) == 16
     # A second model's vectors for the same photos, side by side.
     store_vectors(conn, MODEL_B, ids, unit_rows(16, 48, seed=4))
-    return {"config": cfg_path, "db": cfg.database.path, "key": ModelKey(tiny_model, ""),
+    return {"config": cfg_path, "db": cfg.database.path, "key": ModelKey(*holder.key or ("", "")),
             "tmp": tmp, "conn": conn, "ids": ids}
 
 

@@ -19,6 +19,7 @@ from tests.searchlib import assert_same_ranking, embed_stored, reference
 from tests.unit.test_embeddings import _scene
 from watcherd import config
 from watcherd.media.embeddings import Embedder, from_blob
+from watcherd.media.identity import ModelIdentity
 from watcherd.search.engine import Query, QueryError, Searcher, embed_image_bytes
 from watcherd.search.index import SearchIndex
 from watcherd.search.scan import ScanSource
@@ -57,7 +58,8 @@ def photos(tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> dict[st
     assert embed_stored(cfg, holder, items) == 24
     outside = tmp / "outside.jpg"  # an image file that is not in the library
     outside.write_bytes(jpeg(_scene(1200, 900, 7)))
-    return {"cfg": cfg, "conn": conn, "db": cfg.database.path, "key": ModelKey(tiny_model, ""),
+    key = ModelKey(*holder.key or ("", ""))
+    return {"cfg": cfg, "conn": conn, "db": cfg.database.path, "key": key,
             "embedder": holder.embedder, "outside": outside, "tmp": tmp}
 
 
@@ -116,7 +118,7 @@ def test_an_image_file_not_in_the_library_is_embedded_like_the_worker(
     data = target.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
     rec = db.record_file(conn, str(target), len(data), 1.0, sha,
-                         db.Reuse(photos["key"].model, "", (64,), "webp"))
+                         db.Reuse(photos["key"].model, photos["key"].pretrained, (64,), "webp"))
     try:
         assert embed_stored(photos["cfg"], _holder(photos), [(rec.id, sha)]) == 1
         worker = from_blob(conn.execute("SELECT vector FROM embeddings WHERE image_id = ?",
@@ -130,6 +132,7 @@ def test_an_image_file_not_in_the_library_is_embedded_like_the_worker(
 def _holder(photos: dict[str, Any]) -> tasks.EmbedderHolder:
     holder = tasks.EmbedderHolder()
     holder.embedder = photos["embedder"]
+    holder.identity = ModelIdentity(photos["key"].model, photos["key"].pretrained)
     return holder
 
 

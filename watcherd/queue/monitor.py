@@ -166,10 +166,12 @@ class FleetMonitor:
                 log.warning("gave a dead worker's messages back to their queues", worker=name,
                             messages=n)
 
-    def input_spec(self) -> InputSpec | None:
-        """The configured model's input, as a live embedding worker of that model announces it
-        (``[embeddings] remote``: what the thumbnail workers prepare); None until one does."""
-        wanted = remote.configured_identity(self.cfg)
+    def input_spec(self, wanted: remote.Identity | None) -> InputSpec | None:
+        """The input of model ``wanted`` (an identity), as a live embedding worker of that
+        model announces it (``[embeddings] remote``: what the thumbnail workers prepare); None
+        until one does."""
+        if wanted is None:
+            return None
         for w in self.fleet.workers.values():
             hb = w.heartbeat
             if (hb is None or w.liveness != ALIVE or hb.kind != "embedding" or not hb.input

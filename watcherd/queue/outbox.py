@@ -6,6 +6,9 @@ restarted without persistence, a worker was killed on a transport that does not 
 A broker that cannot be reached leaves rows due; the next tick sends them. A queue whose depth
 cannot be read is not taken for an empty one: nothing is re-sent to it until the depth is
 known again (the reason is logged).
+
+A backlog (photos a model or thumbnail settings change left uncovered: ``store/backlog.py``)
+is fed separately, in slices, while the queue is short (``feed_backlog``).
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from watcherd.config import Config
 from watcherd.media.clipinput import InputSpec
 from watcherd.queue import remote
 from watcherd.queue.app import PREPARE_TASK, TASKS, queue_depths, queue_names
-from watcherd.store import db
+from watcherd.store import backlog, db
 
 log = logs.get("watcherd.queue.outbox")
+
+BACKLOG_DEPTH = 256  # at least this many backlog messages kept in a queue (see backlog_target)
 
 
 @dataclass
@@ -36,6 +41,9 @@ class Outbox:
     broker_ok: bool = True
     sent_total: dict[str, int] = field(default_factory=lambda: {k: 0 for k in db.KINDS})
     depth_error: str | None = None  # why the last queue depth could not be read
+    #: The configured model's identity (model, pretrained), carried by every embedding task
+    #: (a worker running another model refuses it); None while it cannot be computed.
+    model_key: tuple[str, str] | None = None
     # [embeddings] remote: the input spec of the configured model, as its embedding workers
     # announce it (the watcher's FleetMonitor); None (a CLI command): embeddings are left to the
     # watcher, which sends them within outbox_interval_seconds.
@@ -63,9 +71,7 @@ class Outbox:
                     resend_before = None  # the backlog is still being worked on
             # Remote: each prepared photo waits in the broker as ~120 KB; a big import must not
             # pile them up there ([embeddings] remote_in_flight). Re-sends are already counted.
-            room = self.cfg.embeddings.remote_in_flight - db.in_flight(
-                self.conn, kind, self.cfg.embeddings.remote_in_flight) \
-                if job and resend_before is None else 500
+            room = self._remote_room() if job and resend_before is None else 500
             while room > 0:
                 due = db.due_for_dispatch(self.conn, kind, resend_before=resend_before,
                                           limit=min(500, room))
@@ -82,6 +88,8 @@ class Outbox:
     def _remote_job(self) -> dict[str, Any]:
         """The job for remote embedding, or {} while no worker of the model said its input."""
         spec = self.input_spec() if self.input_spec is not None else None
+        if self.model_key is None:
+            return {}  # the watcher does not know the configured model's identity yet
         if spec is None:
             if self.input_spec is not None and not self.waiting_for_spec:
                 log.warning("embeddings wait for an embedding worker of the configured model "
@@ -92,7 +100,54 @@ class Outbox:
         if self.waiting_for_spec:
             log.info("embedding worker heard; sending embeddings", spec=spec.to_json())
             self.waiting_for_spec = False
-        return remote.job(self.cfg, spec)
+        return remote.job(self.model_key, spec)
+
+    def _remote_room(self) -> int:
+        cap = self.cfg.embeddings.remote_in_flight
+        return cap - db.in_flight(self.conn, "embedding", cap)
+
+    def backlog_target(self, kind: db.Kind) -> int:
+        """Messages the backlog keeps in a queue: enough that a worker never waits between two
+        feeds, few enough that a new photo waits behind at most this many."""
+        if kind == "embedding":
+            return max(BACKLOG_DEPTH, 16 * self.cfg.embeddings.batch_size)
+        return max(BACKLOG_DEPTH, 32 * self.cfg.thumbnails.concurrency)
+
+    def feed_backlog(self) -> dict[str, int]:
+        """Send the next slice of each backlog (a model or thumbnail settings change), only
+        while its queue holds less than half of ``backlog_target``: new photos, sent as they
+        come, never wait behind the whole backlog. The same on every broker (spool, RabbitMQ,
+        Redis): it only needs the queue's depth. A depth that cannot be read sends nothing."""
+        sent = {k: 0 for k in db.KINDS}
+        for kind in db.KINDS:
+            if not backlog.due_backlog(self.conn, kind, 1):
+                continue
+            depth = self._depth(kind)
+            target = self.backlog_target(kind)
+            if depth is None or depth >= target // 2:
+                continue
+            want = target - depth
+            job = None
+            if kind == "embedding" and self.cfg.embeddings.remote:
+                job = self._remote_job()
+                want = min(want, self._remote_room())
+                if not job or want <= 0:
+                    continue
+            due = backlog.due_backlog(self.conn, kind, want)
+            sent[kind] = self._send(kind, due, job)
+        return sent
+
+    def _depth(self, kind: db.Kind) -> int | None:
+        queue = queue_names(self.cfg)[kind]
+        try:
+            return queue_depths(self.app, self.cfg)[queue]
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            if error != self.depth_error:
+                log.warning("queue depth unknown: the backlog waits until it can be read",
+                            queue=queue, error=error)
+            self.depth_error = error
+            return None
 
     def _queue_empty(self, kind: db.Kind) -> bool:
         """True only when the queue's depth was read and is 0 (remote embeddings: both queues,
@@ -126,8 +181,10 @@ class Outbox:
         error: Exception | None = None
         try:
             with self.app.producer_or_acquire() as producer:
+                extra = list(self.model_key) if kind == "embedding" and self.model_key \
+                    and not job else []  # a remote job names the model itself
                 for image_id, sha256 in due:
-                    self.app.send_task(task, args=[image_id, sha256], kwargs=kwargs,
+                    self.app.send_task(task, args=[image_id, sha256, *extra], kwargs=kwargs,
                                        queue=queue, routing_key=queue, producer=producer)
                     sent.append(image_id)
         except Exception as exc:

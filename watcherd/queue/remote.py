@@ -38,13 +38,10 @@ Identity = tuple[str, str]
 
 
 def model_identity(model: str | None, pretrained: str | None) -> Identity:
-    """What must be equal for a vector to belong to the configured model (the one place to
-    change when the model identity grows a weights fingerprint)."""
+    """A model identity (``watcherd.media.identity``: the name, and for weights given as
+    files a fingerprint of them) as it travels: what must be equal for a vector to belong to
+    the model the photo server expects."""
     return (model or "", pretrained or "")
-
-
-def configured_identity(cfg: Config) -> Identity:
-    return model_identity(cfg.embeddings.model, cfg.embeddings.pretrained)
 
 
 def results_queue(cfg: Config) -> Queue:
@@ -59,9 +56,9 @@ class BadMessage(ValueError):
 # ------------------------------------------------------------------------------------ the job
 
 
-def job(cfg: Config, spec: InputSpec) -> dict[str, Any]:
-    """What the watcher asks for: this protocol, the configured model, its input spec."""
-    return {"v": PROTOCOL, "model": list(configured_identity(cfg)), "spec": spec.to_json()}
+def job(identity: Identity, spec: InputSpec) -> dict[str, Any]:
+    """What the watcher asks for: this protocol, the configured model's identity, its input."""
+    return {"v": PROTOCOL, "model": list(identity), "spec": spec.to_json()}
 
 
 @dataclass(frozen=True)

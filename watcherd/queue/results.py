@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 import sqlite_utils
@@ -29,10 +30,13 @@ MAX_MESSAGES = 500  # per call (a message holds up to [embeddings] batch_size ve
 
 
 class ResultsWriter:
-    def __init__(self, cfg: Config, conn: sqlite_utils.Database) -> None:
+    def __init__(self, cfg: Config, conn: sqlite_utils.Database,
+                 identity: Callable[[], remote.Identity | None]) -> None:
+        """``identity``: the configured model's (None while the watcher cannot compute it:
+        results then wait in their queue)."""
         self.cfg = cfg
         self.conn = conn
-        self.identity = remote.configured_identity(cfg)
+        self.identity = identity
         self.totals = {"saved": 0, "failed": 0, "dropped": 0, "other_model": 0, "bad": 0}
         self._broker: Connection | None = None
         self._queue: Any = None
@@ -41,6 +45,8 @@ class ResultsWriter:
 
     def apply(self) -> int:
         """Apply what is waiting; returns how many result messages were taken."""
+        if self.identity() is None:
+            return 0
         try:
             messages = self._take()
         except Exception as exc:  # the broker's connection errors: next call
@@ -84,10 +90,11 @@ class ResultsWriter:
             self.totals["bad"] += 1
             self._warn("remote result dropped", reason=str(exc))
             return
-        if r.model != self.identity:
+        wanted = self.identity()
+        if r.model != wanted:
             self.totals["other_model"] += 1 + len(r.done)
             self._warn("remote result of another model dropped", worker=r.worker,
-                       model=list(r.model), configured=list(self.identity))
+                       model=list(r.model), configured=list(wanted or ()))
             return
         rows = [db.EmbeddingRow(d.image_id, d.sha256, d.vector, d.width, d.height, d.format)
                 for d in r.done]

@@ -60,6 +60,7 @@ class Results:
     model: ModelKey  # which stored model answered
     hits: list[Hit]  # best first
     considered: int  # live photos with a vector of that model that were ranked
+    note: str | None = None  # why that model and not the configured one (during a re-embed)
 
 
 class Source(Protocol):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from dataclasses import dataclass
 
+from watcherd.media.identity import identify
 from watcherd.search.ranking import QueryError
-from watcherd.store import vectors
+from watcherd.store import db, vectors
 from watcherd.store.vectors import ModelKey
 
-__all__ = ["NoVectorsError", "choose_model", "normalise_model"]
+__all__ = ["Choice", "NoVectorsError", "best_covering", "choose_model", "normalise_model",
+           "pick"]
 
 
 class NoVectorsError(Exception):
@@ -22,6 +25,20 @@ def normalise_model(model: str) -> str:
     if model.startswith(prefix):
         return prefix + os.path.abspath(os.path.expanduser(model[len(prefix):]))
     return model
+
+
+def _identity(conn: sqlite3.Connection, model: str,
+              pretrained: str | None) -> tuple[str, str | None]:
+    """A ``local-dir:`` folder or a checkpoint file named on the command line stands for the
+    identity of its weights (what ``embeddings`` records); one that cannot be read stays as
+    given (vectors stored before schema 6 are keyed by the path)."""
+    if not (model.startswith("local-dir:") or (pretrained and os.path.isfile(pretrained))):
+        return model, pretrained
+    try:
+        found = identify(model, pretrained, db.Fingerprints(conn))
+    except OSError:
+        return model, pretrained
+    return found.model, found.pretrained
 
 
 def _listing(stored: list[vectors.StoredModel]) -> str:
@@ -37,6 +54,42 @@ def _missing(conn: sqlite3.Connection, what: str) -> Exception:
                       "(choose one with --model and --pretrained)")
 
 
+@dataclass(frozen=True)
+class Choice:
+    key: ModelKey
+    note: str | None = None  # why another model than the configured one answers
+
+
+def best_covering(stored: list[vectors.StoredModel], configured: ModelKey) -> Choice | None:
+    """During a re-embed (a model change), search must not get worse: the configured model
+    answers once it covers at least as many live photos as any stored model; until then the
+    model that covers the most does, and the note says so. None: no vectors at all."""
+    if not stored:
+        return None
+    best = max(stored, key=lambda m: m.photos)  # stored is most photos first; ties: first
+    mine = next((m.photos for m in stored if m.key == configured), 0)
+    if mine >= best.photos:
+        return Choice(configured)
+    return Choice(best.key, f"the configured model {configured.describe()} covers {mine} "
+                  f"photos so far; searching with {best.key.describe()} ({best.photos} photos) "
+                  "until it covers as many (choose one with --model)")
+
+
+def pick(conn: sqlite3.Connection, default: ModelKey, model: str | None = None,
+         pretrained: str | None = None, *,
+         stored: list[vectors.StoredModel] | None = None) -> Choice:
+    """:func:`choose_model`, and with neither ``model`` nor ``pretrained`` the stored model
+    that covers the library best (see :func:`best_covering`; ``stored``: the coverage counts
+    if the caller keeps them, else counted now)."""
+    if model is None and pretrained is None:
+        choice = best_covering(vectors.stored_models(conn) if stored is None else stored,
+                               default)
+        if choice is None:
+            raise _missing(conn, f"the configured model {default.describe()}")
+        return choice
+    return Choice(choose_model(conn, default, model, pretrained))
+
+
 def choose_model(conn: sqlite3.Connection, default: ModelKey, model: str | None = None,
                  pretrained: str | None = None) -> ModelKey:
     """The stored model to search: ``default`` (the configured one) unless ``model`` and/or
@@ -50,7 +103,7 @@ def choose_model(conn: sqlite3.Connection, default: ModelKey, model: str | None 
         if vectors.has_vectors(conn, key):
             return key
         raise _missing(conn, f"the configured model {key.describe()}")
-    model = normalise_model(model)
+    model, pretrained = _identity(conn, normalise_model(model), pretrained)
     if pretrained is not None:
         key = ModelKey(model, pretrained)
         if vectors.has_vectors(conn, key):

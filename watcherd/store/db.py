@@ -6,6 +6,7 @@ that has shipped, add a new one. This module knows nothing of Celery, click or c
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -131,7 +132,42 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE embeddings ADD COLUMN precision TEXT;
     """,
+    # 6: a model's identity is what it computes (watcherd.media.identity): ``models`` records
+    # where each identity was loaded from; ``fingerprints`` caches weight files' sha256 by
+    # (path, size, mtime_ns); ``settings`` holds what the statuses describe (the model and the
+    # thumbnail settings they were last brought in line with). A backlog row (re-embed after a
+    # model change, thumbnails after a settings change) is pending with ``*_queued_at =
+    # 'backlog'`` (after any time as text, so never taken for a row sent long ago): the outbox
+    # feeds them from these indexes in slices while the queue is short.
+    """
+    CREATE TABLE models (
+        model TEXT NOT NULL,
+        pretrained TEXT NOT NULL,
+        source TEXT,
+        first_seen TEXT,
+        last_seen TEXT,
+        PRIMARY KEY (model, pretrained)
+    );
+    CREATE TABLE fingerprints (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        sha256 TEXT NOT NULL
+    );
+    CREATE TABLE settings (
+        name TEXT PRIMARY KEY,
+        value TEXT,
+        updated_at TEXT
+    );
+    CREATE INDEX images_thumbnail_backlog ON images(id)
+        WHERE thumbnail_status = 'pending' AND thumbnail_queued_at = 'backlog';
+    CREATE INDEX images_embedding_backlog ON images(id)
+        WHERE embedding_status = 'pending' AND embedding_queued_at = 'backlog';
+    CREATE INDEX embeddings_model ON embeddings(model, pretrained);
+    """,
 )
+#: ``*_queued_at`` of a pending row waiting in a backlog (see migration 6).
+BACKLOG = "backlog"
 SCHEMA_VERSION = len(MIGRATIONS)
 # The folder of a path, with its trailing slash (everything after the last '/' trimmed); the
 # expression of the images_folder index, so lookups by folder use it.
@@ -543,8 +579,8 @@ def in_flight(db: sqlite_utils.Database, kind: Kind, cap: int) -> int:
     there)."""
     return int(db.execute(
         f"SELECT count(*) FROM (SELECT 1 FROM images INDEXED BY images_{kind}_pending WHERE "
-        f"{kind}_status = 'pending' AND {kind}_queued_at IS NOT NULL AND deleted_at IS NULL "
-        "LIMIT ?)", (cap,)).fetchone()[0])
+        f"{kind}_status = 'pending' AND {kind}_queued_at IS NOT NULL AND "
+        f"{kind}_queued_at != 'backlog' AND deleted_at IS NULL LIMIT ?)", (cap,)).fetchone()[0])
 
 
 def mark_queued(db: sqlite_utils.Database, kind: Kind, ids: Sequence[int]) -> None:
@@ -648,7 +684,8 @@ class ThumbRow:
 
 def save_thumbnails(db: sqlite_utils.Database, image_id: int, sha256: str, width: int,
                     height: int, fmt: str, thumbs: Sequence[ThumbRow]) -> bool:
-    """Store thumbnails; a no-op (False) if the row's content changed meanwhile."""
+    """Store thumbnails (replacing those of the same sizes); a no-op (False) if the row's
+    content changed meanwhile."""
     now = now_iso()
     with transaction(db) as c:
         ok = c.execute(
@@ -656,11 +693,10 @@ def save_thumbnails(db: sqlite_utils.Database, image_id: int, sha256: str, width
             "height = ?, format = ?, updated_at = ? WHERE id = ? AND sha256 = ?",
             (width, height, fmt, now, image_id, sha256),
         ).rowcount > 0
-        if ok:
-            c.execute("DELETE FROM thumbnails WHERE image_id = ?", (image_id,))
+        if ok:  # sizes not written now (no longer configured) stay until purged
             c.executemany(
-                "INSERT INTO thumbnails (image_id, size, width, height, format, data, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO thumbnails (image_id, size, width, height, format, "
+                "data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(image_id, t.size, t.width, t.height, t.format, t.data, now) for t in thumbs],
             )
         return ok
@@ -801,6 +837,23 @@ def requeue(db: sqlite_utils.Database, *, failed: bool) -> dict[str, int]:
     return out
 
 
+#: The start of ``embedding_error`` for photos failed because the worker could not load its
+#: model: once it loads, they are queued again (``requeue_model_failures``).
+MODEL_UNAVAILABLE = "embedding model could not be loaded"
+
+
+def requeue_model_failures(db: sqlite_utils.Database) -> int:
+    """Photos failed only because the model could not be loaded: pending again, in the
+    backlog (fed behind new photos)."""
+    with transaction(db) as c:
+        return c.execute(
+            "UPDATE images SET embedding_status = 'pending', embedding_error = NULL, "
+            "embedding_queued_at = ?, embedding_attempts = 0, updated_at = ? "
+            "WHERE embedding_status = 'failed' AND embedding_error LIKE ? || '%' "
+            "AND deleted_at IS NULL AND sha256 IS NOT NULL",
+            (BACKLOG, now_iso(), MODEL_UNAVAILABLE)).rowcount
+
+
 @dataclass(frozen=True)
 class WorkerRow:
     name: str
@@ -877,6 +930,27 @@ def purge_deleted(db: sqlite_utils.Database, older_than_days: float) -> Purged:
     return Purged(n, thumbs, vecs, tbytes + vbytes)
 
 
+def purge_model(db: sqlite_utils.Database, model: str, pretrained: str) -> tuple[int, int]:
+    """Remove every vector of one model: (vectors, bytes). The caller makes sure it is not
+    the configured model (its statuses would lie)."""
+    with transaction(db) as c:
+        n, size = c.execute("SELECT count(*), coalesce(sum(length(vector)), 0) FROM embeddings "
+                            "WHERE model = ? AND pretrained = ?", (model, pretrained)).fetchone()
+        c.execute("DELETE FROM embeddings WHERE model = ? AND pretrained = ?", (model, pretrained))
+        c.execute("DELETE FROM models WHERE model = ? AND pretrained = ?", (model, pretrained))
+    return int(n), int(size)
+
+
+def purge_thumbnail_sizes(db: sqlite_utils.Database, sizes: Sequence[int]) -> tuple[int, int]:
+    """Remove the thumbnails of these sizes (no longer configured): (thumbnails, bytes)."""
+    marks = ",".join("?" * len(sizes))
+    with transaction(db) as c:
+        n, size = c.execute(f"SELECT count(*), coalesce(sum(length(data)), 0) FROM thumbnails "
+                            f"WHERE size IN ({marks})", tuple(sizes)).fetchone()
+        c.execute(f"DELETE FROM thumbnails WHERE size IN ({marks})", tuple(sizes))
+    return int(n), int(size)
+
+
 def vacuum(db: sqlite_utils.Database) -> tuple[int, int]:
     """VACUUM: rewrite the file without its free pages. Blocks every writer while it runs and
     needs free disk about the size of the database. Returns (bytes before, bytes after)."""
@@ -916,3 +990,72 @@ def set_scan(db: sqlite_utils.Database, root: str, state: str, *, folders: int =
 
 def scans(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     return [dict(r) for r in db.execute("SELECT * FROM scans ORDER BY root")]
+
+
+# ---------------------------------------------------------------------- models and settings
+
+
+class Fingerprints:
+    """The ``fingerprints`` table as a :class:`watcherd.media.identity.FingerprintCache`.
+    On a read-only connection ``put`` does nothing (the next writer stores it)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def get(self, path: str, size: int, mtime_ns: int) -> str | None:
+        try:
+            row = self.conn.execute("SELECT sha256 FROM fingerprints WHERE path = ? AND size = ? "
+                                    "AND mtime_ns = ?", (path, size, mtime_ns)).fetchone()
+        except sqlite3.OperationalError:  # a database older than schema 6, read-only
+            return None
+        return None if row is None else str(row[0])
+
+    def put(self, path: str, size: int, mtime_ns: int, sha256: str) -> None:
+        with contextlib.suppress(sqlite3.OperationalError):  # read-only (search): not cached
+            self.conn.execute("INSERT OR REPLACE INTO fingerprints (path, size, mtime_ns, "
+                              "sha256) VALUES (?, ?, ?, ?)", (path, size, mtime_ns, sha256))
+
+
+def record_model(db: sqlite_utils.Database, model: str, pretrained: str, source: str) -> None:
+    """Where this identity was last loaded from (``models``)."""
+    now = now_iso()
+    with transaction(db) as c:
+        c.execute("INSERT INTO models (model, pretrained, source, first_seen, last_seen) "
+                  "VALUES (?, ?, ?, ?, ?) ON CONFLICT (model, pretrained) DO UPDATE SET "
+                  "source = excluded.source, last_seen = excluded.last_seen",
+                  (model, pretrained, source, now, now))
+
+
+def model_sources(conn: sqlite3.Connection) -> dict[tuple[str, str], str]:
+    try:
+        return {(r[0], r[1]): r[2] or "" for r in conn.execute(
+            "SELECT model, pretrained, source FROM models")}
+    except sqlite3.OperationalError:
+        return {}
+
+
+def adopt_vectors(db: sqlite_utils.Database, old: tuple[str, str], new: tuple[str, str]) -> int:
+    """Relabel the vectors stored under ``old`` (a pre-schema-6 key: the configured strings
+    with absolute paths) as ``new`` (the identity of the same weights). A photo that already
+    has a vector under ``new`` keeps that one."""
+    if old == new:
+        return 0
+    with transaction(db) as c:
+        n = c.execute("UPDATE OR IGNORE embeddings SET model = ?, pretrained = ? "
+                      "WHERE model = ? AND pretrained = ?", (*new, *old)).rowcount
+        c.execute("DELETE FROM embeddings WHERE model = ? AND pretrained = ?", old)
+    return n
+
+
+def setting(conn: sqlite3.Connection, name: str) -> str | None:
+    try:
+        row = conn.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+    except sqlite3.OperationalError:  # older schema, read-only
+        return None
+    return None if row is None else row[0]
+
+
+def set_setting(c: sqlite3.Connection, name: str, value: str) -> None:
+    """Inside the caller's transaction."""
+    c.execute("INSERT OR REPLACE INTO settings (name, value, updated_at) VALUES (?, ?, ?)",
+              (name, value, now_iso()))

@@ -15,6 +15,7 @@ queue overflow; it streams (``scan.py``): rows are recorded and tasks sent while
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import queue
@@ -39,12 +40,12 @@ from watchdog.events import (
 )
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
-from watcherd import logs, sdnotify
+from watcherd import logs, models, sdnotify
 from watcherd.config import Config
 from watcherd.queue.monitor import FleetMonitor
 from watcherd.queue.outbox import Outbox
 from watcherd.queue.results import ResultsWriter
-from watcherd.store import db
+from watcherd.store import backlog, db
 from watcherd.watch.ingest import Ingest
 from watcherd.watch.lane import Gone, Hashed, Lane, RootChanged, ScanFinished, Unreadable
 from watcherd.watch.observer import InotifyObserver, polling_observer
@@ -64,6 +65,7 @@ PROGRESS_LOG_S = 10.0
 PURGE_INTERVAL_S = 86400.0
 RESULTS_EVERY_S = 0.5  # how often remote embedding results are applied, at most
 STALLED_AFTER_S = 60.0  # a lane's file operation running this long: say so
+BACKLOG_FEED_S = 1.0  # how often the backlog's queues are topped up
 
 
 class _Handler(FileSystemEventHandler):
@@ -90,12 +92,16 @@ class Watcher:
                                  out=self.inbox) for root in w.paths}
         self.ingest = Ingest(self.conn, db.Reuse(cfg.embeddings.model, cfg.embeddings.pretrained,
                                                  cfg.thumbnails.sizes, cfg.thumbnails.format))
+        self.model: models.ModelIdentity | None = None
+        self.sync_thumbnails()
+        self.identify_model()
         # Worker liveness, attempts and the workers table, from the fleet queue. Only the
         # watcher listens (``start(observe=True)``): `watcherd scan` must not take its messages.
         self.fleet = FleetMonitor(cfg, self.conn)
         # [embeddings] remote: the watcher is the one writer of the embedding workers' results.
-        self.results = ResultsWriter(cfg, self.conn) if cfg.embeddings.remote else None
-        self.outbox.input_spec = self.fleet.input_spec
+        self.results = ResultsWriter(cfg, self.conn, lambda: self.outbox.model_key) \
+            if cfg.embeddings.remote else None
+        self.outbox.input_spec = lambda: self.fleet.input_spec(self.outbox.model_key)
         self._next_results = 0.0
         self._fleet_started = False
         self.stop_event = threading.Event()
@@ -173,6 +179,47 @@ class Watcher:
             self.results.close()
         self.conn.close()
 
+    def identify_model(self) -> bool:
+        """Learn the configured model's identity (once its weights can be read): from then on
+        tasks carry it and identical content reuses vectors under it. True once known."""
+        if self.model is not None:
+            return True
+        self.model = models.adopt(self.conn, self.cfg)
+        if self.model is None:
+            return False
+        key = (self.model.model, self.model.pretrained)
+        self.outbox.model_key = key
+        self.ingest.reuse = dataclasses.replace(self.ingest.reuse, model=key[0],
+                                                pretrained=key[1])
+        log.info("model identity", model=key[0], pretrained=key[1], source=self.model.source)
+        added = backlog.sync_embeddings(self.conn, *key)
+        if added:
+            self._backfill("embedding", added, f"model is now {self.model.describe()}")
+        return True
+
+    def sync_thumbnails(self) -> None:
+        """Thumbnails follow ``[thumbnails] sizes, format, quality``: what a change leaves
+        uncovered joins the backlog."""
+        t = self.cfg.thumbnails
+        wanted = backlog.ThumbSettings(tuple(sorted(set(t.sizes))), t.format, t.quality)
+        before = backlog.ThumbSettings.from_json(db.setting(self.conn.conn, backlog.THUMBNAILS))
+        changed = backlog.sync_thumbnails(self.conn, wanted)
+        if changed:
+            same_encoding = before is not None and (before.format, before.quality) == (
+                t.format, t.quality)
+            new_sizes = tuple(s for s in wanted.sizes
+                              if not same_encoding or before is None or s not in before.sizes)
+            self._backfill("thumbnail", changed[0], changed[1], new_sizes=new_sizes)
+
+    def _backfill(self, kind: db.Kind, photos: int, reason: str, *,
+                  new_sizes: tuple[int, ...] = ()) -> None:
+        e = backlog.estimate(self.conn.conn, kind, photos, reason, new_sizes=new_sizes)
+        backlog.save_estimate(self.conn, e)
+        log.info("backfill queued: new photos go first, the backlog is fed behind them",
+                 task=kind, reason=reason, photos=photos,
+                 estimated_mb=None if e.bytes is None else round(e.bytes / 1e6, 1),
+                 estimated_s=e.seconds)
+
     def request_rescan(self) -> None:
         """The kernel dropped events (inotify queue overflow): reconcile every root now."""
         log.warning("inotify queue overflowed: events were lost, rescanning now")
@@ -198,14 +245,19 @@ class Watcher:
         next_rescan = time.monotonic() + w.rescan_interval_seconds
         next_progress = time.monotonic() + PROGRESS_LOG_S
         next_purge = time.monotonic()
+        next_feed = time.monotonic()
         while not self.stop_event.is_set():
             self.step(timeout=0.2)
             now = time.monotonic()
+            if now >= next_feed:
+                self.outbox.feed_backlog()
+                next_feed = now + min(BACKLOG_FEED_S, b.outbox_interval_seconds)
             if self.rescan_requested.is_set() or (w.rescan_interval_seconds and now >= next_rescan):
                 self.rescan_requested.clear()
                 self.rescan()
                 next_rescan = now + w.rescan_interval_seconds
             if now >= next_outbox:
+                self.identify_model()
                 for lane in self.lanes.values():
                     lane.check_root()
                 stale_before: dict[str, str] = {}

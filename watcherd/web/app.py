@@ -105,6 +105,7 @@ class Server:
         return JSONResponse({
             "model": {"model": results.model.model, "pretrained": results.model.pretrained},
             "considered": results.considered,
+            "note": results.note,
             "results": [{"image_id": h.image_id, "path": h.path, "score": round(h.score, 6)}
                         for h in results.hits]})
 

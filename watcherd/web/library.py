@@ -6,6 +6,7 @@ Nothing here writes to the database: every connection is opened with ``mode=ro``
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sqlite3
 import threading
@@ -14,10 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from watcherd import models
 from watcherd.config import Config
 from watcherd.search.engine import Encoder, Query, Results, Searcher
 from watcherd.search.index import SearchIndex
-from watcherd.search.models import choose_model
+from watcherd.search.models import pick
 from watcherd.store import vectors
 from watcherd.store.vectors import ModelKey
 
@@ -40,18 +42,24 @@ class Tile:
     has_thumb: bool
 
 
+#: How long the web server keeps the count of photos per stored model (which model answers
+#: by default during a re-embed).
+COVERAGE_TTL_S = 10.0
+
+
 class Library:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.db_path = cfg.database.path
-        self.default_key = ModelKey(cfg.embeddings.model, cfg.embeddings.pretrained)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._indexes: dict[ModelKey, SearchIndex] = {}
-        self._encoder: Encoder | None = None
-        self._encoder_error: str | None = None
+        self._coverage: tuple[float, list[vectors.StoredModel]] = (0.0, [])
+        self._encoders: dict[ModelKey, Encoder] = {}
+        self._encoder_errors: dict[ModelKey, str] = {}
         self._encode_lock = threading.Lock()
         self.conn()  # fail now, at start, on a missing or unreadable database
+        self.default_key = models.configured_key(cfg, self.conn())
         self.roots = [os.path.realpath(p) for p in cfg.watch.paths]
 
     # ------------------------------------------------------------------------ connections
@@ -78,35 +86,52 @@ class Library:
                 idx = self._indexes[key] = SearchIndex(self.db_path, key)
             return idx
 
-    def encoder(self) -> Encoder:
+    def encoder(self, key: ModelKey | None = None) -> Encoder:
+        """The text model of ``key`` (default: the configured model), loaded once."""
+        key = key or self.configured_key()
         with self._encode_lock:
-            if self._encoder is not None:
-                return self._encoder
-            if self._encoder_error is not None:
-                raise ModelUnavailable(self._encoder_error)
+            if key in self._encoders:
+                return self._encoders[key]
+            if key in self._encoder_errors:
+                raise ModelUnavailable(self._encoder_errors[key])
             from watcherd.media.embeddings import Embedder, ModelLoadError
 
             e = self.cfg.embeddings
+            model, pretrained = models.loadable(self.cfg, self.conn(), key)
             try:
-                self._encoder = _Serialised(Embedder(e.model, e.pretrained or None, e.device,
-                                                     e.precision))
+                self._encoders[key] = _Serialised(Embedder(model, pretrained or None, e.device,
+                                                           e.precision))
             except ModelLoadError as exc:
-                self._encoder_error = str(exc)
+                self._encoder_errors[key] = str(exc)
                 raise ModelUnavailable(str(exc)) from exc
-            return self._encoder
+            return self._encoders[key]
+
+    def coverage(self) -> list[vectors.StoredModel]:
+        """Live photos per stored model (a full count: kept for ``COVERAGE_TTL_S``)."""
+        with self._lock:
+            at, stored = self._coverage
+            if time.monotonic() - at > COVERAGE_TTL_S or at == 0.0:
+                stored = vectors.stored_models(self.conn())
+                self._coverage = (time.monotonic(), stored)
+            return stored
+
+    def configured_key(self) -> ModelKey:
+        """Computed again per query: the watcher may relabel vectors while the server runs."""
+        self.default_key = models.configured_key(self.cfg, self.conn())
+        return self.default_key
 
     @property
     def model_loaded(self) -> str | None:
-        if self._encoder is None:
+        if not self._encoders:
             return None
         e = self.cfg.embeddings
         return f"{e.model} ({e.pretrained})" if e.pretrained else e.model
 
     def search(self, query: Query, model: str | None = None) -> Results:
-        key = choose_model(self.conn(), self.default_key, model)
-        searcher = Searcher(self.index(key), self.encoder,
+        choice = pick(self.conn(), self.configured_key(), model, stored=self.coverage())
+        searcher = Searcher(self.index(choice.key), lambda: self.encoder(choice.key),
                             max_pixels=self.cfg.images.max_pixels)
-        return searcher.search(query)
+        return dataclasses.replace(searcher.search(query), note=choice.note)
 
     # --------------------------------------------------------------------------- browsing
     def image(self, image_id: int) -> dict[str, Any] | None:

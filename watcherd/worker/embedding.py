@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +27,12 @@ from watcherd.worker.markers import Markers
 
 if TYPE_CHECKING:
     from watcherd.media.embeddings import Embedder
+    from watcherd.media.identity import ModelIdentity
 
 log = logs.get("watcherd.worker.embedding")
+
+RETRY_FIRST_S = 2.0  # a model that could not be loaded: first retry after this long
+RETRY_MAX_S = 60.0  # then doubling up to this
 
 
 class EmbedderHolder:
@@ -36,26 +40,78 @@ class EmbedderHolder:
 
     def __init__(self) -> None:
         self.embedder: Embedder | None = None
+        self.identity: ModelIdentity | None = None  # what its vectors are recorded as
         self.error: str | None = None
+        self.refusal: str | None = None  # the last task refused for another model, why
+        self.refused = 0
+        self.notify: Callable[[str | None], None] | None = None  # the heartbeat's message
         self.lock = threading.Lock()  # one batch at a time, whichever thread flushes
 
-    def load(self, cfg: Config) -> None:
+    @property
+    def key(self) -> tuple[str, str] | None:
+        return None if self.identity is None else (self.identity.model, self.identity.pretrained)
+
+    def load(self, cfg: Config, conn: sqlite_utils.Database | None = None) -> None:
         from watcherd.media.embeddings import Embedder, ModelLoadError
+        from watcherd.media.identity import identify
 
         e = cfg.embeddings
         started = time.perf_counter()
         try:
-            self.embedder = Embedder(e.model, e.pretrained or None, e.device, e.precision)
-        except ModelLoadError as exc:
+            embedder = Embedder(e.model, e.pretrained or None, e.device, e.precision)
+            identity = identify(e.model, e.pretrained,
+                                db.Fingerprints(conn.conn) if conn is not None else None)
+        except (ModelLoadError, OSError) as exc:
+            if str(exc) != self.error:  # once per distinct reason, not at every retry
+                log.error("embedding model could not be loaded; embeddings are marked failed "
+                          "until it loads (the worker tries again on its own, then queues "
+                          "them again)", model=e.model, pretrained=e.pretrained,
+                          reason=str(exc))
             self.error = str(exc)
-            log.error("embedding model could not be loaded; every embedding will be marked "
-                      "failed until the config is fixed and the worker restarted",
-                      model=e.model, pretrained=e.pretrained, reason=self.error)
             return
-        log.info("embedding model loaded", model=e.model, pretrained=e.pretrained,
-                 device=self.embedder.device, precision=self.embedder.precision,
-                 dim=self.embedder.dim,
-                 duration_ms=round((time.perf_counter() - started) * 1000, 1))
+        with self.lock:
+            self.embedder, self.identity, self.error = embedder, identity, None
+        log.info("embedding model loaded", model=identity.model, pretrained=identity.pretrained,
+                 source=identity.source, device=embedder.device, precision=embedder.precision,
+                 dim=embedder.dim, duration_ms=round((time.perf_counter() - started) * 1000, 1))
+        if conn is not None:
+            again = db.requeue_model_failures(conn)
+            if again:
+                log.info("photos that failed because the model could not be loaded are queued "
+                         "again", photos=again)
+
+    def keep_loading(self, cfg: Config, conn: Callable[[], sqlite_utils.Database],
+                     on_loaded: Callable[[], None], stop: threading.Event) -> threading.Thread:
+        """Try loading again in a daemon thread, with backoff (``RETRY_FIRST_S`` doubling up
+        to ``RETRY_MAX_S``), until it loads or ``stop`` is set; then ``on_loaded()``."""
+        def run() -> None:
+            delay = RETRY_FIRST_S
+            while self.embedder is None and not stop.wait(delay):
+                log.info("trying to load the embedding model again", model=cfg.embeddings.model,
+                         after_s=delay)
+                self.load(cfg, conn())
+                delay = min(delay * 2, RETRY_MAX_S)
+            if self.embedder is not None:
+                on_loaded()
+
+        thread = threading.Thread(target=run, name="watcherd-model-retry", daemon=True)
+        thread.start()
+        return thread
+
+    def refuse(self, expected: tuple[str, str], count: int) -> None:
+        """Tasks for another model than this worker's: never recorded with its vectors."""
+        self.refused += count
+        self.refusal = (f"refusing tasks for model {expected[0]!r} pretrained {expected[1]!r}: "
+                        f"this worker runs {self.key[0]!r} pretrained {self.key[1]!r}"
+                        if self.key else None)
+        log.warning("tasks refused: they expect another model than this worker's (is this "
+                    "worker's [embeddings] model the watcher's?)", expected_model=expected[0],
+                    expected_pretrained=expected[1],
+                    model=self.key[0] if self.key else None,
+                    pretrained=self.key[1] if self.key else None, count=count,
+                    refused_total=self.refused)
+        if self.notify is not None:
+            self.notify(f"{self.refusal} ({self.refused} so far)")
 
 
 @dataclass
@@ -103,14 +159,14 @@ def encode(embedder: Embedder, tensors: Sequence[Any]) -> Any:
                                encode(embedder, tensors[half:])])
 
 
-def save(conn: sqlite_utils.Database, embedder: Embedder, prepared: Sequence[Prepared],
-         vectors: Any) -> int:
+def save(conn: sqlite_utils.Database, embedder: Embedder, key: tuple[str, str],
+         prepared: Sequence[Prepared], vectors: Any) -> int:
+    """Record the vectors under the model's identity ``key``."""
     from watcherd.media.embeddings import to_blob
 
     rows = [db.EmbeddingRow(p.image_id, p.sha256, to_blob(v), p.width, p.height, p.format)
             for p, v in zip(prepared, vectors, strict=True)]
-    return db.save_embeddings(conn, embedder.model, embedder.pretrained, embedder.dim, rows,
-                              embedder.precision)
+    return db.save_embeddings(conn, key[0], key[1], embedder.dim, rows, embedder.precision)
 
 
 @dataclass
@@ -128,9 +184,9 @@ def embed_batch(cfg: Config, conn: sqlite_utils.Database, holder: EmbedderHolder
     result = BatchResult(skipped=len(items) - len(set(items)))
     items = list(dict.fromkeys(items))
     with holder.lock:
-        embedder = holder.embedder
-        if embedder is None:
-            reason = f"embedding model could not be loaded: {holder.error}"
+        embedder, key = holder.embedder, holder.key
+        if embedder is None or key is None:
+            reason = f"{db.MODEL_UNAVAILABLE}: {holder.error}"
             for image_id, sha256 in items:
                 if db.begin_task(conn, "embedding", image_id, sha256) is not None:
                     db.fail(conn, "embedding", image_id, sha256, reason)
@@ -138,7 +194,7 @@ def embed_batch(cfg: Config, conn: sqlite_utils.Database, holder: EmbedderHolder
             return result
         try:
             prepared = _prepare_all(cfg, conn, embedder, markers, items, result)
-            computed = _encode_all(cfg, conn, embedder, markers, prepared, result)
+            computed = _encode_all(cfg, conn, embedder, key, markers, prepared, result)
         finally:
             markers.idle("embedding")  # whatever happened, no step is standing any more
     if not computed:
@@ -171,7 +227,8 @@ def _prepare_all(cfg: Config, conn: sqlite_utils.Database, embedder: Embedder, m
 
 
 def _encode_all(cfg: Config, conn: sqlite_utils.Database, embedder: Embedder,
-                markers: Markers, prepared: Sequence[Prepared], result: BatchResult) -> list[int]:
+                key: tuple[str, str], markers: Markers, prepared: Sequence[Prepared],
+                result: BatchResult) -> list[int]:
     """Encode and save in chunks of ``batch_size``; the ids whose vectors were computed."""
     computed: list[int] = []
     bs = cfg.embeddings.batch_size
@@ -188,7 +245,7 @@ def _encode_all(cfg: Config, conn: sqlite_utils.Database, embedder: Embedder,
                 db.fail(conn, "embedding", p.image_id, p.sha256, reason)
             result.failed += len(chunk)
             continue
-        n = save(conn, embedder, chunk, vectors)
+        n = save(conn, embedder, key, chunk, vectors)
         result.saved += n
         result.skipped += len(chunk) - n
         computed += [p.image_id for p in chunk]

@@ -27,6 +27,37 @@ def request_item(request: Any) -> Item | None:
         return None
 
 
+def request_model(request: Any) -> tuple[str, str] | None:
+    """The model identity (model, pretrained) an embedding task expects, or None when the
+    message carries none (sent before the watcher knew it, or by an older watcherd)."""
+    try:
+        args = list(request.args or ())
+        kwargs = request.kwargs or {}
+        if "model" in kwargs:
+            return str(kwargs["model"]), str(kwargs.get("pretrained", ""))
+        if len(args) >= 4:
+            return str(args[2]), str(args[3])
+    except (AttributeError, TypeError):
+        pass
+    return None
+
+
+def by_model(requests: Iterable[Any], mine: tuple[str, str] | None
+             ) -> tuple[list[Any], dict[tuple[str, str], int]]:
+    """Split embedding requests into those this worker may record (the model they expect is
+    ``mine``, or they name none, or this worker's identity is unknown) and, per expected
+    model, how many it must refuse."""
+    ours: list[Any] = []
+    refused: dict[tuple[str, str], int] = {}
+    for r in requests:
+        expected = request_model(r)
+        if mine is not None and expected is not None and expected != mine:
+            refused[expected] = refused.get(expected, 0) + 1
+        else:
+            ours.append(r)
+    return ours, refused
+
+
 def items(requests: Iterable[Any]) -> list[Item]:
     return [i for r in requests if (i := request_item(r)) is not None]
 

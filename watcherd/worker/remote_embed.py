@@ -33,10 +33,11 @@ class Refused(Exception):
     """This worker cannot do these jobs correctly; str() says why (for the log and status)."""
 
 
-def check(embedder: Embedder | None, load_error: str | None, job: remote.Job) -> None:
-    if embedder is None:
+def check(embedder: Embedder | None, identity: remote.Identity | None, load_error: str | None,
+          job: remote.Job) -> None:
+    if embedder is None or identity is None:
         raise Refused(f"embedding model could not be loaded: {load_error}")
-    mine = remote.model_identity(embedder.model, embedder.pretrained)
+    mine = identity
     if job.model != mine:
         raise Refused(f"the photo server wants model {_show(job.model)}, this worker has "
                       f"{_show(mine)}: set the same [embeddings] model and pretrained on both")
@@ -47,7 +48,8 @@ def check(embedder: Embedder | None, load_error: str | None, job: remote.Job) ->
                       "run the same watcherd and open_clip versions on both")
 
 
-def embed_jobs(embedder: Embedder | None, load_error: str | None, markers: Markers,
+def embed_jobs(embedder: Embedder | None, identity: remote.Identity | None,
+               load_error: str | None, markers: Markers,
                publish: Publish, worker: str, batch_size: int,
                jobs: Sequence[tuple[Item, Mapping[str, Any]]]) -> int:
     """Encode the jobs and publish their results; returns how many vectors were computed.
@@ -59,8 +61,8 @@ def embed_jobs(embedder: Embedder | None, load_error: str | None, markers: Marke
         except remote.BadMessage as exc:
             raise Refused(str(exc)) from None
     for _, job in parsed:
-        check(embedder, load_error, job)
-    assert embedder is not None
+        check(embedder, identity, load_error, job)
+    assert embedder is not None and identity is not None
     started = time.perf_counter()
     failed: list[remote.Failed] = []
     ready: list[tuple[Item, remote.Job, Any]] = []
@@ -93,8 +95,8 @@ def embed_jobs(embedder: Embedder | None, load_error: str | None, markers: Marke
                 computed += len(done)
         if not done and not failed:
             continue
-        result = remote.Result(worker, remote.model_identity(embedder.model, embedder.pretrained),
-                               embedder.dim, embedder.precision, tuple(done), tuple(failed))
+        result = remote.Result(worker, identity, embedder.dim, embedder.precision, tuple(done),
+                               tuple(failed))
         if not publish(remote.result_json(result)):
             # not acknowledged: the messages go back to the queue with the connection
             raise ConnectionError("cannot publish results to the broker")

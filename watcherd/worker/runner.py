@@ -1,7 +1,9 @@
 """One worker process, start to stop: `watcherd worker thumbnails|embeddings`.
 
 1. The heartbeat starts (``starting``), so the watcher sees the worker while its model loads.
-2. The embedding worker loads its model (``ready`` or ``model failed`` with the reason).
+2. The embedding worker loads its model (``ready`` or ``model failed`` with the reason; a
+   model that fails is tried again in the background with backoff, and once it loads the
+   photos that failed for that reason are queued again).
 3. The Celery worker consumes until SIGTERM/SIGINT (``stopping`` during its warm shutdown).
 4. A last heartbeat says ``stopped``.
 """
@@ -9,6 +11,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from typing import Any
 
 from celery import signals
@@ -20,6 +23,7 @@ from watcherd.queue.events import MODEL_FAILED, READY, REFUSING, STOPPING
 from watcherd.queue.giveback import worker_transport_options
 from watcherd.worker import held, tasks
 from watcherd.worker.beacon import Beacon
+from watcherd.worker.dbconn import database
 from watcherd.worker.markers import Markers
 
 log = logs.get("watcherd.worker.runner")
@@ -37,12 +41,13 @@ def run_worker(cfg: Config, role: str) -> int:
     markers = Markers(cfg, beacon.name)
     try:
         if role == "embeddings":
-            holder.load(cfg)
-            if holder.embedder is not None:
-                beacon.model = (holder.embedder.model, holder.embedder.pretrained,
-                                holder.embedder.device)
+            holder.load(cfg, database(str(cfg.database.path),
+                                      cfg.database.busy_timeout_seconds) if cfg.local else None)
+            if holder.embedder is not None and holder.key is not None:
+                beacon.model = (*holder.key, holder.embedder.device)
                 spec = holder.embedder.input_spec()
                 beacon.input = spec.to_json() if spec is not None else None
+            holder.notify = lambda message: beacon.set_state(beacon.state, message)
             prefetch = 2 * cfg.embeddings.batch_size  # a batch must be able to fill
             pool, concurrency = "solo", 1
         else:
@@ -74,8 +79,20 @@ def run_worker(cfg: Config, role: str) -> int:
             beacon.held, beacon.processed = held.prefork_held, held.prefork_processed
         beacon.set_state(MODEL_FAILED if holder.error else READY, holder.error)
         beacon.beat()
+        retry_stop = threading.Event()
+        if role == "embeddings" and holder.embedder is None:
+
+            def loaded() -> None:
+                assert holder.embedder is not None and holder.key is not None
+                beacon.model = (*holder.key, holder.embedder.device)
+                beacon.set_state(READY, None)
+
+            holder.keep_loading(cfg, lambda: database(str(cfg.database.path),
+                                                      cfg.database.busy_timeout_seconds),
+                                loaded, retry_stop)
 
         def shutting_down(**_: Any) -> None:
+            retry_stop.set()
             beacon.set_state(STOPPING, beacon.message)
 
         signals.worker_shutting_down.connect(shutting_down, weak=False)

@@ -150,7 +150,8 @@ def register(app: Celery, cfg: Config, holder: EmbedderHolder | None = None,
         if jobs:
             try:
                 with the_holder.lock:
-                    embed_jobs(the_holder.embedder, the_holder.error, the_markers, publish,
+                    embed_jobs(the_holder.embedder, the_holder.key, the_holder.error,
+                               the_markers, publish,
                                the_markers.worker, cfg.embeddings.batch_size, jobs)
                 give_back = []
             except Refused as exc:
@@ -165,8 +166,11 @@ def register(app: Celery, cfg: Config, holder: EmbedderHolder | None = None,
                        "true on the photo server")
             return give_back + [r.id for r in local]
         requests = local
-        items = [i for r in requests if (i := held.request_item(r)) is not None]
         conn = database(path, timeout)
+        ours, refused = held.by_model(requests, the_holder.key)
+        for expected, count in refused.items():  # acknowledged, never recorded: the watcher
+            the_holder.refuse(expected, count)   # sends them again to a worker that fits
+        items = [i for r in ours if (i := held.request_item(r)) is not None]
         try:
             embed_batch(cfg, conn, the_holder, the_markers, items)
         except sqlite3.OperationalError as exc:
