@@ -37,6 +37,7 @@ from tests.conftest import (
 from tests.reliability.conftest import jpeg
 from watcherd import config
 from watcherd.media.embeddings import Embedder
+from watcherd.media.identity import identify
 from watcherd.media.images import decode
 
 pytestmark = pytest.mark.skipif(
@@ -136,7 +137,9 @@ def test_remote_worker_behind_the_broker_only(broker: str, tmp_path: Path, tiny_
         assert len(remote_rows) == 1 and remote_rows[0]["remote"] is True, status["workers"]
         assert remote_rows[0]["role"] == "embeddings" and remote_rows[0]["device"] == "cpu", \
             status["workers"]
-        assert remote_rows[0]["model"] == tiny_model and "per_minute" in remote_rows[0]
+        tiny = identify(tiny_model, "")
+        assert (remote_rows[0]["model"], remote_rows[0]["pretrained"]) == (
+            tiny.model, tiny.pretrained) and "per_minute" in remote_rows[0]
         assert any(w["role"] == "embeddings" and not w["remote"] and w["liveness"] == "alive"
                    for w in status["workers"])
         assert status["counts"]["embedding"]["failed"] == 0
@@ -195,7 +198,8 @@ def test_a_worker_of_another_model_refuses_and_says_why(tmp_path: Path, tiny_mod
     daemons = [wrong, Daemon(server_cfg, "watch").start(),
                Daemon(server_cfg, "worker", "thumbnails").start()]
     try:
-        wait_for(lambda: any(w["model"] == other_model and w["state"] == "ready"
+        other = identify(other_model, "")
+        wait_for(lambda: any(w["pretrained"] == other.pretrained and w["state"] == "ready"
                              for w in _status(server_cfg)["workers"]), 60,
                  "the wrong worker ready")
         daemons.append(Daemon(server_cfg, "worker", "embeddings").start())
@@ -204,13 +208,13 @@ def test_a_worker_of_another_model_refuses_and_says_why(tmp_path: Path, tiny_mod
         row = wait_for(lambda: next((w for w in _status(server_cfg)["workers"]
                                      if w["state"] == "refusing"), None), 30,
                        "the refusing worker's row")
-        assert row["model"] == other_model and "wants model" in row["message"]
+        assert row["pretrained"] == other.pretrained and "wants model" in row["message"]
         assert "refusing work" in wrong.log() and wrong.proc is not None \
             and wrong.proc.poll() is None
         assert f"{row['message']}" in cli(server_cfg, "status").stdout
         assert query(server / "watcherd.db",
-                     "SELECT count(*) AS n FROM embeddings WHERE model = ?",
-                     (other_model,))[0]["n"] == 0
+                     "SELECT count(*) AS n FROM embeddings WHERE pretrained = ?",
+                     (other.pretrained,))[0]["n"] == 0
     finally:
         for d in daemons:
             d.stop()
