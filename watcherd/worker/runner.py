@@ -65,7 +65,8 @@ def run_worker(cfg: Config, role: str) -> int:
             stop taking work; the messages go back to the queue for a worker that fits."""
             if beacon.state != REFUSING:
                 log.error("refusing work; this worker stops taking tasks until it is "
-                          "reconfigured and restarted", reason=reason)
+                          "reconfigured and restarted (or, for a model that did not load, "
+                          "until it loads)", reason=reason)
                 beacon.set_state(REFUSING, reason)
                 beacon.beat()
                 if worker and worker[0].consumer is not None:
@@ -85,11 +86,22 @@ def run_worker(cfg: Config, role: str) -> int:
             def loaded() -> None:
                 assert holder.embedder is not None and holder.key is not None
                 beacon.model = (*holder.key, holder.embedder.device)
+                spec = holder.embedder.input_spec()
+                beacon.input = spec.to_json() if spec is not None else None
+                if beacon.state == REFUSING and worker:  # refused while the model was missing
+                    # through the broker: the consumer belongs to the worker's own thread
+                    try:
+                        app.control.add_consumer(queue_names(cfg)[kind],
+                                                 destination=[worker[0].hostname])
+                        log.info("model loaded: taking work again")
+                    except Exception as exc:  # the broker's errors: a restart resumes it
+                        log.warning("model loaded, but cannot take work again until the "
+                                    "worker is restarted", error=str(exc))
                 beacon.set_state(READY, None)
 
-            holder.keep_loading(cfg, lambda: database(str(cfg.database.path),
-                                                      cfg.database.busy_timeout_seconds),
-                                loaded, retry_stop)
+            holder.keep_loading(cfg, lambda: database(  # type: ignore[arg-type,return-value]
+                str(cfg.database.path), cfg.database.busy_timeout_seconds) if cfg.local else None,
+                loaded, retry_stop)
 
         def shutting_down(**_: Any) -> None:
             retry_stop.set()
