@@ -67,13 +67,19 @@ def test_bad_broker_settings_name_the_key(tmp_path: Path, broker: str, match: st
 
 
 def test_passwords_are_masked_in_every_log_line(capsys: pytest.CaptureFixture[str]) -> None:
-    logs.setup("info", "json")
-    logs.get("t").warning("broker unreachable", error="cannot connect to redis://:pw1@h:6379/0")
-    logging.getLogger("kombu.connection").error("Connection to amqp://u:pw2@h// refused")
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     try:
-        raise OSError("amqps://u:pw3@h:5671// handshake failed")
-    except OSError:
-        logging.getLogger("celery").exception("broken")
+        logs.setup("info", "json")
+        logs.get("t").warning("broker unreachable",
+                              error="cannot connect to redis://:pw1@h:6379/0")
+        logging.getLogger("kombu.connection").error("Connection to amqp://u:pw2@h// refused")
+        try:
+            raise OSError("amqps://u:pw3@h:5671// handshake failed")
+        except OSError:
+            logging.getLogger("celery").exception("broken")
+    finally:  # the handler writes to capsys' stream, closed after this test
+        root.handlers[:], root.level = handlers, level
     err = capsys.readouterr().err
     assert "pw1" not in err and "pw2" not in err and "pw3" not in err
     assert err.count("****") >= 3
