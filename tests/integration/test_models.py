@@ -118,3 +118,34 @@ def test_a_model_that_appears_late_catches_up(tmp_path: Path, daemons: list[Daem
     wait_for(lambda: settled(db_path, 3, 2), DONE_TIMEOUT, "the photos embedded once it loads")
     assert "embedding model loaded" in daemon.log()
     assert daemon.stop() == 0
+
+
+def test_a_worker_running_another_model_refuses_the_tasks(tmp_path: Path,
+                                                          daemons: list[Daemon]) -> None:
+    model_a, model_b = tmp_path / "models" / "a", tmp_path / "models" / "b"
+    write_model_dir(model_a, seed=1)
+    write_model_dir(model_b, seed=2)
+    config_a = write_config(tmp_path, model=f"local-dir:{model_a}")
+    prefix = next(line.split('"')[1] for line in config_a.read_text().splitlines()
+                  if line.startswith("queue_prefix"))
+    photos, db_path = tmp_path / "photos", tmp_path / "watcherd.db"
+    (tmp_path / "b").mkdir()
+    config_b = write_config(tmp_path / "b", model=f"local-dir:{model_b}",
+                            watch={"paths": [str(photos)]},
+                            database={"path": str(db_path)}, broker={"queue_prefix": prefix})
+    run_a = Daemon(config_a, "watch").start()
+    daemons.append(run_a)
+    worker_b = Daemon(config_b, "worker", "embeddings").start()
+    daemons.append(worker_b)
+    (photos / "a.jpg").write_bytes(photo(200, 150, 40))
+
+    def refused() -> bool:
+        rows = query(db_path, "SELECT message FROM workers WHERE role = 'embeddings'")
+        return bool(rows) and "refusing tasks for model 'local-dir'" in (rows[0][0] or "")
+
+    wait_for(refused, DONE_TIMEOUT, "the worker to say it refuses model A's tasks")
+    assert "tasks refused" in worker_b.log()
+    (row,) = query(db_path, "SELECT embedding_status FROM images")
+    assert row[0] == "pending", "never marked done with another model's vector"
+    assert query(db_path, "SELECT count(*) FROM embeddings")[0][0] == 0
+    assert worker_b.stop() == 0 and run_a.stop() == 0
