@@ -28,13 +28,13 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _load(ctx: click.Context, role: str | None = None, *, check_paths: bool = True,
-          check_broker: bool | None = None) -> Config:
+          check_broker: bool | None = None, remote: bool = False) -> Config:
     """The config; exit 2 if it is bad. ``check_paths``: the watched folders must exist.
     ``check_broker`` (default: as ``check_paths``): the command will send or take messages, so
     an embedded broker's folder must be on a local filesystem."""
     path = ctx.obj.get(command.CONFIG_KEY)
     try:
-        cfg = config.load(path, check_paths=check_paths)
+        cfg = config.load(path, check_paths=check_paths, remote=remote)
         if check_paths if check_broker is None else check_broker:
             from watcherd.queue.app import check_spool  # celery: only where it is used anyway
 
@@ -119,8 +119,10 @@ def worker(ctx: click.Context, kind: str) -> None:
     """One Celery worker: `thumbnails` (prefork pool) or `embeddings` (solo pool, CLIP)."""
     from watcherd.worker.runner import run_worker
 
-    cfg = _load(ctx, f"worker-{kind}")
-    _connect(cfg).close()
+    # An embedding worker may run on another machine, with only [broker] and [embeddings].
+    cfg = _load(ctx, f"worker-{kind}", remote=kind == "embeddings")
+    if cfg.local:
+        _connect(cfg).close()
     sys.exit(run_worker(cfg, kind))
 
 
@@ -216,6 +218,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
             click.echo("            EMBEDDINGS ARE NOT BEING COMPUTED: the model could not be "
                        "loaded; the worker tries again on its own (fix [embeddings] or the "
                        "weights), and queues the photos that failed for it once it loads")
+        if w["role"] == "embeddings" and w["liveness"] == "alive" and w["state"] == "refusing":
+            click.echo("            this worker takes no work until it is reconfigured and "
+                       "restarted (the reason above)")
     if report["failures"]:
         click.echo("failures:")
         for f in report["failures"]:
@@ -228,11 +233,13 @@ def _worker_line(w: dict[str, Any]) -> str:
     ago = w["last_seen_s"]
     seen = "never seen" if ago is None else f"last seen {_duration(ago)} ago"
     line = f"worker      {w['name']}: {w['liveness']}"
+    line += " (remote)" if w.get("remote") else ""
     if w["liveness"] == "alive" and w["state"] not in ("ready", None):
         line += f", {w['state']}"
     line += f" ({seen}"
     if w["liveness"] == "alive":
         line += f", RSS {round((w['rss_kb'] or 0) / 1024)} MB, {w['processed'] or 0} tasks done"
+        line += f", {w['per_minute']:g}/min" if w.get("per_minute") is not None else ""
     if w["model"]:
         line += f", model {w['model']}" + (f" {w['pretrained']}" if w["pretrained"] else "")
         line += f" on {w['device']}" if w["device"] else ""

@@ -57,17 +57,31 @@ class DatabaseConfig:
 
 @dataclass(frozen=True)
 class BrokerConfig:
-    url: str = ""  # "" = the embedded spool broker under spool_dir
+    url: str = field(default="", repr=False)  # "" = the embedded spool broker; holds a password
     spool_dir: Path | None = None
     queue_prefix: str = ""
     resend_after_seconds: float = 120.0
     outbox_interval_seconds: float = 5.0
     max_attempts: int = 3
     task_events: bool = True  # Celery task events and worker heartbeats (RabbitMQ, Redis)
+    # TLS (amqps://, rediss://): the CA bundle that signs the broker's certificate; empty = the
+    # system's trust store. The certificate is always verified (host name included).
+    ca_file: Path | None = None
 
     @property
     def embedded(self) -> bool:
         return not self.url
+
+    @property
+    def tls(self) -> bool:
+        return self.url.startswith(("amqps://", "rediss://"))
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as it may be printed or logged: the password masked."""
+        from watcherd.redact import mask_url
+
+        return mask_url(self.url) if self.url else "embedded"
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,11 @@ class EmbeddingsConfig:
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (watcherd.media.precision)
     batch_size: int = 32
     max_wait_ms: int = 200
+    # The photo server sends each photo's model input (drafted, resized, cropped: a few tens of
+    # KB) in the message, and every embedding worker sends its vectors back through the broker
+    # (workers on other machines: docs/remote-workers.md).
+    remote: bool = False
+    remote_in_flight: int = 1000  # photos sent and not yet embedded, at most (remote only)
 
 
 @dataclass(frozen=True)
@@ -133,8 +152,8 @@ class LogConfig:
 @dataclass(frozen=True)
 class Config:
     file: Path | None
-    watch: WatchConfig
-    database: DatabaseConfig
+    watch_section: WatchConfig | None
+    database_section: DatabaseConfig | None
     broker: BrokerConfig
     images: ImagesConfig = field(default_factory=ImagesConfig)
     thumbnails: ThumbnailsConfig = field(default_factory=ThumbnailsConfig)
@@ -142,6 +161,26 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     web: WebConfig = field(default_factory=WebConfig)
+
+    @property
+    def watch(self) -> WatchConfig:
+        if self.watch_section is None:
+            raise ConfigError("required: this config has no [watch] section (only a remote "
+                              "embedding worker runs without it)", key="watch", file=self.file)
+        return self.watch_section
+
+    @property
+    def database(self) -> DatabaseConfig:
+        if self.database_section is None:
+            raise ConfigError("required: this config has no [database] section (only a remote "
+                              "embedding worker runs without it)", key="database",
+                              file=self.file)
+        return self.database_section
+
+    @property
+    def local(self) -> bool:
+        """This host has the database (and the photos): everything but a remote worker."""
+        return self.database_section is not None
 
     @property
     def spool_dir(self) -> Path:
@@ -221,9 +260,11 @@ SECTIONS = ("watch", "database", "broker", "images", "thumbnails", "embeddings",
             "search", "web")
 
 
-def load(path: str | Path | None, *, check_paths: bool = True) -> Config:
+def load(path: str | Path | None, *, check_paths: bool = True, remote: bool = False) -> Config:
     """Load and validate a config file. ``None`` falls back to ``$WATCHERD_CONFIG``.
-    ``check_paths=False`` skips checking that watched folders exist (for status, retry)."""
+    ``check_paths=False`` skips checking that watched folders exist (for status, retry).
+    ``remote=True`` (an embedding worker): ``[watch]`` and ``[database]`` may be absent; then
+    the worker gets everything from the broker, which must be RabbitMQ or Redis."""
     if path is None:
         path = os.environ.get(ENV_VAR) or None
     if path is None:
@@ -237,11 +278,11 @@ def load(path: str | Path | None, *, check_paths: bool = True) -> Config:
         raise ConfigError(f"cannot read config file: {exc}", file=file) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", file=file) from None
-    return from_dict(raw, file=file, base=file.parent, check_paths=check_paths)
+    return from_dict(raw, file=file, base=file.parent, check_paths=check_paths, remote=remote)
 
 
 def from_dict(raw: Mapping[str, Any], *, file: Path | None = None, base: Path | None = None,
-              check_paths: bool = True) -> Config:
+              check_paths: bool = True, remote: bool = False) -> Config:
     base = base or Path.cwd()
     for name in raw:
         if name not in SECTIONS:
@@ -249,11 +290,12 @@ def from_dict(raw: Mapping[str, Any], *, file: Path | None = None, base: Path | 
     sec: dict[str, _Section] = {
         name: _Section(name, raw.get(name, {}), file, base) for name in SECTIONS
     }
+    alone = remote and "watch" not in raw and "database" not in raw
     cfg = Config(
         file=file,
-        watch=_watch(sec["watch"], check_paths),
-        database=_database(sec["database"]),
-        broker=_broker(sec["broker"]),
+        watch_section=None if alone else _watch(sec["watch"], check_paths),
+        database_section=None if alone else _database(sec["database"]),
+        broker=_broker(sec["broker"], alone),
         images=ImagesConfig(max_pixels=sec["images"].integer("max_pixels", 100_000_000)),
         thumbnails=_thumbnails(sec["thumbnails"]),
         embeddings=_embeddings(sec["embeddings"]),
@@ -313,13 +355,35 @@ def _database(s: _Section) -> DatabaseConfig:
 _BROKER_SCHEMES = ("amqp://", "amqps://", "pyamqp://", "redis://", "rediss://")
 
 
-def _broker(s: _Section) -> BrokerConfig:
+def _broker(s: _Section, remote: bool) -> BrokerConfig:
     url = s.get("url", str, "").strip()
+    url_file = s.path("url_file", None)
+    if url and url_file is not None:
+        raise s._err("url_file", "set url or url_file, not both")
+    if url_file is not None:
+        try:
+            url = url_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise s._err("url_file", f"cannot read {url_file}: "
+                         f"{getattr(exc, 'strerror', None) or exc}") from None
+        if not url:
+            raise s._err("url_file", f"{url_file} is empty")
     if url and not url.startswith(_BROKER_SCHEMES):
+        # never the rest of the value: it may hold a password
         raise s._err("url", "must be empty (embedded broker), amqp://… or redis://…; "
-                     f"got {url.split('://')[0]!r}")
+                     f"got {url.split('://')[0][:12]!r}")
+    if remote and not url:
+        raise s._err("url", "an embedding worker without [database] (a remote worker) needs "
+                     "RabbitMQ or Redis: the embedded broker is a folder on the photo server, "
+                     "local only")
+    ca_file = s.path("ca_file", None)
+    if ca_file is not None and not ca_file.is_file():
+        raise s._err("ca_file", f"{ca_file} is not a file")
+    if ca_file is not None and not url.startswith(("amqps://", "rediss://")):
+        raise s._err("ca_file", "only used with amqps:// or rediss:// in url")
     return BrokerConfig(
         url=url,
+        ca_file=ca_file,
         spool_dir=s.path("spool_dir", None),
         queue_prefix=s.get("queue_prefix", str, ""),
         resend_after_seconds=s.number("resend_after_seconds", 120.0, minimum=1.0),
@@ -368,6 +432,8 @@ def _embeddings(s: _Section) -> EmbeddingsConfig:
         precision=s.choice("precision", "auto", ("auto", "fp32", "bf16", "fp16")),
         batch_size=s.integer("batch_size", 32),
         max_wait_ms=s.integer("max_wait_ms", 200, minimum=0),
+        remote=s.get("remote", bool, False),
+        remote_in_flight=s.integer("remote_in_flight", 1000),
     )
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import structlog
 
+from watcherd import redact
+
 _role: str | None = None
 
 
@@ -63,6 +65,7 @@ def setup(level: str = "info", fmt: str = "auto", role: str | None = None) -> No
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            redact.processor,
             renderer,
         ],
     )

@@ -6,6 +6,7 @@ thumbnail settings change) with what is left of it. Reads only; never prints."""
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +19,9 @@ RATE_WINDOW_S = 600.0
 
 def with_liveness(cfg: Config, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The ``workers`` rows (one per worker process, written by the watcher from the workers'
-    heartbeats), each with ``liveness`` (alive / dead / stopped), ``alive`` and ``last_seen_s``.
+    heartbeats), each with ``liveness`` (alive / dead / stopped), ``alive``, ``last_seen_s``,
+    ``remote`` (it runs on another host than this command) and ``per_minute`` (tasks done per
+    minute since it started).
     A row the watcher has not refreshed for a heartbeat deadline plus a tick is dead: nobody has
     heard the worker (or the watcher that writes the rows is not running)."""
     from watcherd.queue.liveness import ALIVE, DEAD_AFTER_S, row_liveness
@@ -34,8 +37,20 @@ def with_liveness(cfg: Config, rows: list[dict[str, Any]]) -> list[dict[str, Any
             ago = float("inf")
         live = row_liveness(w.get("state"), ago, stale_after)
         out.append({**w, "liveness": live, "alive": live == ALIVE,
-                    "last_seen_s": None if ago == float("inf") else round(ago, 1)})
+                    "last_seen_s": None if ago == float("inf") else round(ago, 1),
+                    "remote": bool(w.get("host")) and w.get("host") != socket.gethostname(),
+                    "per_minute": _rate(w)})
     return out
+
+
+def _rate(w: dict[str, Any]) -> float | None:
+    try:
+        start, seen = (datetime.strptime(str(w.get(k)), "%Y-%m-%dT%H:%M:%S.%fZ")
+                       for k in ("started_at", "last_seen"))
+    except ValueError:
+        return None
+    minutes = (seen - start).total_seconds() / 60
+    return round((w.get("processed") or 0) / minutes, 1) if minutes > 0 else None
 
 
 def queues(cfg: Config) -> tuple[dict[str, int] | None, str | None]:
@@ -72,8 +87,7 @@ def collect(cfg: Config, conn: Any, *, server_model: str | None = None,
         "failures": stats.failure_groups(conn),
         "workers": workers,
         "scans": _scans(conn),
-        "broker": cfg.broker.url.split("@")[-1] if cfg.broker.url
-        else f"embedded ({cfg.spool_dir})",
+        "broker": cfg.broker.shown_url if cfg.broker.url else f"embedded ({cfg.spool_dir})",
         "models": {"configured": _describe(cfg), "embedding_worker": worker_model,
                    "server": server_model, "stored": stored_models(cfg, conn, counts)},
         "backfill": backlog.estimates(conn),

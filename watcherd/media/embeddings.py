@@ -30,6 +30,8 @@ import torch
 from PIL import Image
 
 from watcherd.media import precision as precisions
+from watcherd.media.clipinput import InputSpec
+from watcherd.media.clipinput import flatten as _flatten
 
 __all__ = [
     "Embedder",
@@ -290,6 +292,28 @@ class Embedder:
         """
         return self._transform(_flatten(image))
 
+    def input_spec(self) -> InputSpec | None:
+        """The image part of this model's preprocess as plain values (what a photo server needs
+        to prepare this model's input without torch: ``watcherd.media.clipinput``), or None
+        when it is not the usual Resize(shortest side) + CenterCrop (then the photo cannot be
+        prepared elsewhere for this model)."""
+        from torchvision import transforms as tv
+
+        steps = list(getattr(self._transform, "transforms", []))
+        kinds = [type(t).__name__ for t in steps]
+        if kinds[:2] != ["Resize", "CenterCrop"] or len(steps) < 3:
+            return None
+        resize, crop = steps[0], steps[1]
+        if not isinstance(resize, tv.Resize) or not isinstance(crop, tv.CenterCrop):
+            return None
+        size = resize.size[0] if isinstance(resize.size, list | tuple) and len(
+            resize.size) == 1 else resize.size
+        if not isinstance(size, int) or resize.max_size is not None:
+            return None
+        interpolation = str(getattr(resize.interpolation, "value", resize.interpolation))
+        return InputSpec(draft=self.input_size, resize=size, interpolation=interpolation,
+                         crop=(int(crop.size[0]), int(crop.size[1])))
+
     def encode(self, batch: Sequence[torch.Tensor]) -> np.ndarray:
         """Embed preprocessed images in one forward pass: (n, dim) float32, rows L2-normalised."""
         if len(batch) == 0:
@@ -360,17 +384,3 @@ def _is_cache_miss(exc: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
-
-
-def _flatten(image: Image.Image) -> Image.Image:
-    """RGB view of ``image``; transparency composited onto a white background."""
-    if image.mode == "RGB":
-        return image
-    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        image.mode == "P" and "transparency" in image.info
-    )
-    if not has_alpha:
-        return image.convert("RGB")
-    rgba = image.convert("RGBA")
-    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(background, rgba).convert("RGB")

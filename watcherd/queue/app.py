@@ -6,7 +6,9 @@ workers register the tasks (``watcherd.tasks``) on the same app.
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
+from urllib.parse import urlsplit
 
 import celery.worker.consumer
 from celery import Celery
@@ -18,6 +20,7 @@ from watcherd.queue import spool as broker
 
 THUMBNAIL_TASK = "watcherd.thumbnail"
 EMBED_TASK = "watcherd.embed"
+PREPARE_TASK = "watcherd.prepare"  # remote embedding: see watcherd.queue.remote
 QUEUES = {"thumbnail": "thumbnails", "embedding": "embeddings"}
 TASKS = {"thumbnail": THUMBNAIL_TASK, "embedding": EMBED_TASK}
 
@@ -79,6 +82,20 @@ def transport_options(cfg: Config) -> dict[str, Any]:
     return {"confirm_publish": True}
 
 
+def tls_options(cfg: Config) -> dict[str, Any] | None:
+    """``amqps://`` / ``rediss://``: TLS with the broker's certificate verified against
+    ``[broker] ca_file`` (or the system's trust store), its host name included; None otherwise.
+    The shape is each transport's own (py-amqp: an SSL context's options; redis-py: ssl_*)."""
+    if not cfg.broker.tls:
+        return None
+    ca = str(cfg.broker.ca_file) if cfg.broker.ca_file is not None else None
+    if cfg.broker.url.startswith("rediss://"):
+        return {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": ca,
+                "ssl_check_hostname": True}
+    host = urlsplit(cfg.broker.url).hostname or ""
+    return {"context": {"cafile": ca, "check_hostname": True}, "server_hostname": host}
+
+
 # Seconds between a worker's tries to reach a broker that went away. Celery's consumer uses
 # kombu's defaults (2 s, growing by 2 s, up to 30 s), so after a 30 s broker restart a worker
 # sat idle up to ~12 s more, and longer after longer outages. A try against a local broker costs
@@ -108,6 +125,7 @@ def make_app(cfg: Config, *, prefetch_multiplier: int = 4) -> Celery:
     app.conf.update(
         broker_url=broker_url(cfg),
         broker_transport_options=transport_options(cfg),
+        broker_use_ssl=tls_options(cfg),
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         broker_connection_timeout=5,
@@ -131,6 +149,7 @@ def make_app(cfg: Config, *, prefetch_multiplier: int = 4) -> Celery:
         task_routes={
             THUMBNAIL_TASK: {"queue": names["thumbnail"], "routing_key": names["thumbnail"]},
             EMBED_TASK: {"queue": names["embedding"], "routing_key": names["embedding"]},
+            PREPARE_TASK: {"queue": names["thumbnail"], "routing_key": names["thumbnail"]},
         },
         worker_prefetch_multiplier=prefetch_multiplier,
         worker_consumer=f"{__name__}:Consumer",

@@ -33,6 +33,9 @@ KINDS = ("thumbnail", "embedding")  # the task kinds a worker may name (they bec
 # Worker states a heartbeat may carry.
 STARTING, READY, MODEL_FAILED, STOPPING, STOPPED = (
     "starting", "ready", "model failed", "stopping", "stopped")
+# An embedding worker that received work it cannot do correctly (another model, another
+# protocol: the message says which) and stopped taking work; it stays up so that status says why.
+REFUSING = "refusing"
 
 
 def items_of(raw: Iterable[Any]) -> tuple[Item, ...]:
@@ -64,6 +67,10 @@ class Heartbeat:
     processed: int = 0
     held: tuple[Item, ...] = ()
     pids: tuple[int, ...] = ()
+    # An embedding worker's model input (watcherd.media.clipinput.InputSpec as JSON): what the
+    # photo server needs to prepare photos for it ([embeddings] remote = true).
+    input: dict[str, Any] | None = None
+    version: str = ""  # the worker's watcherd version
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +80,7 @@ class Heartbeat:
             "model": self.model, "pretrained": self.pretrained, "device": self.device,
             "rss_kb": self.rss_kb, "processed": self.processed,
             "held": [list(i) for i in self.held], "pids": list(self.pids),
+            "input": self.input, "version": self.version,
         }
 
 
@@ -115,6 +123,8 @@ def parse(body: Mapping[str, Any]) -> Event:
                 rss_kb=int(body.get("rss_kb") or 0), processed=int(body.get("processed") or 0),
                 held=items_of(body.get("held") or ()),
                 pids=tuple(int(p) for p in body.get("pids") or ()),
+                input=body["input"] if isinstance(body.get("input"), dict) else None,
+                version=str(body.get("version") or ""),
             )
         if body["type"] == "busy":
             return Busy(worker=str(body["worker"]), pid=int(body["pid"]),

@@ -30,7 +30,7 @@ from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from watcherd import logs
 from watcherd.config import Config
-from watcherd.queue.app import broker_url, transport_options
+from watcherd.queue.app import broker_url, tls_options, transport_options
 
 log = logs.get("watcherd.queue.fleet")
 
@@ -61,7 +61,7 @@ def fleet_queue(cfg: Config) -> Queue:
 def connect(cfg: Config, **options: Any) -> Connection:
     """A connection of its own to the broker (``options``: extra transport options)."""
     return Connection(broker_url(cfg), transport_options={**transport_options(cfg), **options},
-                      connect_timeout=CONNECT_TIMEOUT_S)
+                      connect_timeout=CONNECT_TIMEOUT_S, ssl=tls_options(cfg) or False)
 
 
 class Publisher:
@@ -73,9 +73,13 @@ class Publisher:
     failure is logged once per outage.
     """
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, queue: Queue | None = None, *,
+                 persistent: bool = False) -> None:
+        """``queue``: another queue than the fleet's (the results queue), ``persistent``: its
+        messages survive a broker restart."""
         self.cfg = cfg
-        self.queue = fleet_queue(cfg)
+        self.queue = queue if queue is not None else fleet_queue(cfg)
+        self.delivery_mode = 2 if persistent else 1
         self._lock = threading.Lock()
         self._pid = 0
         self._conn: Connection | None = None
@@ -106,13 +110,14 @@ class Publisher:
         with self._lock:
             for attempt in (1, 2):
                 try:
-                    self._ensure().publish(dict(body), delivery_mode=1)
+                    self._ensure().publish(dict(body), delivery_mode=self.delivery_mode)
                 except Exception as exc:  # the broker's own connection errors, of any transport
                     self._drop()
                     if attempt == 2:
                         if not self._failing:
-                            log.warning("cannot publish fleet events; the watcher will not see "
-                                        "this process until the broker is back",
+                            log.warning("cannot publish to the broker; the watcher will not "
+                                        "hear this process until the broker is back",
+                                        queue=self.queue.name,
                                         error=str(exc) or type(exc).__name__)
                         self._failing = True
                         return False

@@ -29,7 +29,8 @@ import sqlite_utils
 
 from watcherd import logs
 from watcherd.config import Config
-from watcherd.queue import events, giveback
+from watcherd.media.clipinput import InputSpec
+from watcherd.queue import events, giveback, remote
 from watcherd.queue.fleet import Listener
 from watcherd.queue.liveness import ALIVE, DEAD, Death, Fleet, WorkerView
 from watcherd.store import db
@@ -164,6 +165,23 @@ class FleetMonitor:
             if n:
                 log.warning("gave a dead worker's messages back to their queues", worker=name,
                             messages=n)
+
+    def input_spec(self, wanted: remote.Identity | None) -> InputSpec | None:
+        """The input of model ``wanted`` (an identity), as a live embedding worker of that
+        model announces it (``[embeddings] remote``: what the thumbnail workers prepare); None
+        until one does."""
+        if wanted is None:
+            return None
+        for w in self.fleet.workers.values():
+            hb = w.heartbeat
+            if (hb is None or w.liveness != ALIVE or hb.kind != "embedding" or not hb.input
+                    or remote.model_identity(hb.model, hb.pretrained) != wanted):
+                continue
+            try:
+                return InputSpec.from_json(hb.input)
+            except ValueError:
+                continue
+        return None
 
     def early_resends(self) -> dict[str, str]:
         """Redis: for each kind whose worker died at least ``EARLY_RESEND_S`` ago, the time of

@@ -14,14 +14,18 @@ is fed separately, in slices, while the queue is short (``feed_backlog``).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlite_utils
 from celery import Celery
 
 from watcherd import logs
 from watcherd.config import Config
-from watcherd.queue.app import TASKS, queue_depths, queue_names
+from watcherd.media.clipinput import InputSpec
+from watcherd.queue import remote
+from watcherd.queue.app import PREPARE_TASK, TASKS, queue_depths, queue_names
 from watcherd.store import backlog, db
 
 log = logs.get("watcherd.queue.outbox")
@@ -40,6 +44,11 @@ class Outbox:
     #: The configured model's identity (model, pretrained), carried by every embedding task
     #: (a worker running another model refuses it); None while it cannot be computed.
     model_key: tuple[str, str] | None = None
+    # [embeddings] remote: the input spec of the configured model, as its embedding workers
+    # announce it (the watcher's FleetMonitor); None (a CLI command): embeddings are left to the
+    # watcher, which sends them within outbox_interval_seconds.
+    input_spec: Callable[[], InputSpec | None] | None = None
+    waiting_for_spec: bool = False
 
     def send_due(self, *, resend_stale: bool = False,
                  stale_before: dict[str, str] | None = None) -> dict[str, int]:
@@ -47,6 +56,10 @@ class Outbox:
         stale line of a kind later (a worker died at that time: see queue/monitor.py)."""
         sent = {k: 0 for k in db.KINDS}
         for kind in db.KINDS:
+            job = self._remote_job() if kind == "embedding" and self.cfg.embeddings.remote \
+                else None
+            if job == {}:
+                continue  # no embedding worker has said what its model takes yet
             resend_before = None
             if resend_stale:
                 resend_before = max(db.iso_ago(self.cfg.broker.resend_after_seconds),
@@ -56,15 +69,42 @@ class Outbox:
                     continue
                 if not self._queue_empty(kind):
                     resend_before = None  # the backlog is still being worked on
-            while True:
-                due = db.due_for_dispatch(self.conn, kind, resend_before=resend_before)
+            # Remote: each prepared photo waits in the broker as ~120 KB; a big import must not
+            # pile them up there ([embeddings] remote_in_flight). Re-sends are already counted.
+            room = self._remote_room() if job and resend_before is None else 500
+            while room > 0:
+                due = db.due_for_dispatch(self.conn, kind, resend_before=resend_before,
+                                          limit=min(500, room))
                 if not due:
                     break
-                n = self._send(kind, due)
+                if job and resend_before is None:
+                    room -= len(due)
+                n = self._send(kind, due, job)
                 sent[kind] += n
                 if n < len(due):
                     return sent  # broker unreachable: try again next tick
         return sent
+
+    def _remote_job(self) -> dict[str, Any]:
+        """The job for remote embedding, or {} while no worker of the model said its input."""
+        spec = self.input_spec() if self.input_spec is not None else None
+        if self.model_key is None:
+            return {}  # the watcher does not know the configured model's identity yet
+        if spec is None:
+            if self.input_spec is not None and not self.waiting_for_spec:
+                log.warning("embeddings wait for an embedding worker of the configured model "
+                            "to say what its model takes", model=self.cfg.embeddings.model,
+                            pretrained=self.cfg.embeddings.pretrained)
+            self.waiting_for_spec = self.input_spec is not None
+            return {}
+        if self.waiting_for_spec:
+            log.info("embedding worker heard; sending embeddings", spec=spec.to_json())
+            self.waiting_for_spec = False
+        return remote.job(self.model_key, spec)
+
+    def _remote_room(self) -> int:
+        cap = self.cfg.embeddings.remote_in_flight
+        return cap - db.in_flight(self.conn, "embedding", cap)
 
     def backlog_target(self, kind: db.Kind) -> int:
         """Messages the backlog keeps in a queue: enough that a worker never waits between two
@@ -86,8 +126,15 @@ class Outbox:
             target = self.backlog_target(kind)
             if depth is None or depth >= target // 2:
                 continue
-            due = backlog.due_backlog(self.conn, kind, target - depth)
-            sent[kind] = self._send(kind, due)
+            want = target - depth
+            job = None
+            if kind == "embedding" and self.cfg.embeddings.remote:
+                job = self._remote_job()
+                want = min(want, self._remote_room())
+                if not job or want <= 0:
+                    continue
+            due = backlog.due_backlog(self.conn, kind, want)
+            sent[kind] = self._send(kind, due, job)
         return sent
 
     def _depth(self, kind: db.Kind) -> int | None:
@@ -103,10 +150,15 @@ class Outbox:
             return None
 
     def _queue_empty(self, kind: db.Kind) -> bool:
-        """True only when the queue's depth was read and is 0."""
-        queue = queue_names(self.cfg)[kind]
+        """True only when the queue's depth was read and is 0 (remote embeddings: both queues,
+        since their work waits on the thumbnails queue first)."""
+        names = queue_names(self.cfg)
+        queue = names[kind]
         try:
-            depth = queue_depths(self.app, self.cfg)[queue]
+            depths = queue_depths(self.app, self.cfg)
+            depth = depths[queue]
+            if kind == "embedding" and self.cfg.embeddings.remote:
+                depth += depths[names["thumbnail"]]
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             if error != self.depth_error:  # once per distinct reason, not every tick
@@ -119,17 +171,21 @@ class Outbox:
             self.depth_error = None
         return depth == 0
 
-    def _send(self, kind: db.Kind, due: list[tuple[int, str]]) -> int:
+    def _send(self, kind: db.Kind, due: list[tuple[int, str]],
+              job: dict[str, Any] | None = None) -> int:
         sent: list[int] = []
-        queue = queue_names(self.cfg)[kind]
+        # remote embeddings: first a thumbnail worker prepares the photo (watcherd.queue.remote)
+        queue = queue_names(self.cfg)["thumbnail" if job else kind]
+        task, kwargs = (PREPARE_TASK, {"job": job}) if job else (TASKS[kind], None)
         started = time.perf_counter()
         error: Exception | None = None
         try:
             with self.app.producer_or_acquire() as producer:
-                extra = list(self.model_key) if kind == "embedding" and self.model_key else []
+                extra = list(self.model_key) if kind == "embedding" and self.model_key \
+                    and not job else []  # a remote job names the model itself
                 for image_id, sha256 in due:
-                    self.app.send_task(TASKS[kind], args=[image_id, sha256, *extra], queue=queue,
-                                       routing_key=queue, producer=producer)
+                    self.app.send_task(task, args=[image_id, sha256, *extra], kwargs=kwargs,
+                                       queue=queue, routing_key=queue, producer=producer)
                     sent.append(image_id)
         except Exception as exc:
             error = exc
@@ -141,12 +197,12 @@ class Outbox:
         if error is not None:
             self._broker_down(error)
         elif not self.broker_ok:
-            log.info("broker reachable again", broker=self.cfg.broker.url or "embedded")
+            log.info("broker reachable again", broker=self.cfg.broker.shown_url)
             self.broker_ok = True
         return len(sent)
 
     def _broker_down(self, exc: Exception) -> None:
         if self.broker_ok:
             log.warning("broker unreachable; rows stay pending and are sent when it is back",
-                        broker=self.cfg.broker.url or "embedded", error=str(exc))
+                        broker=self.cfg.broker.shown_url, error=str(exc))
         self.broker_ok = False

@@ -574,6 +574,15 @@ def due_for_dispatch(db: sqlite_utils.Database, kind: Kind, *, resend_before: st
     return [(r[0], r[1]) for r in db.execute(sql, params)]
 
 
+def in_flight(db: sqlite_utils.Database, kind: Kind, cap: int) -> int:
+    """Pending rows already sent (counted up to ``cap``: through the pending index, it stops
+    there)."""
+    return int(db.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM images INDEXED BY images_{kind}_pending WHERE "
+        f"{kind}_status = 'pending' AND {kind}_queued_at IS NOT NULL AND "
+        f"{kind}_queued_at != 'backlog' AND deleted_at IS NULL LIMIT ?)", (cap,)).fetchone()[0])
+
+
 def mark_queued(db: sqlite_utils.Database, kind: Kind, ids: Sequence[int]) -> None:
     now = now_iso()
     with transaction(db) as c:
@@ -724,6 +733,62 @@ def save_embeddings(db: sqlite_utils.Database, model: str, pretrained: str, dim:
                 )
                 saved += 1
     return saved
+
+
+@dataclass(frozen=True)
+class Vectors:
+    """One batch of vectors computed elsewhere (``[embeddings] remote``), all of one model."""
+
+    model: str
+    pretrained: str
+    dim: int
+    precision: str | None
+    rows: Sequence[EmbeddingRow]
+
+
+@dataclass
+class Applied:
+    saved: int = 0
+    failed: int = 0
+    dropped: int = 0  # the photo changed, was deleted or was done meanwhile
+
+
+def apply_results(db: sqlite_utils.Database, batches: Sequence[Vectors],
+                  failures: Sequence[tuple[int, str, str]]) -> Applied:
+    """Results of remote embedding workers, in one transaction: a vector or a failure is kept
+    only for a row still pending with the same sha256 and not deleted (idempotent: applying
+    the same results twice changes nothing the second time). ``failures``: (id, sha256,
+    reason)."""
+    now = now_iso()
+    out = Applied()
+    with transaction(db) as c:
+        for b in batches:
+            for r in b.rows:
+                if c.execute(
+                    "UPDATE images SET embedding_status = 'done', embedding_error = NULL, "
+                    "width = coalesce(width, ?), height = coalesce(height, ?), "
+                    "format = coalesce(format, ?), updated_at = ? WHERE id = ? AND sha256 = ? "
+                    "AND embedding_status = 'pending' AND deleted_at IS NULL",
+                    (r.width, r.height, r.format, now, r.image_id, r.sha256),
+                ).rowcount == 0:
+                    out.dropped += 1
+                    continue
+                c.execute(
+                    "INSERT OR REPLACE INTO embeddings (image_id, model, pretrained, dim, vector, "
+                    "created_at, precision) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (r.image_id, b.model, b.pretrained, b.dim, r.vector, now, b.precision),
+                )
+                out.saved += 1
+        for image_id, sha256, reason in failures:
+            if c.execute(
+                "UPDATE images SET embedding_status = 'failed', embedding_error = ?, "
+                "updated_at = ? WHERE id = ? AND sha256 = ? AND embedding_status = 'pending' "
+                "AND deleted_at IS NULL", (reason[:500], now, image_id, sha256),
+            ).rowcount:
+                out.failed += 1
+            else:
+                out.dropped += 1
+    return out
 
 
 # ------------------------------------------------------------------------- operator commands

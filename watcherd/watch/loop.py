@@ -44,6 +44,7 @@ from watcherd import logs, models, sdnotify
 from watcherd.config import Config
 from watcherd.queue.monitor import FleetMonitor
 from watcherd.queue.outbox import Outbox
+from watcherd.queue.results import ResultsWriter
 from watcherd.store import backlog, db
 from watcherd.watch.ingest import Ingest
 from watcherd.watch.lane import Gone, Hashed, Lane, RootChanged, ScanFinished, Unreadable
@@ -62,6 +63,7 @@ EVENTS = (FileClosedEvent, FileCreatedEvent, FileModifiedEvent, FileAttribEvent,
 DRAIN_MAX = 5000  # inbox items per round, so timers still run during a flood
 PROGRESS_LOG_S = 10.0
 PURGE_INTERVAL_S = 86400.0
+RESULTS_EVERY_S = 0.5  # how often remote embedding results are applied, at most
 STALLED_AFTER_S = 60.0  # a lane's file operation running this long: say so
 BACKLOG_FEED_S = 1.0  # how often the backlog's queues are topped up
 
@@ -97,6 +99,11 @@ class Watcher:
         # Worker liveness, attempts and the workers table, from the fleet queue. Only the
         # watcher listens (``start(observe=True)``): `watcherd scan` must not take its messages.
         self.fleet = FleetMonitor(cfg, self.conn)
+        # [embeddings] remote: the watcher is the one writer of the embedding workers' results.
+        self.results = ResultsWriter(cfg, self.conn, lambda: self.outbox.model_key) \
+            if cfg.embeddings.remote else None
+        self.outbox.input_spec = lambda: self.fleet.input_spec(self.outbox.model_key)
+        self._next_results = 0.0
         self._fleet_started = False
         self.stop_event = threading.Event()
         self.rescan_requested = threading.Event()
@@ -169,6 +176,8 @@ class Watcher:
             lane.join(timeout=5)  # a lane stuck on a dead mount is a daemon thread: left behind
         if self._fleet_started:
             self.fleet.close()
+        if self.results is not None:
+            self.results.close()
         self.conn.close()
 
     def identify_model(self) -> bool:
@@ -274,6 +283,9 @@ class Watcher:
             if now >= next_purge:
                 self.purge()
                 next_purge = now + PURGE_INTERVAL_S
+            if self.results is not None and self._fleet_started and now >= self._next_results:
+                self._next_results = now + RESULTS_EVERY_S
+                self.results.apply()
             self.alive()
             if on_tick is not None:
                 on_tick(self)

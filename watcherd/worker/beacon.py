@@ -14,8 +14,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import Any
 
-from watcherd import logs
+from watcherd import __version__, logs
 from watcherd.config import Config
 from watcherd.queue.events import HEARTBEAT_INTERVAL_S, STARTING, STOPPED, Heartbeat, Item
 from watcherd.queue.fleet import BACKLOG_CAP, Publisher, is_amqp
@@ -44,6 +45,7 @@ class Beacon:
         self.state = STARTING
         self.message: str | None = None
         self.model: tuple[str | None, str | None, str | None] = (None, None, None)
+        self.input: dict[str, Any] | None = None  # the model's input spec, once it is loaded
         # What the worker holds and has done; set once its Celery app exists.
         self.held: Callable[[], Iterable[Item]] = lambda: ()
         self.processed: Callable[[], int] = lambda: 0
@@ -71,6 +73,7 @@ class Beacon:
             pretrained=pretrained, device=device,
             rss_kb=sum(procinfo.rss_kb(p) for p in pids), processed=self.processed(),
             held=() if final else tuple(self.held()), pids=tuple(pids),
+            input=self.input, version=__version__,
         )
 
     def start(self) -> None:

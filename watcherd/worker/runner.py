@@ -16,15 +16,17 @@ from typing import Any
 
 from celery import signals
 
+from watcherd import logs
 from watcherd.config import Config
 from watcherd.queue.app import EMBED_TASK, events_enabled, make_app, queue_names
-from watcherd.queue.events import MODEL_FAILED, READY, STOPPING
+from watcherd.queue.events import MODEL_FAILED, READY, REFUSING, STOPPING
 from watcherd.queue.giveback import worker_transport_options
 from watcherd.worker import held, tasks
 from watcherd.worker.beacon import Beacon
 from watcherd.worker.dbconn import database
 from watcherd.worker.markers import Markers
 
+log = logs.get("watcherd.worker.runner")
 ROLES = {"thumbnails": "thumbnail", "embeddings": "embedding"}  # role -> task kind
 
 
@@ -40,9 +42,11 @@ def run_worker(cfg: Config, role: str) -> int:
     try:
         if role == "embeddings":
             holder.load(cfg, database(str(cfg.database.path),
-                                      cfg.database.busy_timeout_seconds))
+                                      cfg.database.busy_timeout_seconds) if cfg.local else None)
             if holder.embedder is not None and holder.key is not None:
                 beacon.model = (*holder.key, holder.embedder.device)
+                spec = holder.embedder.input_spec()
+                beacon.input = spec.to_json() if spec is not None else None
             holder.notify = lambda message: beacon.set_state(beacon.state, message)
             prefetch = 2 * cfg.embeddings.batch_size  # a batch must be able to fill
             pool, concurrency = "solo", 1
@@ -54,7 +58,21 @@ def run_worker(cfg: Config, role: str) -> int:
         app.conf.broker_transport_options = {**app.conf.broker_transport_options,
                                              **worker_transport_options(cfg, beacon.name)}
         app.conf.worker_consumer = "watcherd.worker.consumer:Consumer"
-        tasks.register(app, cfg, holder, markers)
+        worker: list[Any] = []  # the WorkController, once it exists
+
+        def refuse(reason: str) -> None:
+            """Work this worker cannot do correctly: say why (log, heartbeat, so status) and
+            stop taking work; the messages go back to the queue for a worker that fits."""
+            if beacon.state != REFUSING:
+                log.error("refusing work; this worker stops taking tasks until it is "
+                          "reconfigured and restarted (or, for a model that did not load, "
+                          "until it loads)", reason=reason)
+                beacon.set_state(REFUSING, reason)
+                beacon.beat()
+                if worker and worker[0].consumer is not None:
+                    worker[0].consumer.cancel_task_queue(queue_names(cfg)[kind])
+
+        tasks.register(app, cfg, holder, markers, refuse=refuse)
         if role == "embeddings":
             batches: tasks.EmbedBatches = app.tasks[EMBED_TASK]
             beacon.held, beacon.processed = batches.held, lambda: batches.done
@@ -68,11 +86,22 @@ def run_worker(cfg: Config, role: str) -> int:
             def loaded() -> None:
                 assert holder.embedder is not None and holder.key is not None
                 beacon.model = (*holder.key, holder.embedder.device)
+                spec = holder.embedder.input_spec()
+                beacon.input = spec.to_json() if spec is not None else None
+                if beacon.state == REFUSING and worker:  # refused while the model was missing
+                    # through the broker: the consumer belongs to the worker's own thread
+                    try:
+                        app.control.add_consumer(queue_names(cfg)[kind],
+                                                 destination=[worker[0].hostname])
+                        log.info("model loaded: taking work again")
+                    except Exception as exc:  # the broker's errors: a restart resumes it
+                        log.warning("model loaded, but cannot take work again until the "
+                                    "worker is restarted", error=str(exc))
                 beacon.set_state(READY, None)
 
-            holder.keep_loading(cfg, lambda: database(str(cfg.database.path),
-                                                      cfg.database.busy_timeout_seconds),
-                                loaded, retry_stop)
+            holder.keep_loading(cfg, lambda: database(  # type: ignore[arg-type,return-value]
+                str(cfg.database.path), cfg.database.busy_timeout_seconds) if cfg.local else None,
+                loaded, retry_stop)
 
         def shutting_down(**_: Any) -> None:
             retry_stop.set()
@@ -89,6 +118,7 @@ def run_worker(cfg: Config, role: str) -> int:
             without_heartbeat=not events_enabled(cfg),
             optimization="fair", quiet=True,
         )
+        worker.append(w)
         w.start()
         return int(w.exitcode or 0)
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from celery import Celery, signals
@@ -18,16 +18,24 @@ from celery.exceptions import Reject
 from celery_batches import Batches, SimpleRequest
 from celery_batches.trace import apply_batches_task
 
+from watcherd import logs
 from watcherd.config import Config
-from watcherd.queue.app import EMBED_TASK, THUMBNAIL_TASK
+from watcherd.queue import remote
+from watcherd.queue.app import EMBED_TASK, PREPARE_TASK, THUMBNAIL_TASK, queue_names
+from watcherd.queue.fleet import Publisher
 from watcherd.worker import batchevents, held
 from watcherd.worker.beacon import worker_name
 from watcherd.worker.dbconn import database, is_locked, note_locked
 from watcherd.worker.embedding import EmbedderHolder, embed_batch
 from watcherd.worker.markers import Markers
+from watcherd.worker.prepare import prepare_one
+from watcherd.worker.remote_embed import Refused, embed_jobs
 from watcherd.worker.thumbnail import thumbnail_one
 
 __all__ = ["EmbedBatches", "EmbedderHolder", "register"]
+
+log = logs.get("watcherd.worker.tasks")
+Refuse = Callable[[str], None]
 
 
 class EmbedBatches(Batches):  # type: ignore[misc]
@@ -92,13 +100,42 @@ def _received(request: Any = None, **_: Any) -> None:
 
 
 def register(app: Celery, cfg: Config, holder: EmbedderHolder | None = None,
-             markers: Markers | None = None) -> None:
-    """Register both tasks on ``app``. The embedding worker passes its loaded model holder;
-    ``markers`` publish the busy markers (one per worker, named like its heartbeats)."""
+             markers: Markers | None = None, refuse: Refuse | None = None,
+             results: Publisher | None = None) -> None:
+    """Register the tasks on ``app``. The embedding worker passes its loaded model holder;
+    ``markers`` publish the busy markers (one per worker, named like its heartbeats);
+    ``refuse`` is called with the reason when this worker cannot do the work it receives
+    (it stops taking work: see ``watcherd.worker.runner``); ``results`` publishes remote
+    embeddings' results. A worker without ``[database]`` (remote) only embeds jobs that carry
+    their pixels."""
     signals.task_received.connect(_received, weak=False, dispatch_uid=__name__ + "._received")
     the_holder = holder or EmbedderHolder()
     the_markers = markers or Markers(cfg, worker_name("worker"))
-    path, timeout = str(cfg.database.path), cfg.database.busy_timeout_seconds
+    the_refuse = refuse or (lambda reason: log.error("work refused", reason=reason))
+    path = str(cfg.database.path) if cfg.local else ""
+    timeout = cfg.database.busy_timeout_seconds if cfg.local else 0.0
+    the_results: list[Publisher] = [results] if results is not None else []
+
+    def publish(body: dict[str, Any]) -> bool:
+        if not the_results:  # created on first use: only workers that get remote jobs need it
+            the_results.append(Publisher(cfg, remote.results_queue(cfg), persistent=True))
+        return the_results[0].publish(body)
+
+    def send_embed(image_id: int, sha256: str, job: dict[str, Any]) -> None:
+        queue = queue_names(cfg)["embedding"]
+        app.send_task(EMBED_TASK, args=[image_id, sha256], kwargs={"remote": job},
+                      queue=queue, routing_key=queue)
+
+    @app.task(name=PREPARE_TASK, acks_late=True)
+    def prepare(image_id: int, sha256: str, job: Any = None) -> str:
+        conn = database(path, timeout)
+        try:
+            return prepare_one(cfg, conn, the_markers, send_embed, image_id, sha256, job)
+        except sqlite3.OperationalError as exc:
+            if not is_locked(exc):
+                raise
+            note_locked(conn, "embedding", [(image_id, sha256)], timeout)
+            raise Reject(str(exc), requeue=True) from None
 
     @app.task(name=THUMBNAIL_TASK, acks_late=True)
     def thumbnail(image_id: int, sha256: str) -> str:
@@ -116,6 +153,29 @@ def register(app: Celery, cfg: Config, holder: EmbedderHolder | None = None,
               flush_interval=max(cfg.embeddings.max_wait_ms, 1) / 1000)
     def embed(requests: Sequence[Any]) -> list[str]:
         """Returns the ids of the requests to give back to the queue."""
+        jobs = [(i, r.kwargs["remote"]) for r in requests
+                if (i := held.request_item(r)) is not None and "remote" in (r.kwargs or {})]
+        local = [r for r in requests if "remote" not in (r.kwargs or {})]
+        give_back = [r.id for r in requests if "remote" in (r.kwargs or {})]
+        if jobs:
+            try:
+                with the_holder.lock:
+                    embed_jobs(the_holder.embedder, the_holder.key, the_holder.error,
+                               the_markers, publish,
+                               the_markers.worker, cfg.embeddings.batch_size, jobs)
+                give_back = []
+            except Refused as exc:
+                the_refuse(str(exc))
+            except ConnectionError as exc:  # results not on the broker: compute them again
+                log.warning("results not sent; the photos go back to the queue", error=str(exc))
+        if not local:
+            return give_back
+        if not cfg.local:
+            the_refuse("the photo server sends photos by path ([embeddings] remote = false "
+                       "there), and this worker has no [database]: set [embeddings] remote = "
+                       "true on the photo server")
+            return give_back + [r.id for r in local]
+        requests = local
         conn = database(path, timeout)
         ours, refused = held.by_model(requests, the_holder.key)
         for expected, count in refused.items():  # acknowledged, never recorded: the watcher
@@ -127,7 +187,7 @@ def register(app: Celery, cfg: Config, holder: EmbedderHolder | None = None,
             if not is_locked(exc):
                 raise
             note_locked(conn, "embedding", items, timeout)
-            return [r.id for r in requests]
-        return []
+            return give_back + [r.id for r in requests]
+        return give_back
 
-    del thumbnail, embed
+    del thumbnail, embed, prepare

@@ -1,0 +1,63 @@
+"""The photo server's half of a remote embedding (``[embeddings] remote = true``), run by the
+thumbnail worker: claim the photo's embedding, decode it drafted to the model's input, resize and
+crop it exactly as the model's preprocess would (``watcherd.media.clipinput``), and send it on
+the embeddings queue (``watcherd.queue.remote``).
+
+The decode is marked busy as an *embedding* step: a decoder crash or the OOM killer here counts
+an embedding attempt against this photo, as it would on a local embedding worker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import sqlite_utils
+
+from watcherd import logs
+from watcherd.config import Config
+from watcherd.media import clipinput
+from watcherd.media.images import ImageError, decode
+from watcherd.queue import remote
+from watcherd.store import db
+from watcherd.worker.claim import claim, internal_reason
+from watcherd.worker.markers import Markers
+
+log = logs.get("watcherd.worker.prepare")
+
+Send = Callable[[int, str, dict[str, Any]], None]  # image id, sha256, the embed task's job
+
+
+def prepare_one(cfg: Config, conn: sqlite_utils.Database, markers: Markers, send: Send,
+                image_id: int, sha256: str, raw_job: Any) -> str:
+    """"sent", "failed" (a bad photo, or a bad job) or "skipped" (nothing to do)."""
+    started = time.perf_counter()
+    try:
+        job = remote.parse_job(raw_job, need_pixels=False)
+    except remote.BadMessage as exc:  # a watcher of another version: say it on the row
+        db.fail(conn, "embedding", image_id, sha256, f"cannot prepare: {exc}")
+        log.error("prepare job refused", image_id=image_id, task="embedding", reason=str(exc))
+        return "failed"
+    c = claim(conn, "embedding", image_id, sha256)
+    if c is None:
+        return "skipped"
+    error: Exception | None = None
+    with markers.step("embedding", [c.item]):
+        try:
+            decoded = decode(c.data, max_pixels=cfg.images.max_pixels, draft_size=job.spec.draft)
+            pixels = clipinput.to_wire(clipinput.prepare(decoded.image, job.spec))
+        except Exception as exc:
+            error = exc
+    c.data = b""  # the photo's bytes go before the message is sent
+    if error is not None:
+        reason = str(error) if isinstance(error, ImageError) else internal_reason(error)
+        db.fail(conn, "embedding", image_id, sha256, reason)
+        log.warning("failed", image_id=image_id, path=c.path, task="embedding", reason=reason,
+                    exc_info=error if not isinstance(error, ImageError) else None)
+        return "failed"
+    send(image_id, sha256, remote.with_pixels(raw_job, pixels, decoded.width, decoded.height,
+                                              decoded.format))
+    log.info("embedding input sent", image_id=image_id, path=c.path, task="embedding",
+             bytes=len(pixels), duration_ms=round((time.perf_counter() - started) * 1000, 1))
+    return "sent"
