@@ -49,6 +49,9 @@ def run_worker(cfg: Config, role: str) -> int:
         app.conf.broker_transport_options = {**app.conf.broker_transport_options,
                                              **worker_transport_options(cfg, beacon.name)}
         app.conf.worker_consumer = "watcherd.worker.consumer:Consumer"
+        if role == "thumbnails" and cfg.thumbnails.max_memory_per_child_mb:
+            # A pool child above this RSS after a task is replaced by a fresh one (Celery).
+            app.conf.worker_max_memory_per_child = cfg.thumbnails.max_memory_per_child_mb * 1024
         tasks.register(app, cfg, holder, markers)
         if role == "embeddings":
             batches: tasks.EmbedBatches = app.tasks[EMBED_TASK]
