@@ -6,6 +6,7 @@ from watcherd.queue.events import READY, STOPPED, STOPPING, Busy, Heartbeat, par
 from watcherd.queue.liveness import (
     DEAD_AFTER_S,
     END_SILENT_AFTER_S,
+    END_STOPPED_AFTER_S,
     HUNG_GRACE_S,
     Death,
     End,
@@ -313,3 +314,20 @@ def test_a_worker_taken_for_dead_that_beats_again_is_not_to_be_ended() -> None:
     fleet.check(DEAD_AFTER_S + 1)
     fleet.observe(hb(at=8.0), at=8.0)  # a late heartbeat: alive after all
     assert fleet.to_end(END_SILENT_AFTER_S + 1) == []
+
+
+def test_a_pool_child_reported_stopped_is_to_be_ended_once() -> None:
+    """A stopped child may hold a task it never started: no time limit runs for it."""
+    fleet = listening_fleet()
+    fleet.observe(hb(pids=(100, 101, 102), at=0.0), at=0.0)
+    stopped = Heartbeat(name="thumbnails@h:100", role="thumbnails", kind="thumbnail", host="h",
+                        pid=100, state=READY, at=2.0, pids=(100, 101, 102), stopped=(101,))
+    fleet.observe(stopped, at=2.0)
+    assert fleet.to_end(2.0 + END_STOPPED_AFTER_S - 0.1) == []
+    fleet.observe(stopped, at=4.0)  # still stopped: counted from the first report
+    assert fleet.to_end(2.0 + END_STOPPED_AFTER_S) == [
+        End("thumbnails@h:100", "h", 101, "stopped (SIGSTOP) for 6 s", force=True)]
+    assert fleet.to_end(20.0) == []
+    fleet.observe(hb(pids=(100, 101, 102), at=6.0), at=6.0)  # SIGCONT: no longer reported
+    fleet.observe(stopped, at=30.0)
+    assert fleet.to_end(30.0 + END_STOPPED_AFTER_S - 0.1) == []

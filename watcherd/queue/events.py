@@ -5,8 +5,8 @@ Two kinds of plain JSON messages travel on the fleet queue (see ``watcherd.queue
 - ``heartbeat``: sent by every worker's main process every ``HEARTBEAT_INTERVAL_S``. Who it is,
   its state (``starting``, ``ready``, ``model failed``, ``stopping``, ``stopped``), the model,
   its memory, how many tasks it has done, ``held`` (every task message it holds, prefetched or
-  executing, as ``[image id, sha256]``) and ``pids`` (the live processes doing its work: the
-  main process and its pool children).
+  executing, as ``[image id, sha256]``), ``pids`` (the live processes doing its work: the
+  main process and its pool children) and ``stopped`` (those of them stopped by SIGSTOP).
 - ``busy``: sent by the process that is about to run a step that could kill it (decoding a
   photo, encoding a batch), before the step starts: ``items`` are the photos of that step, and
   an empty list means the step is over. If the process dies, these are the photos to blame.
@@ -67,6 +67,7 @@ class Heartbeat:
     processed: int = 0
     held: tuple[Item, ...] = ()
     pids: tuple[int, ...] = ()
+    stopped: tuple[int, ...] = ()  # those of ``pids`` stopped by a signal (SIGSTOP, state T)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +77,7 @@ class Heartbeat:
             "model": self.model, "pretrained": self.pretrained, "device": self.device,
             "rss_kb": self.rss_kb, "processed": self.processed,
             "held": [list(i) for i in self.held], "pids": list(self.pids),
+            "stopped": list(self.stopped),
         }
 
 
@@ -121,6 +123,7 @@ def parse(body: Mapping[str, Any]) -> Event:
                 rss_kb=int(body.get("rss_kb") or 0), processed=int(body.get("processed") or 0),
                 held=items_of(body.get("held") or ()),
                 pids=tuple(int(p) for p in body.get("pids") or ()),
+                stopped=tuple(int(p) for p in body.get("stopped") or ()),
             )
         if body["type"] == "busy":
             return Busy(worker=str(body["worker"]), pid=int(body["pid"]),

@@ -20,7 +20,8 @@ killed a pool child) *timed out*; a step still standing ``HUNG_GRACE_S`` after i
 its worker is otherwise alive is *hung* (a decode stuck on a dead mount). Either is a death with
 ``timed_out`` set, which the caller charges with a "timed out" reason. A process that cannot end
 itself (hung, or silent: SIGSTOPped, stuck) is listed by ``to_end`` for the caller to end from
-outside: hung at once, silent once it has been silent for ``END_SILENT_AFTER_S`` (or earlier,
+outside: hung at once, a pool child its heartbeats report stopped after
+``END_STOPPED_AFTER_S``, a silent main process once silent for ``END_SILENT_AFTER_S`` (or earlier,
 when the caller sees it is stopped); its messages then come back to the queue.
 """
 
@@ -47,6 +48,9 @@ END_SILENT_AFTER_S = 30.0
 # A process that vanished this close to its step's deadline timed out: Celery's hard time limit
 # counts from when the pool accepted the task, a moment before the task set its deadline.
 DEADLINE_SLACK_S = 1.0
+# A pool child its worker's heartbeats report stopped (SIGSTOP) this long is ended: a stopped
+# child may sit on a task it has not started, so no time limit runs for it.
+END_STOPPED_AFTER_S = 3 * HEARTBEAT_INTERVAL_S
 FORGET_AFTER_S = 3600.0  # a dead or stopped worker is dropped from memory after this long
 
 ALIVE, DEAD = "alive", "dead"
@@ -113,6 +117,7 @@ class WorkerView:
     steps: dict[int, _Step] = field(default_factory=dict)  # pid -> its last busy marker
     changed: bool = True  # since the last snapshot written to the database
     ended: bool = False  # a dead worker's process was ended (or needs no ending)
+    stopped_since: dict[int, float] = field(default_factory=dict)  # pool pid -> first seen
 
     @property
     def kind(self) -> str:
@@ -159,6 +164,7 @@ class Fleet:
             w.steps.clear()
             return
         w.liveness, w.left_at, w.ended = ALIVE, None, False
+        w.stopped_since = {p: w.stopped_since.get(p, at) for p in hb.stopped if p != hb.pid}
         live = set(hb.pids) | {hb.pid}
         for pid, step in list(w.steps.items()):
             if pid not in live and step.at <= hb.at:
@@ -232,6 +238,12 @@ class Fleet:
         worker found dead by silence, until ``ended`` is called for it (or it speaks again)."""
         out, self._hung = self._hung, []
         for w in self.workers.values():
+            if w.liveness == ALIVE and w.heartbeat is not None:
+                for pid, since in sorted(w.stopped_since.items()):
+                    if now - since >= END_STOPPED_AFTER_S:
+                        del w.stopped_since[pid]
+                        out.append(End(w.name, w.heartbeat.host, pid,
+                                       f"stopped (SIGSTOP) for {now - since:.0f} s", True))
             if w.liveness == DEAD and not w.ended and w.heartbeat is not None:
                 silent = now - w.last_seen
                 out.append(End(w.name, w.heartbeat.host, w.heartbeat.pid,

@@ -50,7 +50,7 @@ def end(host: str, pid: int, *, force: bool) -> str:
         return GONE
     if not _is_worker(pid):
         return NOT_OURS
-    if not force and state not in ("T", "t"):
+    if not force and state != "T":
         return RUNNING
     try:
         os.kill(pid, signal.SIGKILL)

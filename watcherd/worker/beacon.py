@@ -71,6 +71,7 @@ class Beacon:
             pretrained=pretrained, device=device,
             rss_kb=sum(procinfo.rss_kb(p) for p in pids), processed=self.processed(),
             held=() if final else tuple(self.held()), pids=tuple(pids),
+            stopped=tuple(p for p in pids if procinfo.stopped(p)),
         )
 
     def start(self) -> None:
