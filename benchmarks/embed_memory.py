@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -60,8 +60,6 @@ def make_photos(folder: Path, n: int, n_png: int, mp: int) -> list[Path]:
     paths = []
     for i in range(n):
         if i < n_png:  # a distinct tEXt chunk before IEND: distinct bytes, the same pixels
-            info = PngImagePlugin.PngInfo()
-            info.add_text("n", str(i))
             p = folder / f"p{i:02d}.png"
             chunk = b"n\0" + str(i).encode()
             data = png[:-12] + _png_chunk(b"tEXt", chunk) + png[-12:]
@@ -130,6 +128,25 @@ def run(work: Path, model: str, photos: list[Path], malloc_env: dict[str, str]) 
         conn.close()
 
 
+THUMB_CHILD = """
+import resource, sys
+from watcherd.media.thumbnails import make_thumbnails
+data = open(sys.argv[1], "rb").read()
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+make_thumbnails(data, (256, 1024), fmt="webp", quality=80, max_pixels=10**9)
+print(base // 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def thumbnail_peak(path: Path) -> tuple[int, int]:
+    """Peak RSS (MB) of a fresh process before and after one photo's thumbnails (a pool
+    child's cost for that photo)."""
+    out = subprocess.run([sys.executable, "-c", THUMB_CHILD, str(path)], capture_output=True,
+                         text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    before, after = out.stdout.split()
+    return int(before), int(after)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--photos", type=int, default=32)
@@ -145,6 +162,10 @@ def main() -> None:
     size = sum(p.stat().st_size for p in photos) / 1e6
     print(f"{a.photos} photos of {a.megapixels} MP ({a.png} PNG, {a.photos - a.png} JPEG), "
           f"{size:.0f} MB on disk, made in {time.perf_counter() - t:.0f} s")
+    for p in (photos[0], photos[-1]):
+        before, after = thumbnail_peak(p)
+        print(f"thumbnails of {p.suffix[1:].upper()} {a.megapixels} MP in a fresh process: peak "
+              f"{after} MB ({before} MB with the bytes read, +{after - before} MB)")
     decoded_all = a.photos * a.megapixels * 3  # MB: every photo decoded at once, RGB 8-bit
     for name, env in (("watcherd's malloc settings", EMBEDDING_ENV), ("glibc defaults", {})):
         r = run(work, model, photos, env)
