@@ -5,7 +5,9 @@ heartbeat thread stops with it, or keeps beating while the step never returns); 
 RabbitMQ keeps its unacknowledged messages and the spool its claims. The watcher ends it with
 SIGKILL when it runs on the watcher's host and its command line is a watcherd worker's (a pid
 reused by another program is left alone); ``watcherd run``'s supervisor or systemd
-(``Restart=on-failure``) starts a new one, and the broker gives its messages back.
+(``Restart=on-failure``) starts a new one, and the broker gives its messages back. A process
+whose /proc entry the watcher cannot read (systemd's ``ProtectProc=invisible`` between units)
+is ended only when forced: hung, or silent for ``liveness.END_SILENT_AFTER_S``.
 """
 
 from __future__ import annotations
@@ -46,11 +48,24 @@ def end(host: str, pid: int, *, force: bool) -> str:
     if host != socket.gethostname():
         return REMOTE
     state = _state(pid)
-    if state is None or state in ("Z", "X"):
+    if state is None:
+        # Gone, or hidden: under systemd each unit has its own user namespace and
+        # ProtectProc=invisible, so the watcher cannot read the workers' /proc entries. kill()
+        # still reaches them (the same user); it reaches no other user's process, and the pid
+        # was a watcherd worker's in a heartbeat seconds ago. Its state unknown, only forced.
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return GONE
+        except PermissionError:
+            return NOT_OURS
+        if not force:
+            return RUNNING
+    elif state in ("Z", "X"):
         return GONE
-    if not _is_worker(pid):
+    elif not _is_worker(pid):
         return NOT_OURS
-    if not force and state != "T":
+    elif not force and state != "T":
         return RUNNING
     try:
         os.kill(pid, signal.SIGKILL)
