@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,7 @@ HOST = socket.gethostname()
 
 def _spawn(*argv: str) -> subprocess.Popen[bytes]:
     p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *argv])
-    wait_for(lambda: argv[0].encode() in open(f"/proc/{p.pid}/cmdline", "rb").read(), 5,
+    wait_for(lambda: argv[0].encode() in Path(f"/proc/{p.pid}/cmdline").read_bytes(), 5,
              "the exec")
     return p
 
