@@ -80,11 +80,7 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def run(work: Path, model: str, photos: list[Path], malloc_env: dict[str, str]) -> dict[str, float]:
-    for p in work.glob("bench.db*"):
-        p.unlink()
-    spool = work / "bench.db.spool"
-    if spool.exists():
-        subprocess.run(["rm", "-rf", str(spool)], check=True)
+    subprocess.run(["rm", "-rf", *map(str, work.glob("bench.db*"))], check=True)
     cfg_path = work / "bench.toml"
     cfg_path.write_text(
         f'[watch]\npaths = ["{photos[0].parent}"]\n[database]\npath = "bench.db"\n'
@@ -129,12 +125,15 @@ def run(work: Path, model: str, photos: list[Path], malloc_env: dict[str, str]) 
 
 
 THUMB_CHILD = """
-import resource, sys
+import sys
 from watcherd.media.thumbnails import make_thumbnails
+def hwm():  # VmHWM starts again at exec (ru_maxrss would carry the parent's peak over)
+    with open("/proc/self/status") as f:
+        return next(int(x.split()[1]) // 1024 for x in f if x.startswith("VmHWM:"))
 data = open(sys.argv[1], "rb").read()
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = hwm()
 make_thumbnails(data, (256, 1024), fmt="webp", quality=80, max_pixels=10**9)
-print(base // 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(base, hwm())
 """
 
 
