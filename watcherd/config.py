@@ -95,6 +95,13 @@ class ThumbnailsConfig:
     format: str = "webp"
     quality: int = 80
     concurrency: int = 2
+    # Celery's task time limits: SoftTimeLimitExceeded in the task at the soft one, the pool
+    # child killed at the hard one; either counts an attempt ("timed out after N s").
+    soft_time_limit_seconds: float = 240.0
+    time_limit_seconds: float = 300.0
+    # A pool child whose RSS is above this after a task is replaced (Celery's
+    # worker_max_memory_per_child); 0: never.
+    max_memory_per_child_mb: int = 1024
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,9 @@ class EmbeddingsConfig:
     # (workers on other machines: docs/remote-workers.md).
     remote: bool = False
     remote_in_flight: int = 1000  # photos sent and not yet embedded, at most (remote only)
+    # A step of the embedding worker (decoding one photo, encoding one batch) still running
+    # after this long: the watcher ends the worker and charges the step's photos an attempt.
+    step_time_limit_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -401,11 +411,19 @@ def _thumbnails(s: _Section) -> ThumbnailsConfig:
     quality = s.integer("quality", 80)
     if quality > 100:
         raise s._err("quality", f"must be 1..100, got {quality}")
+    soft = s.number("soft_time_limit_seconds", 240.0, minimum=1.0)
+    hard = s.number("time_limit_seconds", 300.0, minimum=1.0)
+    if hard <= soft:
+        raise s._err("time_limit_seconds", f"must be more than soft_time_limit_seconds ({soft:g}),"
+                     f" got {hard:g}")
     return ThumbnailsConfig(
         sizes=tuple(sorted(set(sizes))),
         format=s.choice("format", "webp", ("webp", "jpeg")),
         quality=quality,
         concurrency=s.integer("concurrency", 2),
+        soft_time_limit_seconds=soft,
+        time_limit_seconds=hard,
+        max_memory_per_child_mb=s.integer("max_memory_per_child_mb", 1024, minimum=0),
     )
 
 
@@ -434,6 +452,7 @@ def _embeddings(s: _Section) -> EmbeddingsConfig:
         max_wait_ms=s.integer("max_wait_ms", 200, minimum=0),
         remote=s.get("remote", bool, False),
         remote_in_flight=s.integer("remote_in_flight", 1000),
+        step_time_limit_seconds=s.number("step_time_limit_seconds", 300.0, minimum=1.0),
     )
 
 

@@ -416,6 +416,28 @@ def test_watcherd_under_systemd(container: Container) -> None:
     second = _drop_images(photos, "b", 4)
     _wait_done(c, second, 90, "images after the restart done")
 
+    # SIGSTOP the embedding worker: it cannot end itself and its heartbeats stop. The watcher
+    # cannot read another unit's /proc (ProtectProc=invisible), so it ends it with SIGKILL once
+    # silent for 30 s (queue/reaper); systemd restarts it and new images still finish.
+    before = _show(c, "watcherd-embeddings")
+    c.systemctl("kill", "-s", "SIGSTOP", "--kill-whom=main", "watcherd-embeddings")
+    t0 = time.monotonic()
+    wait_for(
+        lambda: (
+            (s := _show(c, "watcherd-embeddings"))["NRestarts"] != before["NRestarts"]
+            and s["SubState"] == "running"
+            and s["MainPID"] not in ("0", before["MainPID"])
+        ),
+        90,
+        "the watcher to end the stopped embedding worker and systemd to restart it",
+        interval=0.5,
+    )
+    figures["SIGSTOP to restarted s"] = round(time.monotonic() - t0, 2)
+    log = c.sh("journalctl", "--no-pager", "-o", "cat", "-u", "watcherd").stdout
+    assert "ended a stuck worker process" in log, log[-3000:]
+    third = _drop_images(photos, "c", 2)
+    _wait_done(c, third, 90, "images after the stopped worker was replaced done")
+
     # the web server: its own unit, READY once the index and the text model are warm;
     # sandboxed like the others; answers on localhost from the database the workers filled
     t0 = time.monotonic()

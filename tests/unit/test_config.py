@@ -54,6 +54,12 @@ def test_example_config_is_valid_and_documents_every_key(tmp_path: Path) -> None
         (MINIMAL + "[thumbnails]\nformat = 'gif'\n", "thumbnails.format"),
         (MINIMAL + "[thumbnails]\nquality = 101\n", "thumbnails.quality"),
         (MINIMAL + "[embeddings]\nbatch_size = 0\n", "embeddings.batch_size"),
+        (MINIMAL + "[thumbnails]\nsoft_time_limit_seconds = 60\ntime_limit_seconds = 60\n",
+         "thumbnails.time_limit_seconds"),
+        (MINIMAL + "[thumbnails]\nmax_memory_per_child_mb = -1\n",
+         "thumbnails.max_memory_per_child_mb"),
+        (MINIMAL + "[embeddings]\nstep_time_limit_seconds = 0\n",
+         "embeddings.step_time_limit_seconds"),
         (MINIMAL + "[embeddings]\ndevice = 'tpu'\n", "embeddings.device"),
         (MINIMAL + "[watch]\n", None),  # duplicate table: invalid TOML
         (MINIMAL + "[broker]\nurl = 'kafka://x'\n", "broker.url"),

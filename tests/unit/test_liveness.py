@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from watcherd.queue.events import READY, STOPPED, STOPPING, Busy, Heartbeat, parse
-from watcherd.queue.liveness import DEAD_AFTER_S, Death, Fleet, row_liveness
+from watcherd.queue.liveness import (
+    DEAD_AFTER_S,
+    END_SILENT_AFTER_S,
+    END_STOPPED_AFTER_S,
+    HUNG_GRACE_S,
+    Death,
+    End,
+    Fleet,
+    row_liveness,
+)
 
 X, Y, Z, W = (1, "x" * 64), (2, "y" * 64), (3, "z" * 64), (4, "w" * 64)
 
@@ -218,3 +227,107 @@ def test_row_liveness() -> None:
     assert row_liveness("ready", 11.0, 10.0) == "dead"
     assert row_liveness("dead", 1.0, 10.0) == "dead"
     assert row_liveness("stopped", 1000.0, 10.0) == "stopped"
+
+
+# ------------------------------------------------------------ time limits: timed out, hung
+
+
+def timed(pid: int, *items: tuple[int, str], at: float, limit: float,
+          worker: str = "thumbnails@h:100", kind: str = "thumbnail") -> Busy:
+    return Busy(worker=worker, pid=pid, kind=kind, at=at, items=tuple(items), limit=limit,
+                deadline=at + limit)
+
+
+def test_a_child_that_vanishes_after_its_steps_deadline_timed_out() -> None:
+    """Celery's hard time limit killed the pool child: the same death, charged as timed out."""
+    fleet = listening_fleet()
+    fleet.observe(hb(pids=(100, 101, 102), at=0.0), at=0.0)
+    fleet.observe(timed(101, X, at=1.0, limit=10.0), at=1.0)
+    fleet.observe(timed(102, Y, at=1.0, limit=10.0), at=1.0)
+    fleet.observe(hb(pids=(100, 102, 103), at=11.0), at=11.0)  # 101 gone at its deadline
+    fleet.observe(hb(pids=(100, 103), at=5.0 + 8.0), at=13.0)  # 102 gone too, 1 s later
+    assert fleet.check(13.1) == [
+        Death("thumbnails@h:100", 101, "timed out after 10 s (its process was ended)",
+              "thumbnail", (X,), timed_out=10.0),
+        Death("thumbnails@h:100", 102, "timed out after 10 s (its process was ended)",
+              "thumbnail", (Y,), timed_out=10.0)]
+
+
+def test_a_child_that_vanishes_before_its_deadline_died_it_did_not_time_out() -> None:
+    fleet = listening_fleet()
+    fleet.observe(hb(pids=(100, 101), at=0.0), at=0.0)
+    fleet.observe(timed(101, X, at=1.0, limit=10.0), at=1.0)
+    fleet.observe(hb(pids=(100,), at=9.9), at=9.9)
+    assert fleet.check(11.0) == [Death("thumbnails@h:100", 101, "its process is gone",
+                                       "thumbnail", (X,))]
+
+
+def test_a_step_standing_past_its_deadline_is_hung_and_its_process_is_to_be_ended() -> None:
+    """The worker beats on (its heartbeat thread lives) while one step never returns."""
+    fleet = listening_fleet()
+    emb = "embeddings@h:200"
+    fleet.observe(hb(emb, pid=200, pids=(200,), kind="embedding", at=0.0), at=0.0)
+    # The sender's clock runs 1000 s ahead of the watcher's: only differences count.
+    fleet.observe(timed(200, X, at=1001.0, limit=20.0, worker=emb, kind="embedding"), at=1.0)
+    deaths, ends = [], []
+    for t in range(2, 40, 2):
+        fleet.observe(hb(emb, pid=200, pids=(200,), kind="embedding", at=1000.0 + t), at=t)
+        deaths += fleet.check(t + 0.5)
+        ends += fleet.to_end(t + 0.5)
+        if t <= 21 + HUNG_GRACE_S:
+            assert deaths == [] and ends == [], t
+    why = "hung: its step ran 20 s, past its time limit"
+    assert deaths == [Death(emb, 200, why, "embedding", (X,), timed_out=20.0)]  # once
+    assert ends == [End(emb, "h", 200, why, force=True)]  # once
+    assert fleet.workers[emb].liveness == "alive"
+    # The process is ended; its silence is then a death that blames nothing more.
+    later = fleet.check(38.0 + DEAD_AFTER_S + 1)
+    assert [(d.worker_gone, d.busy) for d in later] == [(True, ())]
+
+
+def test_a_finished_step_is_never_hung() -> None:
+    fleet = listening_fleet()
+    fleet.observe(hb(pids=(100, 101), at=0.0), at=0.0)
+    fleet.observe(timed(101, X, at=1.0, limit=1.0), at=1.0)
+    fleet.observe(busy(101, at=1.5), at=1.5)  # done in time; the marker says so
+    for t in range(2, 30, 2):
+        fleet.observe(hb(pids=(100, 101), at=t), at=t)
+    assert fleet.check(30.0) == [] and fleet.to_end(30.0) == []
+
+
+def test_a_silent_worker_is_to_be_ended_if_stopped_and_in_any_case_after_a_while() -> None:
+    fleet = listening_fleet()
+    fleet.observe(hb(at=0.0), at=0.0)
+    assert fleet.to_end(5.0) == []
+    fleet.check(DEAD_AFTER_S + 1)
+    first = fleet.to_end(DEAD_AFTER_S + 1)
+    assert [(e.pid, e.host, e.force) for e in first] == [(100, "h", False)]  # if stopped
+    assert fleet.to_end(END_SILENT_AFTER_S - 0.1)[0].force is False  # asked again each tick
+    assert fleet.to_end(END_SILENT_AFTER_S)[0].force is True
+    fleet.ended("thumbnails@h:100")
+    assert fleet.to_end(END_SILENT_AFTER_S + 1) == []
+
+
+def test_a_worker_taken_for_dead_that_beats_again_is_not_to_be_ended() -> None:
+    fleet = listening_fleet()
+    fleet.observe(hb(at=0.0), at=0.0)
+    fleet.check(DEAD_AFTER_S + 1)
+    fleet.observe(hb(at=8.0), at=8.0)  # a late heartbeat: alive after all
+    assert fleet.to_end(END_SILENT_AFTER_S + 1) == []
+
+
+def test_a_pool_child_reported_stopped_is_to_be_ended_once() -> None:
+    """A stopped child may hold a task it never started: no time limit runs for it."""
+    fleet = listening_fleet()
+    fleet.observe(hb(pids=(100, 101, 102), at=0.0), at=0.0)
+    stopped = Heartbeat(name="thumbnails@h:100", role="thumbnails", kind="thumbnail", host="h",
+                        pid=100, state=READY, at=2.0, pids=(100, 101, 102), stopped=(101,))
+    fleet.observe(stopped, at=2.0)
+    assert fleet.to_end(2.0 + END_STOPPED_AFTER_S - 0.1) == []
+    fleet.observe(stopped, at=4.0)  # still stopped: counted from the first report
+    assert fleet.to_end(2.0 + END_STOPPED_AFTER_S) == [
+        End("thumbnails@h:100", "h", 101, "stopped (SIGSTOP) for 6 s", force=True)]
+    assert fleet.to_end(20.0) == []
+    fleet.observe(hb(pids=(100, 101, 102), at=6.0), at=6.0)  # SIGCONT: no longer reported
+    fleet.observe(stopped, at=30.0)
+    assert fleet.to_end(30.0 + END_STOPPED_AFTER_S - 0.1) == []

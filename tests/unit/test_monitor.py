@@ -284,3 +284,29 @@ def test_on_redis_a_death_asks_for_an_early_resend_of_what_is_in_no_queue(
     when = monitor.early_resends()
     assert list(when) == ["embedding"] and when["embedding"] <= db.now_iso()
     assert monitor.early_resends() == {}  # once
+
+
+def test_a_hung_step_is_charged_as_timed_out_and_its_process_ended(tmp_path: Path) -> None:
+    """One mechanism: the hung step is a death with a 'timed out' reason, through the same
+    attempts counter, and the process is handed to the reaper."""
+    monitor, clock, items = setup(tmp_path, max_attempts=2)
+    ended: list[tuple[int, bool]] = []
+    monitor.end = lambda e: (ended.append((e.pid, e.force)), "killed")[1]
+    for life, pid in enumerate((300, 301), start=1):
+        monitor.received(heartbeat(pid), clock.t)
+        monitor.received(Busy(f"embeddings@h:{pid}", pid, "embedding", 0.0, (items[1],),
+                              limit=20.0, deadline=20.0).to_json(), clock.t)
+        monitor.tick()
+        for t in range(2, 36, 2):  # it beats on; the step never ends
+            clock.t += 2
+            monitor.received(heartbeat(pid, at=float(t)), clock.t)
+            monitor.tick()
+        assert ended[-1] == (pid, True)
+        assert row(monitor, items[1][0])["embedding_attempts"] == life
+        die(monitor, clock)  # ended: silent from now on, and nothing more is charged
+        assert row(monitor, items[1][0])["embedding_attempts"] == life
+    r = row(monitor, items[1][0])
+    assert r["embedding_status"] == "failed"
+    assert r["embedding_error"] == ("timed out after 20 s (2 attempts): a pathological file, "
+                                    "or a read stuck on its disk?")
+    assert [row(monitor, i)["embedding_attempts"] for i, _ in items] == [0, 2, 0, 0]

@@ -30,7 +30,7 @@ from watcherd.worker import tasks
 from watcherd.worker.dbconn import database
 from watcherd.worker.embedding import EmbedderHolder, embed_batch
 from watcherd.worker.markers import Markers
-from watcherd.worker.thumbnail import thumbnail_one
+from watcherd.worker.thumbnail import thumbnail_one, timed_out
 
 REUSE = db.Reuse("m", "p", (32,), "webp")
 
@@ -210,3 +210,36 @@ def test_a_database_locked_past_the_busy_timeout_gives_the_task_back_with_a_reas
     assert (row["thumbnail_status"], row["thumbnail_error"]) == ("done", None)
     locker.close()
     database(str(cfg.database.path), 0.2).close()
+
+
+def test_steps_carry_their_time_limits(setup: tuple[Config, Any, Markers, Heard],
+                                       holder: EmbedderHolder, tmp_path: Path) -> None:
+    """Each embedding step carries [embeddings] step_time_limit_seconds; a thumbnail task's
+    marker carries the hard limit's deadline (the watcher judges hangs and timeouts by them)."""
+    cfg, conn, markers, heard = setup
+    items = [add_photo(conn, tmp_path, f"{i}.jpg", jpeg(i)) for i in range(2)]
+    before = time.time()
+    embed_batch(cfg, conn, holder, markers, items)
+    step = cfg.embeddings.step_time_limit_seconds
+    marked = [b for b in heard.busy(4) if b.items]
+    assert [b.limit for b in marked] == [step] * 3
+    assert all(before + step <= b.deadline <= time.time() + step for b in marked)
+    item = add_photo(conn, tmp_path, "t.jpg", jpeg(9))
+    assert thumbnail_one(cfg, conn, markers, *item, deadline=before + 300) == "done"
+    thumb = [b for b in heard.busy(6) if b.kind == "thumbnail"]
+    assert [(b.items, b.limit, b.deadline) for b in thumb] == [
+        ((item,), cfg.thumbnails.time_limit_seconds, before + 300), ((), 0.0, 0.0)]
+
+
+def test_the_soft_time_limit_charges_an_attempt_and_fails_at_max_attempts(
+        setup: tuple[Config, Any, Markers, Heard], tmp_path: Path) -> None:
+    cfg, conn, _, _ = setup
+    image_id, sha = add_photo(conn, tmp_path, "slow.jpg", jpeg(3))
+    assert [timed_out(cfg, conn, image_id, sha) for _ in range(3)] == [False, False, True]
+    status, error, attempts = conn.execute(
+        "SELECT thumbnail_status, thumbnail_error, thumbnail_attempts FROM images WHERE id = ?",
+        (image_id,)).fetchone()
+    assert (status, attempts) == ("failed", 3)
+    assert error == ("timed out after 240 s (3 attempts): a pathological file, or a read stuck "
+                     "on its disk?")
+    assert timed_out(cfg, conn, image_id, sha) is True  # failed already: nothing to give back

@@ -9,9 +9,9 @@ import sqlite3
 from pathlib import Path
 
 from tests.conftest import cli, write_config
-from watcherd import config
+from watcherd import config, status
 from watcherd.config import ConfigError
-from watcherd.store import db
+from watcherd.store import db, stats
 
 
 def test_per_process_worker_rows(tmp_path: Path) -> None:
@@ -50,3 +50,30 @@ def test_web_listen_is_checked() -> None:
     cfg = config.from_dict({**base, "web": {"listen": "[::1]:9000"}})
     assert cfg.web.loopback and cfg.web.port == 9000 and cfg.web.host == "::1"
     assert not config.from_dict({**base, "web": {"listen": "192.168.1.5:80"}}).web.loopback
+
+
+def test_each_live_workers_memory_shows_in_status_and_metrics(tmp_path: Path) -> None:
+    """The RSS a worker's heartbeat carries (its pool children included): `status`, `status
+    --json` (so /api/status and the page) and /metrics's watcherd_worker_rss_bytes."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from watcherd.web.metrics import LibraryCollector
+
+    path = write_config(tmp_path)
+    conn = db.connect(tmp_path / "watcherd.db")
+    db.save_workers(conn, [db.WorkerRow(
+        name="thumbnails@h:7", role="thumbnails", host="h", pid=7, state="ready", message=None,
+        model=None, pretrained=None, device=None, started_at=db.now_iso(),
+        last_seen=db.now_iso(), processed=3, rss_kb=512_000)])
+    report = json.loads(cli(path, "status", "--json").stdout)
+    (w,) = report["workers"]
+    assert w["alive"] is True and w["rss_kb"] == 512_000
+    assert "worker      thumbnails@h:7: alive (last seen " in (text := cli(path, "status").stdout)
+    assert "RSS 500 MB, 3 tasks done" in text, text
+    cfg = config.load(path)
+    registry = CollectorRegistry()
+    registry.register(LibraryCollector(lambda: conn, lambda: None,
+                                       lambda: status.with_liveness(cfg, stats.workers(conn))))
+    metrics = generate_latest(registry).decode()
+    assert ('watcherd_worker_rss_bytes{role="thumbnails",worker="thumbnails@h:7"} 5.24288e+08'
+            in metrics), metrics

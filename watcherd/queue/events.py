@@ -5,11 +5,14 @@ Two kinds of plain JSON messages travel on the fleet queue (see ``watcherd.queue
 - ``heartbeat``: sent by every worker's main process every ``HEARTBEAT_INTERVAL_S``. Who it is,
   its state (``starting``, ``ready``, ``model failed``, ``stopping``, ``stopped``), the model,
   its memory, how many tasks it has done, ``held`` (every task message it holds, prefetched or
-  executing, as ``[image id, sha256]``) and ``pids`` (the live processes doing its work: the
-  main process and its pool children).
+  executing, as ``[image id, sha256]``), ``pids`` (the live processes doing its work: the
+  main process and its pool children) and ``stopped`` (those of them stopped by SIGSTOP).
 - ``busy``: sent by the process that is about to run a step that could kill it (decoding a
   photo, encoding a batch), before the step starts: ``items`` are the photos of that step, and
   an empty list means the step is over. If the process dies, these are the photos to blame.
+  ``limit``/``deadline``: the step's time limit in seconds and when it runs out (the sender's
+  clock; 0: no limit). A step still standing past its deadline is hung; a process that vanished
+  after its deadline timed out (``watcherd.queue.liveness``).
 
 ``at`` is the sender's wall clock. It is only ever compared with other times from the same
 host (a busy marker against its own main process's heartbeat); liveness itself is judged on
@@ -71,6 +74,7 @@ class Heartbeat:
     # photo server needs to prepare photos for it ([embeddings] remote = true).
     input: dict[str, Any] | None = None
     version: str = ""  # the worker's watcherd version
+    stopped: tuple[int, ...] = ()  # those of ``pids`` stopped by a signal (SIGSTOP, state T)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +85,7 @@ class Heartbeat:
             "rss_kb": self.rss_kb, "processed": self.processed,
             "held": [list(i) for i in self.held], "pids": list(self.pids),
             "input": self.input, "version": self.version,
+            "stopped": list(self.stopped),
         }
 
 
@@ -91,10 +96,13 @@ class Busy:
     kind: str  # "thumbnail" | "embedding"
     at: float
     items: tuple[Item, ...] = field(default=())  # empty: the step is over
+    limit: float = 0.0  # the step's time limit, seconds (0: none), for the reason
+    deadline: float = 0.0  # when it runs out, the sender's clock (0: never)
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "busy", "v": VERSION, "worker": self.worker, "pid": self.pid,
-                "kind": self.kind, "at": self.at, "items": [list(i) for i in self.items]}
+                "kind": self.kind, "at": self.at, "items": [list(i) for i in self.items],
+                "limit": self.limit, "deadline": self.deadline}
 
 
 Event = Heartbeat | Busy
@@ -125,11 +133,14 @@ def parse(body: Mapping[str, Any]) -> Event:
                 pids=tuple(int(p) for p in body.get("pids") or ()),
                 input=body["input"] if isinstance(body.get("input"), dict) else None,
                 version=str(body.get("version") or ""),
+                stopped=tuple(int(p) for p in body.get("stopped") or ()),
             )
         if body["type"] == "busy":
             return Busy(worker=str(body["worker"]), pid=int(body["pid"]),
                         kind=str(body["kind"]), at=float(body["at"]),
-                        items=items_of(body.get("items") or ()))
+                        items=items_of(body.get("items") or ()),
+                        limit=float(body.get("limit") or 0.0),
+                        deadline=float(body.get("deadline") or 0.0))
     except (KeyError, TypeError, ValueError) as exc:
         raise BadEvent(f"malformed {body.get('type')} event: {exc!r}") from None
     raise BadEvent(f"unknown fleet event type {body.get('type')!r}")

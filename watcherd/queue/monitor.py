@@ -13,6 +13,10 @@ follows:
 - photos a live worker holds are not lost: their ``*_queued_at`` moves to now, so the outbox's
   stale re-send (``resend_after_seconds``) never duplicates work that is only waiting in a
   worker's prefetch;
+- a process that cannot end itself (SIGSTOPped, silent, or hung in a step past its time
+  limit) is ended from outside with SIGKILL when it runs on this host (``reaper``); its
+  supervisor (``watcherd run``, systemd) starts a new one and the broker gives its messages
+  back. A timed-out step is charged like a death, with a "timed out after N s" reason;
 - one ``workers`` row per worker process, with its state and when it was last heard.
 """
 
@@ -30,9 +34,9 @@ import sqlite_utils
 from watcherd import logs
 from watcherd.config import Config
 from watcherd.media.clipinput import InputSpec
-from watcherd.queue import events, giveback, remote
+from watcherd.queue import events, giveback, reaper, remote
 from watcherd.queue.fleet import Listener
-from watcherd.queue.liveness import ALIVE, DEAD, Death, Fleet, WorkerView
+from watcherd.queue.liveness import ALIVE, DEAD, Death, End, Fleet, WorkerView
 from watcherd.store import db
 
 log = logs.get("watcherd.queue.monitor")
@@ -67,6 +71,7 @@ class FleetMonitor:
         self._give_back_todo: list[str] = []  # dead workers whose messages are not back yet
         self._early: list[tuple[str, str, float]] = []  # (kind, death time, when to resend)
         self._bad: set[str] = set()
+        self.end: Callable[[End], str] = lambda e: reaper.end(e.host, e.pid, force=e.force)
         self._next_forget = 0.0
         self._next_sweep = 0.0
 
@@ -121,6 +126,27 @@ class FleetMonitor:
                         error=str(exc))
         # After the attempts are written: a photo failed now is skipped when its message is back.
         self._give_backs(now)
+        self._end_stuck(now)
+
+    def _end_stuck(self, now: float) -> None:
+        """End the processes that cannot end themselves (hung, or dead by silence but there)."""
+        for e in self.fleet.to_end(now):
+            try:
+                outcome = self.end(e)
+            except Exception as exc:  # a bug here must not stop the watcher's loop
+                log.warning("cannot end a stuck worker process", worker=e.worker,
+                            worker_pid=e.pid, error=str(exc))
+                outcome = reaper.DENIED
+            if outcome == reaper.RUNNING:
+                continue  # silent but running: ended once silent for END_SILENT_AFTER_S
+            if outcome == reaper.KILLED:
+                log.warning("ended a stuck worker process", worker=e.worker, worker_pid=e.pid,
+                            why=e.why)
+            elif outcome in (reaper.REMOTE, reaper.DENIED):
+                log.warning("a stuck worker process cannot be ended from here; end it on its "
+                            "host (its messages stay with it until then)", worker=e.worker,
+                            worker_pid=e.pid, host=e.host, why=e.why, outcome=outcome)
+            self.fleet.ended(e.worker)
 
     def _drain(self) -> None:
         while True:
@@ -201,8 +227,10 @@ class FleetMonitor:
         kind: db.Kind = "thumbnail" if death.kind == "thumbnail" else "embedding"
         if self.give_back is not None:
             self._early.append((kind, db.now_iso(), self.clock() + EARLY_RESEND_S))
+        reason = db.timed_out_reason(death.timed_out) if death.timed_out else db.died_reason
         charged = db.died_while_processing(self.conn, kind, death.busy,
-                                           self.cfg.broker.max_attempts) if death.busy else []
+                                           self.cfg.broker.max_attempts,
+                                           reason) if death.busy else []
         log.warning("worker process died", worker=death.worker, worker_pid=death.pid,
                     cause=death.cause, task=kind,
                     working_on=[i for i, _ in death.busy],
@@ -212,7 +240,7 @@ class FleetMonitor:
         for c in charged:
             if c.failed:
                 log.warning("failed", image_id=c.image_id, task=kind,
-                            reason=db.died_reason(c.attempts))
+                            reason=reason(c.attempts))
 
     def _keep_held(self) -> None:
         for kind in db.KINDS:

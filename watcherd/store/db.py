@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -612,6 +612,15 @@ def died_reason(times: int) -> str:
             "out-of-memory killer?)")
 
 
+def timed_out_reason(limit: float) -> Callable[[int], str]:
+    """The reason for a photo whose last attempt ran past its time limit of ``limit`` s."""
+    def reason(times: int) -> str:
+        what = "" if times == 1 else f" ({times} attempts)"
+        return (f"timed out after {limit:g} s{what}: a pathological file, or a read stuck on "
+                "its disk?")
+    return reason
+
+
 @dataclass(frozen=True)
 class Charged:
     image_id: int
@@ -620,10 +629,11 @@ class Charged:
 
 
 def died_while_processing(db: sqlite_utils.Database, kind: Kind,
-                          items: Iterable[tuple[int, str]], max_attempts: int) -> list[Charged]:
-    """A worker process died while processing these photos: one more attempt for each that is
-    still pending (same content, not deleted); at ``max_attempts`` the row becomes failed with
-    a reason that says so."""
+                          items: Iterable[tuple[int, str]], max_attempts: int,
+                          reason: Callable[[int], str] = died_reason) -> list[Charged]:
+    """A worker process died (or timed out) while processing these photos: one more attempt for
+    each that is still pending (same content, not deleted); at ``max_attempts`` the row becomes
+    failed with ``reason(attempts)``."""
     out: list[Charged] = []
     now = now_iso()
     with transaction(db) as c:
@@ -639,7 +649,7 @@ def died_while_processing(db: sqlite_utils.Database, kind: Kind,
             failed = attempts >= max_attempts
             if failed:
                 c.execute(f"UPDATE images SET {kind}_status = 'failed', {kind}_error = ? "
-                          "WHERE id = ?", (died_reason(attempts), image_id))
+                          "WHERE id = ?", (reason(attempts), image_id))
             out.append(Charged(image_id, attempts, failed))
     return out
 

@@ -68,6 +68,14 @@ class LibraryCollector(Collector):
         for role, n in sorted(per_role.items()):
             alive.add_metric([role], n)
         yield alive
+        rss = GaugeMetricFamily("watcherd_worker_rss_bytes", "Memory (RSS) of each live worker, "
+                                "its pool children included, from its last heartbeat",
+                                labels=["worker", "role"])
+        for w in self._workers():
+            if w.get("alive"):
+                rss.add_metric([str(w.get("name")), str(w.get("role"))],
+                               int(w.get("rss_kb") or 0) * 1024)
+        yield rss
 
 
 class Metrics:

@@ -74,6 +74,7 @@ class Beacon:
             rss_kb=sum(procinfo.rss_kb(p) for p in pids), processed=self.processed(),
             held=() if final else tuple(self.held()), pids=tuple(pids),
             input=self.input, version=__version__,
+            stopped=tuple(p for p in pids if procinfo.stopped(p)),
         )
 
     def start(self) -> None:

@@ -7,6 +7,7 @@ row done, failed, changed or deleted and does nothing (no write: a check costs o
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -29,14 +30,17 @@ class Claim:
         return self.image_id, self.sha256
 
 
-def claim(conn: sqlite_utils.Database, kind: db.Kind, image_id: int,
-          sha256: str) -> Claim | None:
+def claim(conn: sqlite_utils.Database, kind: db.Kind, image_id: int, sha256: str, *,
+          before_read: Callable[[], None] | None = None) -> Claim | None:
     """The row's file, read, when there is work to do; None when there is nothing (more) to do
-    (an unreadable file has been marked failed)."""
+    (an unreadable file has been marked failed). ``before_read`` runs when there is work, before
+    the file is read (the busy marker: a read stuck on a dead mount blames this photo)."""
     path = db.begin_task(conn, kind, image_id, sha256)
     if path is None:
         log.debug("nothing to do", image_id=image_id, task=kind)
         return None
+    if before_read is not None:
+        before_read()
     try:
         with open(path, "rb") as f:
             data = f.read()

@@ -4,8 +4,11 @@ encode the batch, save.
 Memory: a photo's bytes and its decoded image live only while that photo is prepared; the
 batch keeps only the model-sized tensors (3 x 224 x 224 float32, 0.6 MB each for ViT-B-32).
 
-Blame: each photo is marked busy while it is decoded (a decoder crash or the OOM killer there
-blames that photo alone), the prepared batch while it is encoded.
+Blame: each photo is marked busy while it is read and decoded (a decoder crash or the OOM
+killer there blames that photo alone), the prepared batch while it is encoded. Each step carries
+``[embeddings] step_time_limit_seconds``: a step still running past it (a read stuck on a dead
+mount, a pathological file, a stopped process) is ended by the watcher from outside, and only
+that step's photos are charged (``watcherd.queue.liveness``).
 """
 
 from __future__ import annotations
@@ -208,12 +211,14 @@ def _prepare_all(cfg: Config, conn: sqlite_utils.Database, embedder: Embedder, m
                  items: Sequence[tuple[int, str]], result: BatchResult) -> list[Prepared]:
     """Claim and prepare each photo in turn, one photo's bytes in memory at a time."""
     prepared: list[Prepared] = []
+    limit = cfg.embeddings.step_time_limit_seconds
     for image_id, sha256 in items:
-        c = claim(conn, "embedding", image_id, sha256)
+        c = claim(conn, "embedding", image_id, sha256,
+                  before_read=lambda i=(image_id, sha256): markers.busy("embedding", [i],
+                                                                         limit=limit))
         if c is None:
             result.skipped += 1
             continue
-        markers.busy("embedding", [c.item])
         try:
             prepared.append(prepare(embedder, c, cfg.images.max_pixels))
         except ImageError as exc:
@@ -235,7 +240,8 @@ def _encode_all(cfg: Config, conn: sqlite_utils.Database, embedder: Embedder,
     for start in range(0, len(prepared), bs):
         chunk = prepared[start:start + bs]
         try:
-            with markers.step("embedding", [p.item for p in chunk]):
+            with markers.step("embedding", [p.item for p in chunk],
+                              limit=cfg.embeddings.step_time_limit_seconds):
                 vectors = encode(embedder, [p.tensor for p in chunk])
         except Exception as exc:  # a bug or a resource problem: say so on the rows
             reason = internal_reason(exc)

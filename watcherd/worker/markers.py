@@ -25,9 +25,16 @@ class Markers:
         self.publisher = Publisher(cfg)
         self._marked: dict[int, bool] = {}  # per process: a non-empty marker is standing
 
-    def busy(self, kind: str, items: Sequence[Item]) -> None:
-        """Announce the photos of the step about to start (replaces the previous marker)."""
-        event = Busy(self.worker, os.getpid(), kind, time.time(), tuple(items))
+    def busy(self, kind: str, items: Sequence[Item], *, limit: float = 0.0,
+             deadline: float = 0.0) -> None:
+        """Announce the photos of the step about to start (replaces the previous marker), with
+        its time limit (seconds, for the reason) and when it runs out (``time.time()``; 0:
+        ``limit`` from now; no limit when ``limit`` is 0): past it, the watcher ends the
+        process and charges the step's photos as timed out."""
+        now = time.time()
+        if limit and not deadline:
+            deadline = now + limit
+        event = Busy(self.worker, os.getpid(), kind, now, tuple(items), limit, deadline)
         self.publisher.publish(event.to_json())
         self._marked[os.getpid()] = bool(items)
 
@@ -37,8 +44,9 @@ class Markers:
             self.busy(kind, ())
 
     @contextmanager
-    def step(self, kind: str, items: Sequence[Item]) -> Iterator[None]:
-        self.busy(kind, items)
+    def step(self, kind: str, items: Sequence[Item], *, limit: float = 0.0,
+             deadline: float = 0.0) -> Iterator[None]:
+        self.busy(kind, items, limit=limit, deadline=deadline)
         try:
             yield
         finally:

@@ -62,3 +62,9 @@ def rss_kb(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def stopped(pid: int) -> bool:
+    """Stopped by a signal (SIGSTOP, SIGTSTP: state T); a debugger's stop (t) is not."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] == "T"

@@ -72,6 +72,9 @@ def run_worker(cfg: Config, role: str) -> int:
                 if worker and worker[0].consumer is not None:
                     worker[0].consumer.cancel_task_queue(queue_names(cfg)[kind])
 
+        if role == "thumbnails" and cfg.thumbnails.max_memory_per_child_mb:
+            # A pool child above this RSS after a task is replaced by a fresh one (Celery).
+            app.conf.worker_max_memory_per_child = cfg.thumbnails.max_memory_per_child_mb * 1024
         tasks.register(app, cfg, holder, markers, refuse=refuse)
         if role == "embeddings":
             batches: tasks.EmbedBatches = app.tasks[EMBED_TASK]

@@ -4,15 +4,22 @@ locked database into a message given back to the queue.
 No Celery retry layer: per-file problems end as ``failed`` rows (no retry), a locked database
 gives the message back (``dbconn``), and a worker that dies is noticed by the watcher from its
 heartbeats, which counts the attempt against the photo it was working on.
+
+The thumbnail task has Celery's soft and hard time limits (``[thumbnails]``) and
+``acks_on_failure_or_timeout=False``: after the hard limit Celery kills the pool child and gives
+the message back (instead of acknowledging it, Celery's default), and the watcher charges the
+photo as timed out (``worker.thumbnail``).
 """
 
 from __future__ import annotations
 
 import itertools
 import sqlite3
+import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+from billiard.exceptions import SoftTimeLimitExceeded
 from celery import Celery, signals
 from celery.exceptions import Reject
 from celery_batches import Batches, SimpleRequest
@@ -30,7 +37,7 @@ from watcherd.worker.embedding import EmbedderHolder, embed_batch
 from watcherd.worker.markers import Markers
 from watcherd.worker.prepare import prepare_one
 from watcherd.worker.remote_embed import Refused, embed_jobs
-from watcherd.worker.thumbnail import thumbnail_one
+from watcherd.worker.thumbnail import thumbnail_one, timed_out
 
 __all__ = ["EmbedBatches", "EmbedderHolder", "register"]
 
@@ -126,7 +133,10 @@ def register(app: Celery, cfg: Config, holder: EmbedderHolder | None = None,
         app.send_task(EMBED_TASK, args=[image_id, sha256], kwargs={"remote": job},
                       queue=queue, routing_key=queue)
 
-    @app.task(name=PREPARE_TASK, acks_late=True)
+    # Preparing decodes the photo as a thumbnail does: the same hard limit (no soft one: the
+    # step is short), and the message comes back after a timeout for the attempts to decide.
+    @app.task(name=PREPARE_TASK, acks_late=True, time_limit=cfg.thumbnails.time_limit_seconds,
+              acks_on_failure_or_timeout=False)
     def prepare(image_id: int, sha256: str, job: Any = None) -> str:
         conn = database(path, timeout)
         try:
@@ -137,11 +147,19 @@ def register(app: Celery, cfg: Config, holder: EmbedderHolder | None = None,
             note_locked(conn, "embedding", [(image_id, sha256)], timeout)
             raise Reject(str(exc), requeue=True) from None
 
-    @app.task(name=THUMBNAIL_TASK, acks_late=True)
+    t = cfg.thumbnails
+
+    @app.task(name=THUMBNAIL_TASK, acks_late=True, soft_time_limit=t.soft_time_limit_seconds,
+              time_limit=t.time_limit_seconds, acks_on_failure_or_timeout=False)
     def thumbnail(image_id: int, sha256: str) -> str:
+        deadline = time.time() + t.time_limit_seconds
         conn = database(path, timeout)
         try:
-            return thumbnail_one(cfg, conn, the_markers, image_id, sha256)
+            return thumbnail_one(cfg, conn, the_markers, image_id, sha256, deadline=deadline)
+        except SoftTimeLimitExceeded:
+            if timed_out(cfg, conn, image_id, sha256):
+                return "failed"
+            raise Reject("soft time limit exceeded", requeue=True) from None
         except sqlite3.OperationalError as exc:
             if not is_locked(exc):
                 raise

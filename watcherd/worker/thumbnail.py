@@ -1,11 +1,17 @@
 """The thumbnail task's steps: claim, render (marked busy: a decoder crash or the OOM killer
-blames this photo), save."""
+blames this photo), save.
+
+Time limits (``[thumbnails] soft_time_limit_seconds`` / ``time_limit_seconds``, Celery's): the
+busy marker carries the hard limit's deadline, so when Celery kills a pool child past it the
+watcher charges the photo as timed out; at the soft limit the task charges it itself
+(``timed_out``) through the same attempts counter and reason, then gives the message back."""
 
 from __future__ import annotations
 
 import time
 
 import sqlite_utils
+from billiard.exceptions import SoftTimeLimitExceeded
 
 from watcherd import logs
 from watcherd.config import Config
@@ -31,19 +37,27 @@ def save(conn: sqlite_utils.Database, c: Claim, result: ThumbnailResult) -> bool
 
 
 def thumbnail_one(cfg: Config, conn: sqlite_utils.Database, markers: Markers, image_id: int,
-                  sha256: str) -> str:
+                  sha256: str, *, deadline: float = 0.0) -> str:
     """One photo's thumbnails: "done", "stale" (its content changed meanwhile), "failed" or
-    "skipped" (nothing to do)."""
+    "skipped" (nothing to do). ``deadline``: when Celery's hard time limit ends the task
+    (``time.time()``; 0: no limit). SoftTimeLimitExceeded goes to the caller."""
     started = time.perf_counter()
-    c = claim(conn, "thumbnail", image_id, sha256)
-    if c is None:
-        return "skipped"
+    limit = cfg.thumbnails.time_limit_seconds if deadline else 0.0
     error: Exception | None = None
-    with markers.step("thumbnail", [c.item]):
+    try:
+        c = claim(conn, "thumbnail", image_id, sha256,
+                  before_read=lambda: markers.busy("thumbnail", [(image_id, sha256)],
+                                                   limit=limit, deadline=deadline))
+        if c is None:
+            return "skipped"
         try:
             result = render(cfg, c)
+        except SoftTimeLimitExceeded:
+            raise
         except Exception as exc:
             error = exc
+    finally:
+        markers.idle("thumbnail")  # the step (read and render) is over
     if error is not None:
         # ImageError: the file's fault. Anything else is a bug: the traceback goes to the log,
         # and the row says what happened instead of being retried until it "gives up".
@@ -57,3 +71,16 @@ def thumbnail_one(cfg: Config, conn: sqlite_utils.Database, markers: Markers, im
              path=c.path, task="thumbnail", sizes=list(cfg.thumbnails.sizes),
              duration_ms=round((time.perf_counter() - started) * 1000, 1))
     return "done" if saved else "stale"
+
+
+def timed_out(cfg: Config, conn: sqlite_utils.Database, image_id: int, sha256: str) -> bool:
+    """The soft time limit struck: one more attempt for the photo, like a death (``failed``,
+    "timed out after N s", at ``[broker] max_attempts``). True when there is nothing more to do
+    (failed now, or no longer pending); else the caller gives the message back."""
+    limit = cfg.thumbnails.soft_time_limit_seconds
+    charged = db.died_while_processing(conn, "thumbnail", [(image_id, sha256)],
+                                       cfg.broker.max_attempts, db.timed_out_reason(limit))
+    failed = bool(charged) and charged[0].failed
+    log.warning("time limit exceeded", image_id=image_id, task="thumbnail", limit_s=limit,
+                attempts=charged[0].attempts if charged else None, failed=failed)
+    return failed or not charged

@@ -1,0 +1,76 @@
+"""Ending a worker process from outside: what the watcher does with ``liveness.End``.
+
+A process that is SIGSTOPped, or stuck in a step past its time limit, cannot end itself (its
+heartbeat thread stops with it, or keeps beating while the step never returns); while it lives,
+RabbitMQ keeps its unacknowledged messages and the spool its claims. The watcher ends it with
+SIGKILL when it runs on the watcher's host and its command line is a watcherd worker's (a pid
+reused by another program is left alone); ``watcherd run``'s supervisor or systemd
+(``Restart=on-failure``) starts a new one, and the broker gives its messages back. A process
+whose /proc entry the watcher cannot read (systemd's ``ProtectProc=invisible`` between units)
+is ended only when forced: hung, or silent for ``liveness.END_SILENT_AFTER_S``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+
+KILLED, GONE, REMOTE, NOT_OURS, RUNNING, DENIED = (
+    "killed", "gone", "remote", "not ours", "running", "denied")
+
+
+def _state(pid: int) -> str | None:
+    """The process's state letter from /proc (R, S, D, T, t, Z…), None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2:].split()[0]
+
+
+def _is_worker(pid: int) -> bool:
+    """Its command line is a ``watcherd … worker …`` (pool children share their parent's)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return False
+    return b"worker" in argv and any(b"watcherd" in a for a in argv)
+
+
+def end(host: str, pid: int, *, force: bool) -> str:
+    """SIGKILL the worker process ``pid`` of ``host`` if it is on this host, is a watcherd
+    worker, and either ``force`` or it is stopped (state T). Returns what happened: killed,
+    gone (or a zombie), remote, not ours, running (not stopped and not forced: not yet),
+    denied (no permission)."""
+    if host != socket.gethostname():
+        return REMOTE
+    state = _state(pid)
+    if state is None:
+        # Gone, or hidden: under systemd each unit has its own user namespace and
+        # ProtectProc=invisible, so the watcher cannot read the workers' /proc entries. kill()
+        # still reaches them (the same user); it reaches no other user's process, and the pid
+        # was a watcherd worker's in a heartbeat seconds ago. Its state unknown, only forced.
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return GONE
+        except PermissionError:
+            return NOT_OURS
+        if not force:
+            return RUNNING
+    elif state in ("Z", "X"):
+        return GONE
+    elif not _is_worker(pid):
+        return NOT_OURS
+    elif not force and state != "T":
+        return RUNNING
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return GONE
+    except PermissionError:
+        return DENIED
+    return KILLED
