@@ -127,7 +127,10 @@ def test_search_during_a_reembed_answers_with_the_old_model_and_says_so(tmp_path
 
     old = write_model_dir(tmp_path / "old", seed=1)
     new = write_model_dir(tmp_path / "new", seed=2)
-    config_path = write_config(tmp_path, model=new)
+    from tests.web.weblib import Serve, free_port, get
+
+    config_path = write_config(tmp_path, model=new,
+                               web={"listen": f"127.0.0.1:{free_port()}"})
     conn = db.connect(config.load(config_path).database.path)
     ids = [db.record_file(conn, str(tmp_path / "photos" / f"{i}.jpg"), 1, 1.0, f"h{i}",
                           REUSE).id for i in range(3)]
@@ -152,3 +155,12 @@ def test_search_during_a_reembed_answers_with_the_old_model_and_says_so(tmp_path
     chosen = cli(config_path, "search", "a red car", "--json", "--model", new)
     assert chosen.returncode == 0, chosen.stderr
     assert len(json.loads(chosen.stdout)) == 1 and "note:" not in chosen.stderr
+    # the web server says so too: the API's "note" and the page above the grid
+    server = Serve(config_path).wait_ready()
+    try:
+        api = get(server.base + "/api/search?q=a+red+car").json()
+        assert len(api["results"]) == 3 and "the configured model" in (api["note"] or "")
+        page = get(server.base + "/?q=a+red+car").body.decode()
+        assert 'id="note"' in page and "the configured model" in page
+    finally:
+        server.stop()

@@ -61,7 +61,7 @@ class Pages:
         searching_ = bool(texts) or like is not None
         max_page = 1_000_000 if not searching_ else p.MAX_N // PAGE
         page = p.opt_int(qp, "page", 1, 1, max_page)
-        error = None
+        error = note = None
         tiles: list[Tile] = []
         more = False
         if searching_:
@@ -69,7 +69,8 @@ class Pages:
             query = Query(texts=(" ".join(texts),), n=n, under=under) if texts else \
                 Query(images=(like,), n=n, under=under, exclude=(like,))
             try:
-                hits = self.server.search(query, None).hits
+                results = self.server.search(query, None)
+                hits, note = results.hits, results.note
             except (p.BadRequest, searching.Unavailable) as exc:
                 error, hits = str(exc), []
             window = hits[PAGE * (page - 1):PAGE * page]
@@ -88,6 +89,7 @@ class Pages:
             return "/?" + urlencode({**args, "page": to})
 
         return render("home.html", q=" ".join(texts), like=like, under=under or "", tiles=tiles,
+                      note=note,
                       size=self.small, page=page, error=error,
                       prev=link(page - 1) if page > 1 else None,
                       next=link(page + 1) if more else None)
