@@ -105,6 +105,28 @@ def test_the_backlog_is_fed_in_slices_behind_new_photos(tmp_path: Path) -> None:
     assert new in sent and max(old) in sent and min(old) not in sent
 
 
+def test_a_remote_backlog_counts_the_prepares_waiting_on_the_thumbnails_queue(
+        tmp_path: Path) -> None:
+    """With [embeddings] remote, backlog embeddings go out as prepare tasks on the thumbnails
+    queue: that is where they wait ahead of new photos, so that is what the feed must see."""
+    from tests.conftest import BROKERS
+    from watcherd.queue.app import PREPARE_TASK
+
+    cfg = config.load(write_config(tmp_path, broker_url=BROKERS["redis"],
+                                   embeddings={"remote": True}))
+    conn = db.connect(cfg.database.path)
+    app = make_app(cfg)
+    thumbs = queue_names(cfg)["thumbnail"]
+    try:
+        for i in range(5):
+            app.send_task(PREPARE_TASK, args=[i, "x", {}], queue=thumbs, routing_key=thumbs)
+        assert Outbox(app, conn, cfg, model_key=B)._depth("embedding") == 5
+    finally:
+        with app.connection_for_write() as c:
+            for q in queue_names(cfg).values():
+                c.default_channel.queue_delete(q)
+
+
 def test_search_uses_the_model_that_covers_the_library_best() -> None:
     a, b = ModelKey(*A), ModelKey(*B)
     during = best_covering([StoredModel(a, 1000), StoredModel(b, 10)], b)

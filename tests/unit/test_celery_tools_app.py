@@ -79,6 +79,15 @@ def test_the_app_matches_the_workers(broker: str, tmp_path: Path,
     assert app.conf.worker_send_task_events and app.conf.worker_enable_remote_control
 
 
+def test_a_remote_workers_config_is_enough(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a GPU box the config holds only [broker] and [embeddings]: the tools work there too."""
+    config = tmp_path / "remote.toml"
+    config.write_text(f'[broker]\nurl = "{BROKERS["redis"]}"\n[embeddings]\nmodel = "x"\n')
+    monkeypatch.setenv("WATCHERD_CONFIG", str(config))
+    assert watcherd.celery.conf.broker_url == BROKERS["redis"]
+
+
 def test_task_events_follow_the_config_and_are_never_on_for_the_spool(tmp_path: Path) -> None:
     on = load(write_config(_mk(tmp_path / "a"), broker_url=BROKERS["redis"]))
     off = load(write_config(_mk(tmp_path / "b"), broker_url=BROKERS["redis"],

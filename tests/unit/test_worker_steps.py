@@ -231,6 +231,28 @@ def test_steps_carry_their_time_limits(setup: tuple[Config, Any, Markers, Heard]
         ((item,), cfg.thumbnails.time_limit_seconds, before + 300), ((), 0.0, 0.0)]
 
 
+def test_a_remote_prepare_carries_the_hard_limit_from_the_read_on(
+        setup: tuple[Config, Any, Markers, Heard], tmp_path: Path) -> None:
+    """Preparing a remote embedding runs in the thumbnail pool under its hard limit: the busy
+    marker goes up before the read and carries the deadline (a kill past it is a timeout)."""
+    from watcherd.media.clipinput import InputSpec
+    from watcherd.queue import remote
+    from watcherd.worker.prepare import prepare_one
+
+    cfg, conn, markers, heard = setup
+    item = add_photo(conn, tmp_path, "p.jpg", jpeg(11))
+    job = remote.job(("M", "P"), InputSpec(draft=64, resize=64, interpolation="bicubic",
+                                           crop=(64, 64)))
+    sent: list[int] = []
+    deadline = time.time() + 300
+    assert prepare_one(cfg, conn, markers, lambda i, _s, _j: sent.append(i), *item, job,
+                       deadline=deadline) == "sent"
+    assert sent == [item[0]]
+    marked = [b for b in heard.busy(2) if b.kind == "embedding"]
+    assert [(b.items, b.limit, b.deadline) for b in marked] == [
+        ((item,), cfg.thumbnails.time_limit_seconds, deadline), ((), 0.0, 0.0)]
+
+
 def test_the_soft_time_limit_charges_an_attempt_and_fails_at_max_attempts(
         setup: tuple[Config, Any, Markers, Heard], tmp_path: Path) -> None:
     cfg, conn, _, _ = setup

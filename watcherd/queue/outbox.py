@@ -138,9 +138,15 @@ class Outbox:
         return sent
 
     def _depth(self, kind: db.Kind) -> int | None:
-        queue = queue_names(self.cfg)[kind]
+        """The queue's depth; remote embeddings: both queues, since their prepare messages wait
+        on the thumbnails queue first (ahead of new photos' thumbnails)."""
+        names = queue_names(self.cfg)
+        queue = names[kind]
         try:
-            return queue_depths(self.app, self.cfg)[queue]
+            depths = queue_depths(self.app, self.cfg)
+            if kind == "embedding" and self.cfg.embeddings.remote:
+                return depths[queue] + depths[names["thumbnail"]]
+            return depths[queue]
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             if error != self.depth_error:

@@ -68,7 +68,8 @@ def _build() -> Celery:
             f"${ENV_VAR} is not set: Celery's tools load watcherd's app from the config file it "
             f"names, e.g. {ENV_VAR}=/etc/watcherd/config.toml celery -A watcherd inspect ping")
     try:
-        cfg = load(path, check_paths=False)
+        # remote=True: the config of a worker on another machine ([broker] and [embeddings])
+        cfg = load(path, check_paths=False, remote=True)
     except ConfigError as exc:
         raise AppUnavailable(f"{ENV_VAR}: {exc}") from None
     if cfg.broker.embedded:

@@ -30,8 +30,10 @@ Send = Callable[[int, str, dict[str, Any]], None]  # image id, sha256, the embed
 
 
 def prepare_one(cfg: Config, conn: sqlite_utils.Database, markers: Markers, send: Send,
-                image_id: int, sha256: str, raw_job: Any) -> str:
-    """"sent", "failed" (a bad photo, or a bad job) or "skipped" (nothing to do)."""
+                image_id: int, sha256: str, raw_job: Any, *, deadline: float = 0.0) -> str:
+    """"sent", "failed" (a bad photo, or a bad job) or "skipped" (nothing to do).
+    ``deadline``: when Celery's hard time limit ends the task (``time.time()``; 0: none); the
+    busy markers carry it, so a kill past it is charged as a timeout, read included."""
     started = time.perf_counter()
     try:
         job = remote.parse_job(raw_job, need_pixels=False)
@@ -39,16 +41,21 @@ def prepare_one(cfg: Config, conn: sqlite_utils.Database, markers: Markers, send
         db.fail(conn, "embedding", image_id, sha256, f"cannot prepare: {exc}")
         log.error("prepare job refused", image_id=image_id, task="embedding", reason=str(exc))
         return "failed"
-    c = claim(conn, "embedding", image_id, sha256)
-    if c is None:
-        return "skipped"
+    limit = cfg.thumbnails.time_limit_seconds if deadline else 0.0
     error: Exception | None = None
-    with markers.step("embedding", [c.item]):
+    try:
+        c = claim(conn, "embedding", image_id, sha256,
+                  before_read=lambda: markers.busy("embedding", [(image_id, sha256)],
+                                                   limit=limit, deadline=deadline))
+        if c is None:
+            return "skipped"
         try:
             decoded = decode(c.data, max_pixels=cfg.images.max_pixels, draft_size=job.spec.draft)
             pixels = clipinput.to_wire(clipinput.prepare(decoded.image, job.spec))
         except Exception as exc:
             error = exc
+    finally:
+        markers.idle("embedding")  # the step (read and decode) is over
     c.data = b""  # the photo's bytes go before the message is sent
     if error is not None:
         reason = str(error) if isinstance(error, ImageError) else internal_reason(error)

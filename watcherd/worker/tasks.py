@@ -140,7 +140,8 @@ def register(app: Celery, cfg: Config, holder: EmbedderHolder | None = None,
     def prepare(image_id: int, sha256: str, job: Any = None) -> str:
         conn = database(path, timeout)
         try:
-            return prepare_one(cfg, conn, the_markers, send_embed, image_id, sha256, job)
+            return prepare_one(cfg, conn, the_markers, send_embed, image_id, sha256, job,
+                               deadline=time.time() + cfg.thumbnails.time_limit_seconds)
         except sqlite3.OperationalError as exc:
             if not is_locked(exc):
                 raise
