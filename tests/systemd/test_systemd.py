@@ -277,6 +277,20 @@ def _processes(c: Container) -> list[str]:
     return c.pids("/bin/watcherd") + c.pids("celery")
 
 
+def _wait_restarted(c: Container, before: dict[str, str], timeout: float, what: str) -> None:
+    """Until the embedding worker runs again under a new main pid, restarted by systemd."""
+    wait_for(
+        lambda: (
+            (s := _show(c, "watcherd-embeddings"))["NRestarts"] != before["NRestarts"]
+            and s["SubState"] == "running"
+            and s["MainPID"] not in ("0", before["MainPID"])
+        ),
+        timeout,
+        what,
+        interval=0.5,
+    )
+
+
 def test_watcherd_under_systemd(container: Container) -> None:
     c = container
     shared = c.shared
@@ -399,16 +413,7 @@ def test_watcherd_under_systemd(container: Container) -> None:
     before = _show(c, "watcherd-embeddings")
     c.systemctl("kill", "-s", "SIGKILL", "--kill-whom=main", "watcherd-embeddings")
     t0 = time.monotonic()
-    wait_for(
-        lambda: (
-            (s := _show(c, "watcherd-embeddings"))["NRestarts"] != before["NRestarts"]
-            and s["SubState"] == "running"
-            and s["MainPID"] not in ("0", before["MainPID"])
-        ),
-        60,
-        "systemd to restart the killed embedding worker",
-        interval=0.5,
-    )
+    _wait_restarted(c, before, 60, "systemd to restart the killed embedding worker")
     figures["SIGKILL to restarted s"] = round(time.monotonic() - t0, 2)
     assert int(_show(c, "watcherd-embeddings")["NRestarts"]) == int(before["NRestarts"]) + 1
     for unit in ("watcherd", "watcherd-thumbnails"):
@@ -422,16 +427,8 @@ def test_watcherd_under_systemd(container: Container) -> None:
     before = _show(c, "watcherd-embeddings")
     c.systemctl("kill", "-s", "SIGSTOP", "--kill-whom=main", "watcherd-embeddings")
     t0 = time.monotonic()
-    wait_for(
-        lambda: (
-            (s := _show(c, "watcherd-embeddings"))["NRestarts"] != before["NRestarts"]
-            and s["SubState"] == "running"
-            and s["MainPID"] not in ("0", before["MainPID"])
-        ),
-        90,
-        "the watcher to end the stopped embedding worker and systemd to restart it",
-        interval=0.5,
-    )
+    _wait_restarted(c, before, 90, "the watcher to end the stopped embedding worker and "
+                                   "systemd to restart it")
     figures["SIGSTOP to restarted s"] = round(time.monotonic() - t0, 2)
     log = c.sh("journalctl", "--no-pager", "-o", "cat", "-u", "watcherd").stdout
     assert "ended a stuck worker process" in log, log[-3000:]
