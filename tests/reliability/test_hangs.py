@@ -35,7 +35,10 @@ from tests.reliability.test_poison import WatcherSide, photos, worker_name
 from watcherd import config
 from watcherd.worker import procinfo
 
-SOFT, HARD, STEP, ATTEMPTS = 2.0, 3.0, 5.0, 3
+# STEP is not what ends the stopped embedding worker (its silence is): it only has to be longer
+# than a replacement worker's first batch on a starved 2-core machine. At 5 s, under the full
+# suite on Redis, a replacement's first encode was judged hung and a second batch was charged.
+SOFT, HARD, STEP, ATTEMPTS = 2.0, 3.0, 30.0, 3
 BOUND_S = ATTEMPTS * max(HARD, STEP) + 60
 
 
@@ -90,8 +93,10 @@ def test_sigstop_of_a_thumbnail_child_and_of_the_embedding_worker_mid_work(
     assert all_children(daemon.proc.pid)["embeddings"] != kids["embeddings"]
     assert all_children(daemon.proc.pid)["thumbnails"] == kids["thumbnails"]  # its pool healed
     log = daemon.log()
-    assert "Hard time limit (3.0s) exceeded" in log  # Celery ended the stopped child
     ended = [e for e in log_events(log) if e.get("event") == "ended a stuck worker process"]
+    # Celery's hard limit or the watcher (a child stopped for 6 s), whichever comes first: on
+    # Redis the pool's timeout handler can be later than the watcher.
+    assert "Hard time limit (3.0s) exceeded" in log or child in {e["worker_pid"] for e in ended}
     assert {e["worker_pid"] for e in ended} <= {child, kids["embeddings"]}
     assert kids["embeddings"] in {e["worker_pid"] for e in ended}
     # Only the stopped steps' photos were charged, once each (a child: its one photo; the

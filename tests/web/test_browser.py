@@ -178,7 +178,10 @@ def test_log_in_with_the_token(token_library: Lib, token_server: Serve, browser:
     wait_for(lambda: "/login" in browser.current_url, 30, "the login page")
     browser.find_element(By.ID, "token").send_keys("wrong")
     browser.find_element(By.ID, "login").click()
-    assert "wrong token" in browser.find_element(By.ID, "error").text
+    # the click submits a form: wait for the answer's page, not the one still showing
+    error = wait_for(lambda: next(iter(browser.find_elements(By.ID, "error")), None), 30,
+                     "the wrong token's error")
+    assert "wrong token" in error.text
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.ID, "login").click()
     wait_for(lambda: "q=green" in browser.current_url and "/login" not in browser.current_url,

@@ -62,7 +62,8 @@ def test_each_live_workers_memory_shows_in_status_and_metrics(tmp_path: Path) ->
     path = write_config(tmp_path)
     conn = db.connect(tmp_path / "watcherd.db")
     db.save_workers(conn, [db.WorkerRow(
-        name="thumbnails@h:7", role="thumbnails", host="h", pid=7, state="ready", message=None,
+        name="thumbnails@h:7", role="thumbnails", host=socket.gethostname(),
+        pid=7, state="ready", message=None,
         model=None, pretrained=None, device=None, started_at=db.now_iso(),
         last_seen=db.now_iso(), processed=3, rss_kb=512_000)])
     report = json.loads(cli(path, "status", "--json").stdout)
