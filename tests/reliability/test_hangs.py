@@ -101,9 +101,9 @@ def test_sigstop_of_a_thumbnail_child_and_of_the_embedding_worker_mid_work(
     charged = query(db_path, "SELECT thumbnail_attempts t, embedding_attempts e FROM images "
                     "WHERE thumbnail_attempts > 0 OR embedding_attempts > 0")
     assert sum(r["t"] for r in charged) <= 1 and max([r["t"] for r in charged] or [0]) <= 1
-    # One step's photos: one photo's decode, or one batch's encode. A batch is up to the
-    # worker's prefetch (2 x batch_size = 16 here), not batch_size: celery-batches flushes
-    # everything buffered, and a burst that arrived while the model loaded is 16 at once.
+    # One step's photos: one photo's decode, or one batch's encode, i.e. at most batch_size,
+    # which the reliability suite sets to 16 (tests/reliability/conftest.py). Stopped during a
+    # decode, 1 photo is charged; during an encode, the batch (16, seen under the full suite).
     assert sum(r["e"] for r in charged) <= 16 and max([r["e"] for r in charged] or [0]) <= 1
     record(fault="SIGSTOP of a thumbnail pool child and of the embedding worker", broker=broker,
            ended=[("child" if e["worker_pid"] == child else "embeddings", e["why"])

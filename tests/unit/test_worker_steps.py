@@ -111,6 +111,29 @@ def test_embed_batch_marks_each_photo_while_it_is_decoded_then_the_batch(
     assert precisions == {holder.embedder.precision} != {None}  # type: ignore[union-attr]
 
 
+def test_the_task_encodes_batch_size_at_a_time_whatever_celery_batches_flushed(
+        setup: tuple[Config, Any, Markers, Heard], holder: EmbedderHolder,
+        tmp_path: Path) -> None:
+    """celery-batches hands the task all it buffered (up to the prefetch, 2 x batch_size): the
+    photos are still encoded [embeddings] batch_size at a time, each chunk its own step, so a
+    batch that kills the worker blames no more photos than that."""
+    from celery_batches import SimpleRequest
+
+    from watcherd.queue.app import EMBED_TASK
+
+    cfg, conn, markers, heard = setup
+    items = [add_photo(conn, tmp_path, f"{i}.jpg", jpeg(i)) for i in range(16)]
+    app = make_app(cfg)
+    tasks.register(app, cfg, holder, markers)
+    assert holder.key is not None
+    requests = [SimpleRequest(f"r{n}", EMBED_TASK, (*item, *holder.key), {}, {}, "test", True,
+                              None, None, {}) for n, item in enumerate(items)]
+    assert app.tasks[EMBED_TASK].run(requests) == []
+    encoded = [b.items for b in heard.busy(16 + 2) if len(b.items) > 1]
+    assert [len(e) for e in encoded] == [8, 8]
+    assert {r[0] for r in conn.execute("SELECT embedding_status FROM images")} == {"done"}
+
+
 def test_a_bad_photo_fails_alone_and_a_stale_message_is_skipped_unmarked(
         setup: tuple[Config, Any, Markers, Heard], holder: EmbedderHolder,
         tmp_path: Path) -> None:
