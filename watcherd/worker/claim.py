@@ -14,6 +14,7 @@ import sqlite_utils
 
 from watcherd import logs
 from watcherd.store import db
+from watcherd.worker.markers import Markers
 
 log = logs.get("watcherd.worker.claim")
 
@@ -63,3 +64,12 @@ def claim(conn: sqlite_utils.Database, kind: db.Kind, image_id: int, sha256: str
 def internal_reason(exc: BaseException) -> str:
     """A row's reason for an error that is not the file's fault (a bug, a resource problem)."""
     return f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
+
+
+def claim_marked(conn: sqlite_utils.Database, markers: Markers, kind: db.Kind, image_id: int,
+                 sha256: str, *, limit: float, deadline: float) -> Claim | None:
+    """:func:`claim` for a pool task under Celery's hard limit: its busy marker, carrying the
+    limit and the deadline, goes up before the file is read (the caller clears it)."""
+    return claim(conn, kind, image_id, sha256,
+                 before_read=lambda: markers.busy(kind, [(image_id, sha256)], limit=limit,
+                                                  deadline=deadline))

@@ -25,7 +25,7 @@ from watcherd import logs
 from watcherd.config import Config
 from watcherd.media.images import ImageError
 from watcherd.store import db
-from watcherd.worker.claim import Claim, claim, internal_reason
+from watcherd.worker.claim import Claim, claim_marked, internal_reason
 from watcherd.worker.markers import Markers
 
 if TYPE_CHECKING:
@@ -213,9 +213,8 @@ def _prepare_all(cfg: Config, conn: sqlite_utils.Database, embedder: Embedder, m
     prepared: list[Prepared] = []
     limit = cfg.embeddings.step_time_limit_seconds
     for image_id, sha256 in items:
-        c = claim(conn, "embedding", image_id, sha256,
-                  before_read=lambda i=(image_id, sha256): markers.busy("embedding", [i],
-                                                                         limit=limit))
+        c = claim_marked(conn, markers, "embedding", image_id, sha256, limit=limit,
+                         deadline=0.0)  # 0: the limit from now
         if c is None:
             result.skipped += 1
             continue

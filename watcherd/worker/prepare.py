@@ -21,7 +21,7 @@ from watcherd.media import clipinput
 from watcherd.media.images import ImageError, decode
 from watcherd.queue import remote
 from watcherd.store import db
-from watcherd.worker.claim import claim, internal_reason
+from watcherd.worker.claim import claim_marked, internal_reason
 from watcherd.worker.markers import Markers
 
 log = logs.get("watcherd.worker.prepare")
@@ -44,9 +44,8 @@ def prepare_one(cfg: Config, conn: sqlite_utils.Database, markers: Markers, send
     limit = cfg.thumbnails.time_limit_seconds if deadline else 0.0
     error: Exception | None = None
     try:
-        c = claim(conn, "embedding", image_id, sha256,
-                  before_read=lambda: markers.busy("embedding", [(image_id, sha256)],
-                                                   limit=limit, deadline=deadline))
+        c = claim_marked(conn, markers, "embedding", image_id, sha256, limit=limit,
+                         deadline=deadline)
         if c is None:
             return "skipped"
         try:

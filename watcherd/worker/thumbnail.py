@@ -18,7 +18,7 @@ from watcherd.config import Config
 from watcherd.media.images import ImageError
 from watcherd.media.thumbnails import ThumbnailResult, make_thumbnails
 from watcherd.store import db
-from watcherd.worker.claim import Claim, claim, internal_reason
+from watcherd.worker.claim import Claim, claim_marked, internal_reason
 from watcherd.worker.markers import Markers
 
 log = logs.get("watcherd.worker.thumbnail")
@@ -45,9 +45,8 @@ def thumbnail_one(cfg: Config, conn: sqlite_utils.Database, markers: Markers, im
     limit = cfg.thumbnails.time_limit_seconds if deadline else 0.0
     error: Exception | None = None
     try:
-        c = claim(conn, "thumbnail", image_id, sha256,
-                  before_read=lambda: markers.busy("thumbnail", [(image_id, sha256)],
-                                                   limit=limit, deadline=deadline))
+        c = claim_marked(conn, markers, "thumbnail", image_id, sha256, limit=limit,
+                         deadline=deadline)
         if c is None:
             return "skipped"
         try:
