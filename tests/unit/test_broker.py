@@ -42,11 +42,11 @@ def _consume(root: str, out: str, stop_after_idle: float) -> None:
     Path(out).write_text("\n".join(map(str, _drain(Path(root), stop_after_idle))))
 
 
-def _publish(root: Path, numbers: range) -> None:
+def _publish(root: Path, numbers: range, delivery_mode: int = 2) -> None:
     with _connection(root) as conn, conn.Producer() as producer:
         for n in numbers:
             producer.publish({"n": n}, exchange=QUEUE.exchange, routing_key="q", declare=[QUEUE],
-                             serializer="json")
+                             serializer="json", delivery_mode=delivery_mode)
 
 
 def test_two_consumers_get_every_message_exactly_once(tmp_path: Path) -> None:

@@ -83,6 +83,16 @@ def spool_options(spool_dir: Path, polling_interval: float = 0.05) -> dict[str, 
 _OWNER: dict[int, tuple[str, int]] = {}
 
 
+def _persistent(payload: Any) -> bool:
+    """Whether a message must survive a power cut (AMQP's delivery mode 2, kombu's and Celery's
+    default). Transient ones (the fleet's heartbeats and busy markers, several per photo) are
+    not synced: they only need to outlive a process, and the page cache does that; a sync each
+    cost ~0.3 ms on an idle disk and much more behind a busy one (benchmarks/spool_fsync.py)."""
+    properties = payload.get("properties") if isinstance(payload, dict) else None
+    mode = properties.get("delivery_mode", 2) if isinstance(properties, dict) else 2
+    return mode != 1
+
+
 def _my_owner(claimed: Path) -> str:
     """This process's claim folder under ``claimed/``, created on first use with a lock file
     that it holds (flock) until it exits. The kernel drops the lock when the process dies, in
@@ -251,7 +261,8 @@ class Channel(filesystem.Channel):
             with open(tmp, "wb") as f:
                 f.write(str_to_bytes(dumps(payload)))
                 f.flush()
-                self._sync_file(f.fileno())  # the data is on disk before the name is
+                if _persistent(payload):
+                    self._sync_file(f.fileno())  # the data is on disk before the name is
             os.rename(tmp, folder / name)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
