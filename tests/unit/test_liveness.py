@@ -15,6 +15,7 @@ from watcherd.queue.liveness import (
 )
 
 X, Y, Z, W = (1, "x" * 64), (2, "y" * 64), (3, "z" * 64), (4, "w" * 64)
+SPACE = "boot/4026531836"  # the workers' pid space: every process to end carries it (reaper)
 
 
 def hb(name: str = "thumbnails@h:100", *, pid: int = 100, pids: tuple[int, ...] = (100,),
@@ -22,7 +23,7 @@ def hb(name: str = "thumbnails@h:100", *, pid: int = 100, pids: tuple[int, ...] 
        kind: str = "thumbnail") -> Heartbeat:
     role = "thumbnails" if kind == "thumbnail" else "embeddings"
     return Heartbeat(name=name, role=role, kind=kind, host="h", pid=pid, state=state, at=at,
-                     held=held, pids=pids)
+                     held=held, pids=pids, space=SPACE)
 
 
 def busy(pid: int, *items: tuple[int, str], worker: str = "thumbnails@h:100", at: float = 0.0,
@@ -278,7 +279,7 @@ def test_a_step_standing_past_its_deadline_is_hung_and_its_process_is_to_be_ende
             assert deaths == [] and ends == [], t
     why = "hung: its step ran 20 s, past its time limit"
     assert deaths == [Death(emb, 200, why, "embedding", (X,), timed_out=20.0)]  # once
-    assert ends == [End(emb, "h", 200, why, force=True)]  # once
+    assert ends == [End(emb, "h", 200, why, force=True, space=SPACE)]  # once
     assert fleet.workers[emb].liveness == "alive"
     # The process is ended; its silence is then a death that blames nothing more.
     later = fleet.check(38.0 + DEAD_AFTER_S + 1)
@@ -301,7 +302,7 @@ def test_a_silent_worker_is_to_be_ended_if_stopped_and_in_any_case_after_a_while
     assert fleet.to_end(5.0) == []
     fleet.check(DEAD_AFTER_S + 1)
     first = fleet.to_end(DEAD_AFTER_S + 1)
-    assert [(e.pid, e.host, e.force) for e in first] == [(100, "h", False)]  # if stopped
+    assert [(e.pid, e.host, e.force, e.space) for e in first] == [(100, "h", False, SPACE)]
     assert fleet.to_end(END_SILENT_AFTER_S - 0.1)[0].force is False  # asked again each tick
     assert fleet.to_end(END_SILENT_AFTER_S)[0].force is True
     fleet.ended("thumbnails@h:100")
@@ -321,12 +322,14 @@ def test_a_pool_child_reported_stopped_is_to_be_ended_once() -> None:
     fleet = listening_fleet()
     fleet.observe(hb(pids=(100, 101, 102), at=0.0), at=0.0)
     stopped = Heartbeat(name="thumbnails@h:100", role="thumbnails", kind="thumbnail", host="h",
-                        pid=100, state=READY, at=2.0, pids=(100, 101, 102), stopped=(101,))
+                        pid=100, state=READY, at=2.0, pids=(100, 101, 102), stopped=(101,),
+                        space=SPACE)
     fleet.observe(stopped, at=2.0)
     assert fleet.to_end(2.0 + END_STOPPED_AFTER_S - 0.1) == []
     fleet.observe(stopped, at=4.0)  # still stopped: counted from the first report
     assert fleet.to_end(2.0 + END_STOPPED_AFTER_S) == [
-        End("thumbnails@h:100", "h", 101, "stopped (SIGSTOP) for 6 s", force=True)]
+        End("thumbnails@h:100", "h", 101, "stopped (SIGSTOP) for 6 s", force=True,
+            space=SPACE)]
     assert fleet.to_end(20.0) == []
     fleet.observe(hb(pids=(100, 101, 102), at=6.0), at=6.0)  # SIGCONT: no longer reported
     fleet.observe(stopped, at=30.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -60,3 +61,34 @@ def test_other_programs_and_other_hosts_are_left_alone(
     procs.append(w)
     assert reaper.end("another-host", w.pid, force=True) == reaper.REMOTE
     assert other.poll() is None and w.poll() is None
+
+
+def test_a_worker_in_another_pid_space_is_left_alone(
+        procs: list[subprocess.Popen[bytes]]) -> None:
+    """The same host name is not enough: a worker in a container that shares the host's
+    network and name (its own pid namespace), or on another boot, reports another pid space,
+    and its pid is not ours to kill; one that reports ours, or none (an older worker), is."""
+    w = _spawn("watcherd", "worker", "embeddings")
+    procs.append(w)
+    here = reaper.pid_space()
+    assert here and "/" in here
+    assert reaper.end(HOST, w.pid, force=True, space=f"another-boot/{here.split('/')[1]}") \
+        == reaper.REMOTE
+    assert reaper.end(HOST, w.pid, force=True, space=f"{here.split('/')[0]}/1") == reaper.REMOTE
+    assert w.poll() is None
+    assert reaper.end(HOST, w.pid, force=True, space=here) == reaper.KILLED
+    assert w.wait(5) == -signal.SIGKILL
+
+
+def test_a_pid_namespace_is_another_pid_space() -> None:
+    """What a worker in its own pid namespace reports (a real one, made with unshare: root)."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare(1)")
+    code = "from watcherd.queue.reaper import pid_space; print(pid_space())"
+    inside = subprocess.run(
+        ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", code],
+        capture_output=True, text=True, timeout=60, check=True,
+        cwd=Path(__file__).parents[2]).stdout.strip()
+    here = reaper.pid_space()
+    assert inside and inside != here
+    assert inside.split("/")[0] == here.split("/")[0]  # the same boot: only the namespace differs

@@ -75,6 +75,7 @@ class Heartbeat:
     input: dict[str, Any] | None = None
     version: str = ""  # the worker's watcherd version
     stopped: tuple[int, ...] = ()  # those of ``pids`` stopped by a signal (SIGSTOP, state T)
+    space: str = ""  # where its pids mean something (procinfo.pid_space; "": not said)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -85,7 +86,7 @@ class Heartbeat:
             "rss_kb": self.rss_kb, "processed": self.processed,
             "held": [list(i) for i in self.held], "pids": list(self.pids),
             "input": self.input, "version": self.version,
-            "stopped": list(self.stopped),
+            "stopped": list(self.stopped), "space": self.space,
         }
 
 
@@ -134,6 +135,7 @@ def parse(body: Mapping[str, Any]) -> Event:
                 input=body["input"] if isinstance(body.get("input"), dict) else None,
                 version=str(body.get("version") or ""),
                 stopped=tuple(int(p) for p in body.get("stopped") or ()),
+                space=str(body.get("space") or ""),
             )
         if body["type"] == "busy":
             return Busy(worker=str(body["worker"]), pid=int(body["pid"]),

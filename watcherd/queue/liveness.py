@@ -85,6 +85,7 @@ class End:
     why: str
     force: bool
     silent_for: float = 0.0
+    space: str = ""  # the heartbeat's pid space ("": not said)
 
 
 @dataclass
@@ -206,13 +207,14 @@ class Fleet:
         """Steps of a live worker past their deadline: each a death (timed out) and a process
         to end. The step is dropped, so the process's end is not counted again."""
         host = w.heartbeat.host if w.heartbeat else ""
+        space = w.heartbeat.space if w.heartbeat else ""
         for pid, step in sorted(w.steps.items()):
             if step.items and step.hung(now):
                 del w.steps[pid]
                 why = f"hung: its step ran {step.limit:g} s, past its time limit"
                 self._found.append(Death(w.name, pid, why, step.kind, step.items,
                                          timed_out=step.limit))
-                self._hung.append(End(w.name, host, pid, why, force=True))
+                self._hung.append(End(w.name, host, pid, why, force=True, space=space))
 
     def _worker_died(self, w: WorkerView, now: float) -> None:
         w.liveness, w.left_at, w.changed = DEAD, now, True
@@ -243,12 +245,13 @@ class Fleet:
                     if now - since >= END_STOPPED_AFTER_S:
                         del w.stopped_since[pid]
                         out.append(End(w.name, w.heartbeat.host, pid,
-                                       f"stopped (SIGSTOP) for {now - since:.0f} s", True))
+                                       f"stopped (SIGSTOP) for {now - since:.0f} s", True,
+                                       space=w.heartbeat.space))
             if w.liveness == DEAD and not w.ended and w.heartbeat is not None:
                 silent = now - w.last_seen
                 out.append(End(w.name, w.heartbeat.host, w.heartbeat.pid,
                                f"no heartbeat for {silent:.0f} s", silent >= END_SILENT_AFTER_S,
-                               silent))
+                               silent, w.heartbeat.space))
         return out
 
     def ended(self, worker: str) -> None:

@@ -71,7 +71,8 @@ class FleetMonitor:
         self._give_back_todo: list[str] = []  # dead workers whose messages are not back yet
         self._early: list[tuple[str, str, float]] = []  # (kind, death time, when to resend)
         self._bad: set[str] = set()
-        self.end: Callable[[End], str] = lambda e: reaper.end(e.host, e.pid, force=e.force)
+        self.end: Callable[[End], str] = lambda e: reaper.end(e.host, e.pid, force=e.force,
+                                                                  space=e.space)
         self._next_forget = 0.0
         self._next_sweep = 0.0
 

@@ -20,6 +20,20 @@ KILLED, GONE, REMOTE, NOT_OURS, RUNNING, DENIED = (
     "killed", "gone", "remote", "not ours", "running", "denied")
 
 
+def pid_space() -> str:
+    """Where this process's pid numbers mean something: the kernel's boot and the pid namespace
+    ("<boot_id>/<namespace inode>"; "" if unreadable). Two processes with the same host name but
+    another pid space (a container sharing the host's network and name, another boot) must not
+    take each other's pids for their own."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        namespace = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        return ""
+    return f"{boot}/{namespace.removeprefix('pid:[').removesuffix(']')}"
+
+
 def _state(pid: int) -> str | None:
     """The process's state letter from /proc (R, S, D, T, t, Z…), None if it is gone."""
     try:
@@ -40,12 +54,15 @@ def _is_worker(pid: int) -> bool:
     return b"worker" in argv and any(b"watcherd" in a for a in argv)
 
 
-def end(host: str, pid: int, *, force: bool) -> str:
-    """SIGKILL the worker process ``pid`` of ``host`` if it is on this host, is a watcherd
-    worker, and either ``force`` or it is stopped (state T). Returns what happened: killed,
-    gone (or a zombie), remote, not ours, running (not stopped and not forced: not yet),
-    denied (no permission)."""
-    if host != socket.gethostname():
+def end(host: str, pid: int, *, force: bool, space: str = "") -> str:
+    """SIGKILL the worker process ``pid`` of ``host`` if it is on this host and in this pid
+    space (``space``: its heartbeat's ``procinfo.pid_space``; "" from a worker that does not
+    say), is a watcherd worker, and either ``force`` or it is stopped (state T). Returns what
+    happened: killed, gone (or a zombie), remote, not ours, running (not stopped and not
+    forced: not yet), denied (no permission)."""
+    if host != socket.gethostname() or (space and space != pid_space()):
+        # Another machine, or one that only shares the name: a container with the host's
+        # network and name (its pid 2 is not ours), or a clone of this machine's disk.
         return REMOTE
     state = _state(pid)
     if state is None:

@@ -20,6 +20,7 @@ from watcherd import __version__, logs
 from watcherd.config import Config
 from watcherd.queue.events import HEARTBEAT_INTERVAL_S, STARTING, STOPPED, Heartbeat, Item
 from watcherd.queue.fleet import BACKLOG_CAP, Publisher, is_amqp
+from watcherd.queue.reaper import pid_space
 from watcherd.store.db import now_iso
 from watcherd.worker import procinfo
 
@@ -75,6 +76,7 @@ class Beacon:
             held=() if final else tuple(self.held()), pids=tuple(pids),
             input=self.input, version=__version__,
             stopped=tuple(p for p in pids if procinfo.stopped(p)),
+            space=pid_space(),
         )
 
     def start(self) -> None:
