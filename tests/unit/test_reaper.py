@@ -66,13 +66,13 @@ def test_other_programs_and_other_hosts_are_left_alone(
 def test_a_worker_in_another_pid_space_is_left_alone(
         procs: list[subprocess.Popen[bytes]]) -> None:
     """The same host name is not enough: a worker in a container that shares the host's
-    network and name (its own pid namespace), or on another boot, reports another pid space,
-    and its pid is not ours to kill; one that reports ours, or none (an older worker), is."""
+    network and name (its own pid namespace), or on another machine of the same name, reports
+    another pid space, and its pid is not ours to kill; one that reports ours is."""
     w = _spawn("watcherd", "worker", "embeddings")
     procs.append(w)
     here = reaper.pid_space()
     assert here and "/" in here
-    assert reaper.end(HOST, w.pid, force=True, space=f"another-boot/{here.split('/')[1]}") \
+    assert reaper.end(HOST, w.pid, force=True, space=f"another-machine/{here.split('/')[1]}") \
         == reaper.REMOTE
     assert reaper.end(HOST, w.pid, force=True, space=f"{here.split('/')[0]}/1") == reaper.REMOTE
     assert w.poll() is None
@@ -91,4 +91,13 @@ def test_a_pid_namespace_is_another_pid_space() -> None:
         cwd=Path(__file__).parents[2]).stdout.strip()
     here = reaper.pid_space()
     assert inside and inside != here
-    assert inside.split("/")[0] == here.split("/")[0]  # the same boot: only the namespace differs
+    assert inside.split("/")[0] == here.split("/")[0]  # the same machine: another namespace
+
+
+def test_a_part_one_side_cannot_read_decides_nothing() -> None:
+    """Under systemd the watcher's unit (ProcSubset=pid) or an older worker may know less: only
+    a part both sides know can make a worker someone else's."""
+    assert reaper.same_space("m/1", "m/1")
+    assert not reaper.same_space("m/2", "m/1") and not reaper.same_space("x/1", "m/1")
+    assert reaper.same_space("/1", "m/1") and reaper.same_space("m/1", "/1")
+    assert reaper.same_space("m/", "m/1") and reaper.same_space("", "m/1")

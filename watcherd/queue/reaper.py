@@ -20,18 +20,34 @@ KILLED, GONE, REMOTE, NOT_OURS, RUNNING, DENIED = (
     "killed", "gone", "remote", "not ours", "running", "denied")
 
 
-def pid_space() -> str:
-    """Where this process's pid numbers mean something: the kernel's boot and the pid namespace
-    ("<boot_id>/<namespace inode>"; "" if unreadable). Two processes with the same host name but
-    another pid space (a container sharing the host's network and name, another boot) must not
-    take each other's pids for their own."""
+def _read(path: str) -> str:
     try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            boot = f.read().strip()
-        namespace = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+        with open(path) as f:
+            return f.read().strip()
     except OSError:
         return ""
-    return f"{boot}/{namespace.removeprefix('pid:[').removesuffix(']')}"
+
+
+def pid_space() -> str:
+    """Where this process's pid numbers mean something: "<machine id>/<pid namespace inode>",
+    either part "" when unreadable. Two processes with the same host name but another pid
+    space (a container sharing the host's network and name: another namespace; another machine
+    given the same name: another machine id) must not take each other's pids for their own.
+    Both parts stay readable in the hardened units (/etc/machine-id under ProtectSystem=strict,
+    the process's own /proc entry under ProcSubset=pid, which hides /proc/sys)."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        namespace = ""
+    machine = _read("/etc/machine-id") or _read("/var/lib/dbus/machine-id")
+    return f"{machine}/{namespace.removeprefix('pid:[').removesuffix(']')}"
+
+
+def same_space(theirs: str, ours: str) -> bool:
+    """False only when a part both sides know differs: a part one side cannot read (or a
+    worker that does not say) decides nothing, so a stuck local worker is still ended."""
+    return all(not a or not b or a == b
+               for a, b in zip(theirs.split("/"), ours.split("/"), strict=False))
 
 
 def _state(pid: int) -> str | None:
@@ -60,7 +76,7 @@ def end(host: str, pid: int, *, force: bool, space: str = "") -> str:
     say), is a watcherd worker, and either ``force`` or it is stopped (state T). Returns what
     happened: killed, gone (or a zombie), remote, not ours, running (not stopped and not
     forced: not yet), denied (no permission)."""
-    if host != socket.gethostname() or (space and space != pid_space()):
+    if host != socket.gethostname() or not same_space(space, pid_space()):
         # Another machine, or one that only shares the name: a container with the host's
         # network and name (its pid 2 is not ours), or a clone of this machine's disk.
         return REMOTE
