@@ -375,18 +375,35 @@ def migrate(ctx: click.Context) -> None:
               help="Where the unit files go.")
 @click.option("--no-reload", is_flag=True,
               help="Only write files: no systemd-sysusers, no daemon-reload (image builds).")
+@click.option("--remote-worker", is_flag=True,
+              help="On a machine that embeds for a photo server: install only "
+                   "watcherd-remote-embeddings and /etc/watcherd/remote.toml "
+                   "(docs/remote-workers.md).")
+@click.option("--broker-address", "broker_addresses", multiple=True, metavar="IP",
+              help="With --remote-worker: the broker's IP address or network, which the unit "
+                   "may reach besides localhost (repeatable).")
 @click.pass_context
 def install_systemd(ctx: click.Context, watch_paths: tuple[Path, ...], config_file: Path | None,
-                    dest: Path, no_reload: bool) -> None:
+                    dest: Path, no_reload: bool, remote_worker: bool,
+                    broker_addresses: tuple[str, ...]) -> None:
     """Install the systemd units (watcherd, watcherd-thumbnails, watcherd-embeddings,
-    watcherd-web), the
-    watcherd system user and a config; see docs/systemd.md."""
+    watcherd-web), the watcherd system user and a config; see docs/systemd.md. With
+    --remote-worker, the remote embedding worker's unit and config instead."""
     from watcherd import install
 
     if config_file is None:  # -c typed before the command counts; $WATCHERD_CONFIG does not
         before = ctx.ensure_object(dict)
         config_file = (Path(before[command.CONFIG_KEY]) if before.get(command.CONFIG_GIVEN_KEY)
+                       else install.REMOTE_CONFIG_PATH if remote_worker
                        else install.CONFIG_PATH)
+    if remote_worker:
+        if watch_paths:
+            _fail("--watch does not go with --remote-worker: a remote worker watches no folder",
+                  2)
+        _install_remote(config_file, dest, no_reload, broker_addresses)
+        return
+    if broker_addresses:
+        _fail("--broker-address goes with --remote-worker", 2)
     folders = [str(p.absolute()) for p in watch_paths] or ["/srv/photos"]
     try:
         actions = install.install(dest, config_path=config_file.absolute(), watch_paths=folders,
@@ -397,6 +414,23 @@ def install_systemd(ctx: click.Context, watch_paths: tuple[Path, ...], config_fi
         click.echo(line)
     click.echo(f"next: check {config_file}, then `systemctl enable --now watcherd`; "
                "logs: journalctl -u watcherd -u 'watcherd-*' -o cat")
+
+
+def _install_remote(config_file: Path, dest: Path, no_reload: bool,
+                    broker_addresses: tuple[str, ...]) -> None:
+    from watcherd import install
+
+    try:
+        actions = install.install_remote(dest, config_path=config_file.absolute(),
+                                         broker_addresses=broker_addresses,
+                                         reload=not no_reload)
+    except install.InstallError as exc:
+        _fail(str(exc), 1)
+    for line in actions:
+        click.echo(line)
+    click.echo(f"next: set the photo server's model in {config_file}, put the broker URL in "
+               f"{install.BROKER_URL_PATH} (mode 0600), then `systemctl enable --now "
+               "watcherd-remote-embeddings`; logs: journalctl -u watcherd-remote-embeddings -o cat")
 
 
 @main.command()

@@ -13,6 +13,7 @@ in the source checkout beside the package (editable installs), see :func:`find_r
 from __future__ import annotations
 
 import grp
+import ipaddress
 import os
 import pwd
 import re
@@ -33,7 +34,9 @@ __all__ = [
     "find_resource",
     "hidden_paths_needed",
     "install",
+    "install_remote",
     "render_config",
+    "render_remote_unit",
     "render_units",
     "systemd_version",
 ]
@@ -41,6 +44,13 @@ __all__ = [
 UNIT_FILES = ("watcherd.service", "watcherd-thumbnails.service", "watcherd-embeddings.service",
               "watcherd-web.service")
 WEB_UNIT = "watcherd-web.service"
+#: The embedding worker of another machine than the photo server (docs/remote-workers.md): not
+#: part of ``install``; ``install_remote`` writes it and its config.
+REMOTE_UNIT = "watcherd-remote-embeddings.service"
+REMOTE_CONFIG_PATH = Path("/etc/watcherd/remote.toml")
+REMOTE_CONFIG_TEMPLATE = "systemd/remote.example.toml"
+#: Where the remote unit's LoadCredential= takes the broker URL from.
+BROKER_URL_PATH = Path("/etc/watcherd/broker-url")
 #: Private, unique-local and link-local networks: "the LAN" when [web] listen is not loopback.
 LAN_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "fc00::/7",
                 "fe80::/10")
@@ -192,29 +202,68 @@ def render_units(
     binds = [_unit_path(p, "a read-only path") for p in extra]
     out: dict[str, str] = {}
     for name in UNIT_FILES:
-        text = find_resource(f"systemd/{name}").read_text(encoding="utf-8")
-        text = text.replace("@WATCHERD@", exe).replace("@CONFIG@", cfg)
-        if binds:
-            home = any(_under_home(Path(b)) for b in binds)
-            text = _replace_line(
-                text,
-                "ProtectHome=yes",
-                "# The interpreter or virtualenv lives where the sandbox hides it: show only it.\n"
-                + ("ProtectHome=tmpfs" if home else "ProtectHome=yes")
-                + "\nBindReadOnlyPaths=" + " ".join(binds),
-            )
+        text = _render_unit(name, exe, cfg, binds, systemd_version)
         if name == WEB_UNIT:
             text = _replace_line(text, "IPAddressAllow=localhost",
                                  "IPAddressAllow=" + " ".join(ip_allow(web_listen)))
-        if systemd_version is not None and systemd_version >= RESTART_STEPS_VERSION:
-            text = _replace_line(
-                text, "RestartSec=5s", "RestartSec=5s\nRestartSteps=5\nRestartMaxDelaySec=5min"
-            )
-        if re.search(r"@[A-Z_]+@", text):
-            raise InstallError(f"systemd/{name}: unknown placeholder left after rendering")
-        out[name] = text
+        out[name] = _checked(name, text)
     out[SYSUSERS_FILE] = find_resource(f"systemd/{SYSUSERS_TEMPLATE}").read_text(encoding="utf-8")
     return out
+
+
+def _render_unit(name: str, exe: str, cfg: str, binds: Sequence[str],
+                 systemd_version: int | None) -> str:
+    text = find_resource(f"systemd/{name}").read_text(encoding="utf-8")
+    text = text.replace("@WATCHERD@", exe).replace("@CONFIG@", cfg)
+    if binds:
+        home = any(_under_home(Path(b)) for b in binds)
+        text = _replace_line(
+            text,
+            "ProtectHome=yes",
+            "# The interpreter or virtualenv lives where the sandbox hides it: show only it.\n"
+            + ("ProtectHome=tmpfs" if home else "ProtectHome=yes")
+            + "\nBindReadOnlyPaths=" + " ".join(binds),
+        )
+    if systemd_version is not None and systemd_version >= RESTART_STEPS_VERSION:
+        text = _replace_line(
+            text, "RestartSec=5s", "RestartSec=5s\nRestartSteps=5\nRestartMaxDelaySec=5min"
+        )
+    return text
+
+
+def _checked(name: str, text: str) -> str:
+    if re.search(r"@[A-Z_]+@", text):
+        raise InstallError(f"systemd/{name}: unknown placeholder left after rendering")
+    return text
+
+
+def render_remote_unit(
+    watcherd_bin: str,
+    config_path: str = str(REMOTE_CONFIG_PATH),
+    *,
+    broker_addresses: Sequence[str] = (),
+    read_only_paths: Sequence[str] | None = None,
+    systemd_version: int | None = None,
+) -> str:
+    """The remote embedding worker's unit: as :func:`render_units` renders the others, and
+    ``broker_addresses`` (IP addresses or networks: IPAddressAllow= takes no host names) added
+    to what it may reach besides localhost."""
+    exe = _unit_path(watcherd_bin, "the watcherd executable")
+    cfg = _unit_path(config_path, "the config file")
+    for address in broker_addresses:
+        try:
+            ipaddress.ip_network(address, strict=False)
+        except ValueError:
+            raise InstallError(
+                f"broker address {address!r} is not an IP address or network: systemd's "
+                "IPAddressAllow= takes no host names (look it up: getent hosts NAME)") from None
+    extra = hidden_paths_needed(watcherd_bin) if read_only_paths is None else list(read_only_paths)
+    binds = [_unit_path(p, "a read-only path") for p in extra]
+    text = _render_unit(REMOTE_UNIT, exe, cfg, binds, systemd_version)
+    if broker_addresses:
+        text = _replace_line(text, "IPAddressAllow=localhost",
+                             "IPAddressAllow=localhost " + " ".join(broker_addresses))
+    return _checked(REMOTE_UNIT, text)
 
 
 def ip_allow(listen: str) -> list[str]:
@@ -394,6 +443,40 @@ def install(
                     f"[watch] paths in {config_path}"
                 )
 
+    if reload:
+        _run(run, ["systemctl", "daemon-reload"])
+        actions.append("ran systemctl daemon-reload")
+    return actions
+
+
+def install_remote(
+    dest: Path = Path("/etc/systemd/system"),
+    *,
+    watcherd_bin: str | None = None,
+    config_path: Path = REMOTE_CONFIG_PATH,
+    broker_addresses: Sequence[str] = (),
+    reload: bool = True,
+    run: Runner = subprocess.run,
+) -> list[str]:
+    """Install the remote embedding worker's unit on a machine that embeds for a photo server;
+    return what was done, one line per action. Writes the unit into ``dest`` and
+    ``config_path`` from ``systemd/remote.example.toml`` if it does not exist yet (0644: it holds
+    no secret, the broker URL is a credential the unit loads from ``BROKER_URL_PATH``); with
+    ``reload`` runs ``systemctl daemon-reload``. No system user: the unit uses DynamicUser=.
+    Enabling and starting is left to the operator. Idempotent."""
+    actions: list[str] = []
+    exe = watcherd_bin or default_watcherd_bin()
+    text = render_remote_unit(exe, str(config_path), broker_addresses=broker_addresses,
+                              systemd_version=systemd_version(run))
+    _write(dest / REMOTE_UNIT, text, 0o644, actions)
+    if config_path.exists():
+        actions.append(f"kept existing {config_path}")
+    else:
+        template = find_resource(REMOTE_CONFIG_TEMPLATE).read_text(encoding="utf-8")
+        _write(config_path, template, 0o644, actions)
+    if not BROKER_URL_PATH.exists():
+        actions.append(f"  note: {BROKER_URL_PATH} does not exist yet: put the broker URL there "
+                       "(mode 0600, root), e.g. amqps://watcherd:PASSWORD@nas.lan:5671//")
     if reload:
         _run(run, ["systemctl", "daemon-reload"])
         actions.append("ran systemctl daemon-reload")

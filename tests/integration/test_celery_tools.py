@@ -6,6 +6,7 @@ heartbeats, and `celery -A watcherd purge` leaves the rows pending for the outbo
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -108,6 +109,12 @@ def test_inspect_and_events_reach_the_workers(broker: str, tmp_path: Path, tiny_
     stats = app.control.inspect(timeout=2.0).stats() or {}
     totals = {name.split("@")[0]: s["total"] for name, s in stats.items()}
     assert totals["embeddings"] == {"watcherd.embed": len(NAMES)}
+    # The solo embedding worker's heartbeats come from a thread of their own (its batches
+    # block Celery's heart): every 2 s, batches included, never a gap Flower calls offline (4 s).
+    beats = [e["timestamp"] for e in ev.of("worker-heartbeat")
+             if e["hostname"].startswith("embeddings@")]
+    assert len(beats) >= 2, ev.of("worker-heartbeat")
+    assert max(b - a for a, b in itertools.pairwise(beats)) < 3.5, beats
 
 
 def test_purge_leaves_rows_pending_and_the_outbox_sends_them_again(

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slow
 
 #: Exposure budgets (docs/systemd.md has the measured figures and every relaxation's reason).
 EXPOSURE_MAX = {"watcherd": 2.0, "watcherd-thumbnails": 2.0, "watcherd-embeddings": 1.2,
-                "watcherd-web": 2.0}
+                "watcherd-web": 2.0, "watcherd-remote-embeddings": 1.5}
 DB = "/var/lib/watcherd/watcherd.db"
 PHOTOS = f"{SHARED}/photos"
 HOME_PHOTOS = "/home/alice/Pictures"  # opened up as docs/systemd.md says
@@ -43,6 +43,9 @@ def _render(tmp_path: Path, read_only_paths: list[str] | None = None) -> list[Pa
     units = inst.render_units(
         WATCHERD_BIN, read_only_paths=read_only_paths, systemd_version=inst.systemd_version()
     )
+    units[inst.REMOTE_UNIT] = inst.render_remote_unit(
+        WATCHERD_BIN, broker_addresses=["192.168.1.10"], read_only_paths=read_only_paths,
+        systemd_version=inst.systemd_version())
     paths = []
     for name, text in units.items():
         (tmp_path / name).write_text(text)
@@ -114,6 +117,36 @@ def test_install_into_folders(tmp_path: Path) -> None:
     assert all(a.startswith(("unchanged", "kept existing")) for a in again), again
 
 
+def test_install_remote_worker_into_folders(tmp_path: Path) -> None:
+    """``install-systemd --remote-worker``: the remote unit, rendered, and a remote.toml that
+    loads as a remote worker's config (no [watch], no [database]) once the URL is there."""
+    from watcherd import config
+
+    cfg_path = tmp_path / "etc" / "remote.toml"
+    kw: dict[str, Any] = dict(watcherd_bin=WATCHERD_BIN, config_path=cfg_path,
+                              broker_addresses=["192.168.1.10", "fd00::/8"], reload=False)
+    actions = inst.install_remote(tmp_path / "units", **kw)
+    text = (tmp_path / "units" / inst.REMOTE_UNIT).read_text()
+    assert f"ExecStart={WATCHERD_BIN} -c {cfg_path} worker embeddings\n" in text
+    assert "\nIPAddressAllow=localhost 192.168.1.10 fd00::/8\n" in text
+    assert "LoadCredential=broker-url:/etc/watcherd/broker-url\n" in text
+    assert not re.search(r"@[A-Z_]+@", text)
+    assert actions[:2] == [f"wrote {tmp_path}/units/{inst.REMOTE_UNIT}", f"wrote {cfg_path}"]
+    assert cfg_path.stat().st_mode & 0o777 == 0o644  # no secret in it: the URL is a credential
+    url = tmp_path / "broker-url"
+    url.write_text("amqp://guest:guest@127.0.0.1:5672//\n")
+    cfg_path.write_text(cfg_path.read_text().replace(
+        "/run/credentials/watcherd-remote-embeddings.service/broker-url", str(url)))
+    cfg = config.load(cfg_path, check_paths=False, remote=True)
+    assert not cfg.local and cfg.broker.url.startswith("amqp://")
+    assert (cfg.embeddings.model, cfg.embeddings.pretrained) == ("ViT-B-32", "laion2b_s34b_b79k")
+    again = inst.install_remote(tmp_path / "units", **kw)
+    assert again[:2] == [f"unchanged {tmp_path}/units/{inst.REMOTE_UNIT}",
+                         f"kept existing {cfg_path}"], again
+    with pytest.raises(inst.InstallError, match="takes no host names"):
+        inst.install_remote(tmp_path / "units", **{**kw, "broker_addresses": ["nas.lan"]})
+
+
 def test_manual_route_gives_the_same_files(tmp_path: Path) -> None:
     """The by-hand commands in docs/systemd.md produce what install() writes."""
     repo = Path(__file__).resolve().parents[2]
@@ -133,6 +166,11 @@ def test_manual_route_gives_the_same_files(tmp_path: Path) -> None:
             check=True,
         ).stdout
         assert manual == units[name], name
+    remote = subprocess.run(
+        ["sed", "-e", f"s|@WATCHERD@|{WATCHERD_BIN}|g", "-e",
+         "s|@CONFIG@|/etc/watcherd/remote.toml|g", str(repo / "systemd" / inst.REMOTE_UNIT)],
+        capture_output=True, text=True, check=True).stdout
+    assert remote == inst.render_remote_unit(WATCHERD_BIN, read_only_paths=[])
     assert (repo / "systemd" / "watcherd.sysusers").read_text() == units[inst.SYSUSERS_FILE]
     manual_cfg = subprocess.run(
         [
@@ -540,3 +578,64 @@ def test_web_unit_ip_allow_follows_listen(tmp_path: Path, listen: str, allowed: 
     lines = [ln for ln in text.splitlines() if ln.startswith("IPAddress")]
     assert lines == ["IPAddressDeny=any", "IPAddressAllow=" + " ".join(allowed)]
     assert "ExecStart=" + WATCHERD_BIN + f" -c {config_path} serve" in text
+
+
+def test_remote_worker_under_systemd(container: Container) -> None:
+    """docs/remote-workers.md under a real systemd: the photo server's units on Redis with
+    ``[embeddings] remote = true`` and their local embedding worker masked, and the remote
+    worker's unit as ``install-systemd --remote-worker`` writes it. Photos become done with
+    vectors only the remote unit can have computed; it runs as a transient user
+    (DynamicUser=), with its broker URL as a credential, reaching localhost only."""
+    c = container
+    if not c.path("/etc/systemd/system/watcherd.service").exists():
+        pytest.skip("needs the units installed by test_watcherd_under_systemd")
+    c.systemctl("stop", *UNITS, "watcherd-web", check=False)
+    c.systemctl("reset-failed", check=False)
+    # A Redis of the container's own (--private-network: the host's is out of reach).
+    c.sh("redis-server", "--port", "6391", "--bind", "127.0.0.1", "--save", "", "--appendonly",
+         "no", "--daemonize", "yes", "--dir", "/tmp")
+    url = "redis://127.0.0.1:6391/0"
+    out = c.sh(WATCHERD_BIN, "install-systemd", "--remote-worker").stdout
+    assert f"wrote /etc/systemd/system/{inst.REMOTE_UNIT}" in out, out
+    assert "wrote /etc/watcherd/remote.toml" in out and "ran systemctl daemon-reload" in out, out
+    c.sh("sh", "-c", "umask 077 && cat > /etc/watcherd/broker-url", input=url + "\n")
+    remote_toml = c.path("/etc/watcherd/remote.toml").read_text()
+    for old, new in (('model = "ViT-B-32"', f'model = "local-dir:{SHARED}/model"'),
+                     ('pretrained = "laion2b_s34b_b79k"', 'pretrained = ""'),
+                     ('device = "auto"', 'device = "cpu"'), ("batch_size = 64", "batch_size = 8")):
+        assert old in remote_toml, old
+        remote_toml = remote_toml.replace(old, new)
+    c.sh("sh", "-c", "cat > /etc/watcherd/remote.toml", input=remote_toml)
+    server = _config().replace('url = ""', f'url = "{url}"').replace(
+        "[embeddings]\n", "[embeddings]\nremote = true\n")
+    c.sh("sh", "-c", "cat > /etc/watcherd/watcherd.toml", input=server)
+    c.systemctl("mask", "--runtime", "watcherd-embeddings")
+    try:
+        t0 = time.monotonic()
+        c.systemctl("start", "watcherd", inst.REMOTE_UNIT)
+        remote_unit = inst.REMOTE_UNIT.removesuffix(".service")
+        photos = _drop_images(c.shared / "photos", "r", 5)
+        _wait_done(c, photos, 120, "photos embedded by the remote unit")
+        took = round(time.monotonic() - t0, 2)
+        assert _show(c, "watcherd-embeddings")["ActiveState"] == "inactive"
+        st = _show(c, remote_unit)
+        assert (st["ActiveState"], st["SubState"], st["NRestarts"]) == ("active", "running", "0")
+        proc = dict(ln.split(":", 1) for ln in c.sh(
+            "cat", f"/proc/{st['MainPID']}/status").stdout.splitlines() if ":" in ln)
+        uid = int(proc["Uid"].split()[0])
+        assert 61184 <= uid <= 65519, proc["Uid"]  # systemd's range for DynamicUser=
+        assert proc["CapEff"].strip() == "0" * 16 and proc["NoNewPrivs"].strip() == "1"
+        ip = c.show(remote_unit, "IPAddressAllow")
+        assert sorted(ip["IPAddressAllow"].split()) == ["127.0.0.0/8", "::1/128"], ip
+        log = c.sh("journalctl", "--no-pager", "-o", "cat", "-u", remote_unit).stdout
+        events = [json.loads(ln) for ln in log.splitlines() if ln.startswith("{")]
+        assert any(ev.get("image_ids") for ev in events), log[-3000:]
+        assert "Traceback" not in log and url not in log, log[-3000:]
+        vectors = c.query(DB, "SELECT count(*) FROM embeddings e JOIN images i ON "
+                              "i.id = e.image_id WHERE i.path LIKE ?", [f"{PHOTOS}/r%"])
+        assert vectors == [[len(photos)]], vectors
+        print(f"\nremote unit: start to {len(photos)} photos done {took} s")
+    finally:
+        c.systemctl("stop", "watcherd", *UNITS, inst.REMOTE_UNIT, check=False)
+        c.systemctl("unmask", "--runtime", "watcherd-embeddings", check=False)
+        c.sh("redis-cli", "-p", "6391", "shutdown", "nosave", check=False)

@@ -23,6 +23,7 @@ from watcherd.queue.events import MODEL_FAILED, READY, REFUSING, STOPPING
 from watcherd.queue.giveback import worker_transport_options
 from watcherd.worker import held, tasks
 from watcherd.worker.beacon import Beacon
+from watcherd.worker.celeryheart import ThreadHeart
 from watcherd.worker.dbconn import database
 from watcherd.worker.markers import Markers
 
@@ -39,6 +40,7 @@ def run_worker(cfg: Config, role: str) -> int:
         beacon.model = (e.model, e.pretrained, e.device)
     beacon.start()
     markers = Markers(cfg, beacon.name)
+    heart: ThreadHeart | None = None
     try:
         if role == "embeddings":
             holder.load(cfg, database(str(cfg.database.path),
@@ -111,19 +113,26 @@ def run_worker(cfg: Config, role: str) -> int:
             beacon.set_state(STOPPING, beacon.message)
 
         signals.worker_shutting_down.connect(shutting_down, weak=False)
+        hostname = f"{role}@{socket.gethostname()}"
+        # The solo pool blocks Celery's heart during a batch: a thread sends its events.
+        if pool == "solo" and events_enabled(cfg):
+            heart = ThreadHeart(app, hostname)
+            signals.worker_ready.connect(lambda **_: heart.start(), weak=False)
         w = app.Worker(
             queues=[queue_names(cfg)[kind]], pool=pool, concurrency=concurrency,
-            hostname=f"{role}@{socket.gethostname()}", loglevel=cfg.log.level.upper(),
+            hostname=hostname, loglevel=cfg.log.level.upper(),
             # Heartbeats for Flower and celery-exporter; no gossip (each worker would consume
             # every other worker's events, for elections watcherd never holds) and no mingle
             # (a second's wait at every start, to sync revokes watcherd never issues).
             without_gossip=True, without_mingle=True,
-            without_heartbeat=not events_enabled(cfg),
+            without_heartbeat=not events_enabled(cfg) or heart is not None,
             optimization="fair", quiet=True,
         )
         worker.append(w)
         w.start()
         return int(w.exitcode or 0)
     finally:
+        if heart is not None:
+            heart.stop()
         beacon.stop()
         markers.close()

@@ -192,7 +192,9 @@ def register(app: Celery, cfg: Config, holder: EmbedderHolder | None = None,
         if not cfg.local:
             the_refuse("the photo server sends photos by path ([embeddings] remote = false "
                        "there), and this worker has no [database]: set [embeddings] remote = "
-                       "true on the photo server")
+                       "true on the photo server. If it is set already, these were sent "
+                       "before: let a local embedding worker finish them there, or purge the "
+                       "embeddings queue (the photos are sent again)")
             return give_back + [r.id for r in local]
         requests = local
         conn = database(path, timeout)
