@@ -44,6 +44,8 @@ __all__ = [
 UNIT_FILES = ("watcherd.service", "watcherd-thumbnails.service", "watcherd-embeddings.service",
               "watcherd-web.service")
 WEB_UNIT = "watcherd-web.service"
+#: Wanted by watcherd.service through their own [Install] (WantedBy=), enabled with it (Also=).
+WORKER_UNITS = ("watcherd-thumbnails.service", "watcherd-embeddings.service")
 #: The embedding worker of another machine than the photo server (docs/remote-workers.md): not
 #: part of ``install``; ``install_remote`` writes it and its config.
 REMOTE_UNIT = "watcherd-remote-embeddings.service"
@@ -446,7 +448,21 @@ def install(
     if reload:
         _run(run, ["systemctl", "daemon-reload"])
         actions.append("ran systemctl daemon-reload")
+        # Earlier units wanted the workers from watcherd.service itself (Wants=): an
+        # installation enabled then has no link for them, and would start no worker at boot.
+        if _enabled(run, "watcherd.service") and not any(_enabled(run, u) for u in WORKER_UNITS):
+            _run(run, ["systemctl", "enable", *WORKER_UNITS])
+            actions.append("enabled the workers: watcherd.service, enabled before, wants them "
+                           "through their own [Install] now")
     return actions
+
+
+def _enabled(run: Runner, unit: str) -> bool:
+    try:
+        r = run(["systemctl", "is-enabled", unit], capture_output=True, text=True, check=False)
+    except OSError:
+        return False
+    return r.stdout.strip() == "enabled"
 
 
 def install_remote(

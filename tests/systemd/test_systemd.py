@@ -397,9 +397,10 @@ def test_watcherd_under_systemd(container: Container) -> None:
         r = c.sh("systemd-run", "--wait", "--pipe", "-q", *props, py, "-c", probe, check=False)
         assert r.stdout.split() == ["open", "blocked"], (r.stdout, r.stderr)
 
-    # start: blocks until the watcher's READY=1 (once its folders are watched)
+    # start, as the README says: blocks until the watcher's READY=1 (once its folders are
+    # watched); enabling it enables both workers (Also=), which it then wants (WantedBy=)
     started = time.monotonic()
-    c.systemctl("start", "watcherd")
+    c.systemctl("enable", "--now", "watcherd")
     figures["start to READY s"] = round(time.monotonic() - started, 2)
     for unit in UNITS:
         st = _show(c, unit)
@@ -582,7 +583,7 @@ def test_web_unit_ip_allow_follows_listen(tmp_path: Path, listen: str, allowed: 
 
 def test_remote_worker_under_systemd(container: Container) -> None:
     """docs/remote-workers.md under a real systemd: the photo server's units on Redis with
-    ``[embeddings] remote = true`` and their local embedding worker masked, and the remote
+    ``[embeddings] remote = true`` and their local embedding worker disabled, and the remote
     worker's unit as ``install-systemd --remote-worker`` writes it. Photos become done with
     vectors only the remote unit can have computed; it runs as a transient user
     (DynamicUser=), with its broker URL as a credential, reaching localhost only."""
@@ -590,7 +591,7 @@ def test_remote_worker_under_systemd(container: Container) -> None:
     if not c.path("/etc/systemd/system/watcherd.service").exists():
         pytest.skip("needs the units installed by test_watcherd_under_systemd")
     c.systemctl("stop", *UNITS, "watcherd-web", check=False)
-    c.systemctl("reset-failed", check=False)
+    c.systemctl("reset-failed", *UNITS, check=False)
     # A Redis of the container's own (--private-network: the host's is out of reach).
     c.sh("redis-server", "--port", "6391", "--bind", "127.0.0.1", "--save", "", "--appendonly",
          "no", "--daemonize", "yes", "--dir", "/tmp")
@@ -609,14 +610,47 @@ def test_remote_worker_under_systemd(container: Container) -> None:
     server = _config().replace('url = ""', f'url = "{url}"').replace(
         "[embeddings]\n", "[embeddings]\nremote = true\n")
     c.sh("sh", "-c", "cat > /etc/watcherd/watcherd.toml", input=server)
-    c.systemctl("mask", "--runtime", "watcherd-embeddings")
+    # An installation enabled when watcherd.service wanted the workers itself has no links for
+    # them: install() sees it and enables them, or no worker would start at boot.
+    c.systemctl("disable", *inst.WORKER_UNITS)
+    assert "enabled the workers" in c.python(
+        f"from watcherd.install import install; print(install(watch_paths=[{PHOTOS!r}]))")
+    assert c.systemctl("is-enabled", *inst.WORKER_UNITS).stdout.split() == ["enabled"] * 2
+    # The photo server without a local embedding worker, as docs/remote-workers.md says.
+    c.systemctl("disable", "--now", "watcherd-embeddings")
+    # The unit waits for network-online.target (its broker is on another machine). In here
+    # systemd-networkd-wait-online would wait 2 min for links networkd does not manage
+    # (--private-network): a host without networkd reaches the target at once, as here then.
+    c.systemctl("mask", "--runtime", "systemd-networkd-wait-online.service")
     try:
         t0 = time.monotonic()
-        c.systemctl("start", "watcherd", inst.REMOTE_UNIT)
+        c.systemctl("start", "--no-block", "watcherd", inst.REMOTE_UNIT)
         remote_unit = inst.REMOTE_UNIT.removesuffix(".service")
-        photos = _drop_images(c.shared / "photos", "r", 5)
+
+        def started() -> dict[str, str]:
+            states = {u: _show(c, u)["ActiveState"] for u in ("watcherd", remote_unit)}
+            if "failed" in states.values():
+                raise AssertionError(c.sh("journalctl", "--no-pager", "-o", "cat", "-n", "80",
+                                          "-u", "watcherd*").stdout)
+            return states
+
+        try:
+            wait_for(lambda: set(started().values()) == {"active"}, 90,
+                     "the photo server and the remote unit up")
+        except AssertionError:
+            print(started(), c.sh("systemctl", "--no-pager", "list-jobs", check=False).stdout)
+            raise
+        photos = []
+        for i in range(5):  # content no earlier test dropped: nothing to reuse by sha256
+            name = f"r{i}.jpg"
+            Image.new("RGB", (320, 240), (250 - 9 * i, 7 + 13 * i, 201)).save(
+                c.shared / "photos" / f".{name}.part", format="JPEG")
+            (c.shared / "photos" / f".{name}.part").rename(c.shared / "photos" / name)
+            photos.append(f"{PHOTOS}/{name}")
         _wait_done(c, photos, 120, "photos embedded by the remote unit")
         took = round(time.monotonic() - t0, 2)
+        c.systemctl("restart", "watcherd")  # and it stays out
+        wait_for(lambda: _show(c, "watcherd")["ActiveState"] == "active", 30, "watcherd back")
         assert _show(c, "watcherd-embeddings")["ActiveState"] == "inactive"
         st = _show(c, remote_unit)
         assert (st["ActiveState"], st["SubState"], st["NRestarts"]) == ("active", "running", "0")
@@ -629,7 +663,8 @@ def test_remote_worker_under_systemd(container: Container) -> None:
         assert sorted(ip["IPAddressAllow"].split()) == ["127.0.0.0/8", "::1/128"], ip
         log = c.sh("journalctl", "--no-pager", "-o", "cat", "-u", remote_unit).stdout
         events = [json.loads(ln) for ln in log.splitlines() if ln.startswith("{")]
-        assert any(ev.get("image_ids") for ev in events), log[-3000:]
+        sent = sum(ev.get("computed", 0) for ev in events if ev.get("event") == "embeddings sent")
+        assert sent >= len(photos), log[-8000:]
         assert "Traceback" not in log and url not in log, log[-3000:]
         vectors = c.query(DB, "SELECT count(*) FROM embeddings e JOIN images i ON "
                               "i.id = e.image_id WHERE i.path LIKE ?", [f"{PHOTOS}/r%"])
@@ -637,5 +672,6 @@ def test_remote_worker_under_systemd(container: Container) -> None:
         print(f"\nremote unit: start to {len(photos)} photos done {took} s")
     finally:
         c.systemctl("stop", "watcherd", *UNITS, inst.REMOTE_UNIT, check=False)
-        c.systemctl("unmask", "--runtime", "watcherd-embeddings", check=False)
+        c.systemctl("unmask", "--runtime", "systemd-networkd-wait-online.service", check=False)
+        c.systemctl("enable", "watcherd-embeddings", check=False)
         c.sh("redis-cli", "-p", "6391", "shutdown", "nosave", check=False)
