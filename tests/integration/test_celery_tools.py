@@ -141,3 +141,37 @@ def test_purge_leaves_rows_pending_and_the_outbox_sends_them_again(
     daemons.append(Daemon(cfg_path, "worker", "thumbnails").start())
     wait_for(lambda: {r["thumbnail_status"] for r in rows_by_name(
         tmp_path / "watcherd.db").values()} == {"done"}, 60, "the purged rows to be done")
+
+
+def test_a_request_refused_for_another_model_is_rejected_not_succeeded(
+        tmp_path: Path, daemons: list[Daemon], events: list[Events]) -> None:
+    """A worker of another model acknowledges the photo's message without doing it (the
+    watcher sends it again later): Flower must see task-rejected, not task-succeeded."""
+    from watcherd.testing import write_model_dir
+
+    url = require_broker("amqp")
+    model_a, model_b = tmp_path / "models" / "a", tmp_path / "models" / "b"
+    write_model_dir(model_a, seed=1)
+    write_model_dir(model_b, seed=2)
+    config_a = write_config(tmp_path, broker_url=url, model=f"local-dir:{model_a}")
+    cfg_a = config.load(config_a)
+    (tmp_path / "b").mkdir()
+    config_b = write_config(tmp_path / "b", broker_url=url, model=f"local-dir:{model_b}",
+                            watch={"paths": [str(tmp_path / "photos")]},
+                            database={"path": str(cfg_a.database.path)},
+                            broker={"queue_prefix": cfg_a.broker.queue_prefix})
+    ev = Events(make_app(cfg_a))
+    events.append(ev)
+    ev.thread.start()
+    daemons.append(Daemon(config_b, "worker", "embeddings").start())
+    wait_for(lambda: [e for e in ev.of("worker-heartbeat")
+                      if e["hostname"].startswith("embeddings@")], 60, "worker B's heartbeat")
+    daemons.append(Daemon(config_a, "watch").start())
+    (tmp_path / "photos" / "a.jpg").write_bytes(photo(200, 150, 40))
+    wait_for(lambda: ev.of("task-rejected"), 60, "the refused request's task-rejected")
+    received = {e["uuid"] for e in ev.of("task-received") if e["name"] == "watcherd.embed"}
+    rejected = {e["uuid"] for e in ev.of("task-rejected")}
+    assert rejected and rejected <= received, (rejected, received)
+    assert not rejected & {e["uuid"] for e in ev.of("task-succeeded")}
+    (row,) = rows_by_name(cfg_a.database.path).values()
+    assert row["embedding_status"] == "pending"

@@ -5,7 +5,8 @@ celery-exporter would never see an embedding. This module sends, for every reque
 message), what Celery's own request would send: ``task-received`` when the message arrives,
 ``task-started`` when its batch starts, then ``task-succeeded`` or ``task-failed`` when the
 batch returns. A request given back to its queue (a locked database) gets Celery's own
-``task-rejected`` instead, from ``Request.reject``.
+``task-rejected`` instead, from ``Request.reject``; one refused because it expects another
+model is acknowledged (the watcher sends it again later) and gets ``task-rejected`` too.
 
 ``runtime`` of each request is its share of the batch: the batch's wall time divided by the
 number of requests in it (the model encodes them together; no per-photo time exists).
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from celery.worker import state
@@ -62,13 +63,17 @@ def started(requests: Sequence[Any]) -> float:
 
 
 def finished(requests: Sequence[Any], began: float, *, ok: bool,
-             given_back: set[str]) -> None:
+             given_back: set[str], refused: Collection[str] = ()) -> None:
     """``task-succeeded`` (or ``task-failed`` when the batch raised) for each request that is
-    not ``given_back``, with its share of the batch's runtime."""
+    not ``given_back``, with its share of the batch's runtime; ``task-rejected`` for those
+    ``refused`` (acknowledged without being done: they expect another model)."""
     runtime = (time.monotonic() - began) / max(len(requests), 1)
     for r in requests:
         state.task_ready(r, successful=ok)
         if r.id in given_back:
+            continue
+        if r.id in refused:
+            _send(r, "task-rejected", requeue=False)
             continue
         if ok:
             _send(r, "task-succeeded", result=repr(None), runtime=runtime)

@@ -59,6 +59,7 @@ class EmbedBatches(Batches):  # type: ignore[misc]
         super().__init__()
         self.in_flight: list[Any] = []
         self.done = 0
+        self.refused: set[str] = set()  # the batch's requests refused (another model): acked
 
     def forget_buffered(self) -> int:
         """Drop the requests received and not yet flushed, and the flush timer (the broker
@@ -90,8 +91,10 @@ class EmbedBatches(Batches):  # type: ignore[misc]
             finally:  # an ack on a connection lost meanwhile raises: nothing is held any more
                 self.done += len(reqs)
                 self.in_flight = []
+                refused, self.refused = self.refused, set()
                 # result None: the batch raised (celery-batches logged it)
-                batchevents.finished(reqs, began, ok=result is not None, given_back=give_back)
+                batchevents.finished(reqs, began, ok=result is not None, given_back=give_back,
+                                     refused=refused)
 
         return self._pool.apply_async(
             apply_batches_task,
@@ -201,6 +204,9 @@ def register(app: Celery, cfg: Config, holder: EmbedderHolder | None = None,
         ours, refused = held.by_model(requests, the_holder.key)
         for expected, count in refused.items():  # acknowledged, never recorded: the watcher
             the_holder.refuse(expected, count)   # sends them again to a worker that fits
+        if refused:  # their events say so (task-rejected), not task-succeeded
+            app.tasks[EMBED_TASK].refused.update(
+                {r.id for r in requests} - {r.id for r in ours})
         items = [i for r in ours if (i := held.request_item(r)) is not None]
         try:
             embed_batch(cfg, conn, the_holder, the_markers, items)
