@@ -226,9 +226,7 @@ def test_a_database_locked_past_the_busy_timeout_gives_the_task_back_with_a_reas
 
     def on_log(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
         # The task's warning that it gives up: the lock goes now, so the note that follows
-        # can be written. Nothing here depends on how long the task took to reach the database
-        # (timed from the call's start, the test failed under the full suite: a busy marker
-        # goes through the embedded broker, synced to disk, and a sync could outlast the lock).
+        # can be written. Nothing here depends on how long the task takes to reach the database.
         if event["event"] == "database locked; giving the task back to the queue":
             gave_up.append(time.monotonic())
             release()
@@ -313,3 +311,24 @@ def test_the_soft_time_limit_charges_an_attempt_and_fails_at_max_attempts(
     assert error == ("timed out after 240 s (3 attempts): a pathological file, or a read stuck "
                      "on its disk?")
     assert timed_out(cfg, conn, image_id, sha) is True  # failed already: nothing to give back
+
+
+def test_each_app_runs_its_own_tasks(tmp_path: Path, tiny_model: str) -> None:
+    """Tasks are closures over one app's config and database. Celery's default (shared tasks)
+    hands every app the tasks registered on any earlier one, in no fixed order: the
+    locked-database test above once ran another test's task, on another database, unlocked."""
+    apps, photos = [], []
+    for i in range(4):
+        folder = tmp_path / f"app{i}"
+        folder.mkdir()
+        cfg = make_cfg(folder, tiny_model)
+        photos.append(add_photo(db.connect(cfg.database.path), folder, "p.jpg", jpeg(40 + i)))
+        app = make_app(cfg)
+        tasks.register(app, cfg, EmbedderHolder(), Markers(cfg, f"thumbnails@test:{i}"))
+        apps.append((app, cfg))
+    # Each app's task finds its own photo, in its own database: "done" (another's: "skipped").
+    assert [app.tasks[THUMBNAIL_TASK](*photo) for (app, _), photo in zip(apps, photos,
+                                                                            strict=True)] \
+        == ["done"] * 4
+    for _, cfg in apps:
+        database(str(cfg.database.path), cfg.database.busy_timeout_seconds).close()

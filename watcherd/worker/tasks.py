@@ -138,8 +138,11 @@ def register(app: Celery, cfg: Config, holder: EmbedderHolder | None = None,
 
     # Preparing decodes the photo as a thumbnail does: the same hard limit (no soft one: the
     # step is short), and the message comes back after a timeout for the attempts to decide.
-    @app.task(name=PREPARE_TASK, acks_late=True, time_limit=cfg.thumbnails.time_limit_seconds,
-              acks_on_failure_or_timeout=False)
+    # shared=False: Celery's default registers every task for every app created later in the
+    # process (and finalizing an app runs those in no fixed order), so a second app could get
+    # the first one's function, with the first one's config and database.
+    @app.task(name=PREPARE_TASK, shared=False, acks_late=True,
+              time_limit=cfg.thumbnails.time_limit_seconds, acks_on_failure_or_timeout=False)
     def prepare(image_id: int, sha256: str, job: Any = None) -> str:
         conn = database(path, timeout)
         try:
@@ -153,8 +156,9 @@ def register(app: Celery, cfg: Config, holder: EmbedderHolder | None = None,
 
     t = cfg.thumbnails
 
-    @app.task(name=THUMBNAIL_TASK, acks_late=True, soft_time_limit=t.soft_time_limit_seconds,
-              time_limit=t.time_limit_seconds, acks_on_failure_or_timeout=False)
+    @app.task(name=THUMBNAIL_TASK, shared=False, acks_late=True,
+              soft_time_limit=t.soft_time_limit_seconds, time_limit=t.time_limit_seconds,
+              acks_on_failure_or_timeout=False)
     def thumbnail(image_id: int, sha256: str) -> str:
         deadline = time.time() + t.time_limit_seconds
         conn = database(path, timeout)
@@ -170,7 +174,7 @@ def register(app: Celery, cfg: Config, holder: EmbedderHolder | None = None,
             note_locked(conn, "thumbnail", [(image_id, sha256)], timeout)
             raise Reject(str(exc), requeue=True) from None
 
-    @app.task(name=EMBED_TASK, base=EmbedBatches, acks_late=True,
+    @app.task(name=EMBED_TASK, base=EmbedBatches, shared=False, acks_late=True,
               flush_every=cfg.embeddings.batch_size,
               flush_interval=max(cfg.embeddings.max_wait_ms, 1) / 1000)
     def embed(requests: Sequence[Any]) -> list[str]:
