@@ -405,14 +405,9 @@ def install_systemd(ctx: click.Context, watch_paths: tuple[Path, ...], config_fi
     if broker_addresses:
         _fail("--broker-address goes with --remote-worker", 2)
     folders = [str(p.absolute()) for p in watch_paths] or ["/srv/photos"]
-    try:
-        actions = install.install(dest, config_path=config_file.absolute(), watch_paths=folders,
-                                  reload=not no_reload)
-    except install.InstallError as exc:
-        _fail(str(exc), 1)
-    for line in actions:
-        click.echo(line)
-    click.echo(f"next: check {config_file}, then `systemctl enable --now watcherd`; "
+    _installed(lambda: install.install(dest, config_path=config_file.absolute(),
+                                       watch_paths=folders, reload=not no_reload),
+               f"next: check {config_file}, then `systemctl enable --now watcherd`; "
                "logs: journalctl -u watcherd -u 'watcherd-*' -o cat")
 
 
@@ -420,17 +415,26 @@ def _install_remote(config_file: Path, dest: Path, no_reload: bool,
                     broker_addresses: tuple[str, ...]) -> None:
     from watcherd import install
 
+    _installed(lambda: install.install_remote(dest, config_path=config_file.absolute(),
+                                              broker_addresses=broker_addresses,
+                                              reload=not no_reload),
+               f"next: set the photo server's model in {config_file}, put the broker URL in "
+               f"{install.BROKER_URL_PATH} (mode 0600), then `systemctl enable --now "
+               "watcherd-remote-embeddings`; logs: journalctl -u watcherd-remote-embeddings "
+               "-o cat")
+
+
+def _installed(do: Callable[[], list[str]], next_step: str) -> None:
+    """Run an install, print what it did and what to do next; its error exits 1."""
+    from watcherd import install
+
     try:
-        actions = install.install_remote(dest, config_path=config_file.absolute(),
-                                         broker_addresses=broker_addresses,
-                                         reload=not no_reload)
+        actions = do()
     except install.InstallError as exc:
         _fail(str(exc), 1)
     for line in actions:
         click.echo(line)
-    click.echo(f"next: set the photo server's model in {config_file}, put the broker URL in "
-               f"{install.BROKER_URL_PATH} (mode 0600), then `systemctl enable --now "
-               "watcherd-remote-embeddings`; logs: journalctl -u watcherd-remote-embeddings -o cat")
+    click.echo(next_step)
 
 
 @main.command()
