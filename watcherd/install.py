@@ -198,10 +198,7 @@ def render_units(
     interpreter, the virtualenv); ``None`` works them out (:func:`hidden_paths_needed`). With
     ``systemd_version`` ≥ 254 the restart delay grows exponentially (RestartSteps=).
     """
-    exe = _unit_path(watcherd_bin, "the watcherd executable")
-    cfg = _unit_path(config_path, "the config file")
-    extra = hidden_paths_needed(watcherd_bin) if read_only_paths is None else list(read_only_paths)
-    binds = [_unit_path(p, "a read-only path") for p in extra]
+    exe, cfg, binds = _unit_paths(watcherd_bin, config_path, read_only_paths)
     out: dict[str, str] = {}
     for name in UNIT_FILES:
         text = _render_unit(name, exe, cfg, binds, systemd_version)
@@ -211,6 +208,16 @@ def render_units(
         out[name] = _checked(name, text)
     out[SYSUSERS_FILE] = find_resource(f"systemd/{SYSUSERS_TEMPLATE}").read_text(encoding="utf-8")
     return out
+
+
+def _unit_paths(watcherd_bin: str, config_path: str, read_only_paths: Sequence[str] | None
+                ) -> tuple[str, str, list[str]]:
+    """The executable, the config and the read-only binds (``None``: worked out), checked for
+    use in a unit file."""
+    exe = _unit_path(watcherd_bin, "the watcherd executable")
+    cfg = _unit_path(config_path, "the config file")
+    extra = hidden_paths_needed(watcherd_bin) if read_only_paths is None else list(read_only_paths)
+    return exe, cfg, [_unit_path(p, "a read-only path") for p in extra]
 
 
 def _render_unit(name: str, exe: str, cfg: str, binds: Sequence[str],
@@ -250,8 +257,7 @@ def render_remote_unit(
     """The remote embedding worker's unit: as :func:`render_units` renders the others, and
     ``broker_addresses`` (IP addresses or networks: IPAddressAllow= takes no host names) added
     to what it may reach besides localhost."""
-    exe = _unit_path(watcherd_bin, "the watcherd executable")
-    cfg = _unit_path(config_path, "the config file")
+    exe, cfg, binds = _unit_paths(watcherd_bin, config_path, read_only_paths)
     for address in broker_addresses:
         try:
             ipaddress.ip_network(address, strict=False)
@@ -259,8 +265,6 @@ def render_remote_unit(
             raise InstallError(
                 f"broker address {address!r} is not an IP address or network: systemd's "
                 "IPAddressAllow= takes no host names (look it up: getent hosts NAME)") from None
-    extra = hidden_paths_needed(watcherd_bin) if read_only_paths is None else list(read_only_paths)
-    binds = [_unit_path(p, "a read-only path") for p in extra]
     text = _render_unit(REMOTE_UNIT, exe, cfg, binds, systemd_version)
     if broker_addresses:
         text = _replace_line(text, "IPAddressAllow=localhost",

@@ -75,7 +75,7 @@ class Heartbeat:
     input: dict[str, Any] | None = None
     version: str = ""  # the worker's watcherd version
     stopped: tuple[int, ...] = ()  # those of ``pids`` stopped by a signal (SIGSTOP, state T)
-    space: str = ""  # where its pids mean something (procinfo.pid_space; "": not said)
+    space: str = ""  # where its pids mean something (reaper.pid_space; "": not said)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -12,6 +12,7 @@ is ended only when forced: hung, or silent for ``liveness.END_SILENT_AFTER_S``.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -28,6 +29,7 @@ def _read(path: str) -> str:
         return ""
 
 
+@functools.cache  # fixed for the process's life; every heartbeat carries it
 def pid_space() -> str:
     """Where this process's pid numbers mean something: "<machine id>/<pid namespace inode>",
     either part "" when unreadable. Two processes with the same host name but another pid
@@ -72,7 +74,7 @@ def _is_worker(pid: int) -> bool:
 
 def end(host: str, pid: int, *, force: bool, space: str = "") -> str:
     """SIGKILL the worker process ``pid`` of ``host`` if it is on this host and in this pid
-    space (``space``: its heartbeat's ``procinfo.pid_space``; "" from a worker that does not
+    space (``space``: its heartbeat's :func:`pid_space`; "" from a worker that does not
     say), is a watcherd worker, and either ``force`` or it is stopped (state T). Returns what
     happened: killed, gone (or a zombie), remote, not ours, running (not stopped and not
     forced: not yet), denied (no permission)."""
