@@ -76,7 +76,7 @@ class Server:
     def workers(self) -> list[dict[str, Any]]:
         from watcherd.store import stats
 
-        return [status_model.liveness(w) for w in stats.workers(self.lib.conn())]
+        return status_model.with_liveness(self.cfg, stats.workers(self.lib.conn()))
 
     def status(self) -> dict[str, Any]:
         report = status_model.collect(self.cfg, self.lib.conn(),
