@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,50 @@ def test_migrate_creates_schema_once_and_is_idempotent(tmp_path: Path) -> None:
     # A second process connecting migrates nothing and sees the same version.
     other = db.connect(tmp_path / "a.db")
     assert db.schema_version(other) == db.SCHEMA_VERSION
+
+
+def _schema(conn: Any) -> list[tuple[str, str]]:
+    return sorted((r[0], r[1]) for r in conn.execute(
+        "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"))
+
+
+def test_migration_7_keeps_every_row_and_blob_and_never_reuses_an_id(tmp_path: Path) -> None:
+    """A database of the previous schema (6), rebuilt with AUTOINCREMENT: rows, thumbnails and
+    vectors stay (dropping the old table must not cascade), columns and indexes are the same,
+    and an id deleted at the top is not handed out again."""
+    path = tmp_path / "v6.db"
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("PRAGMA foreign_keys = ON")
+    for script in db.MIGRATIONS[:6]:
+        for statement in (s.strip() for s in script.split(";") if s.strip()):
+            raw.execute(statement)
+    raw.execute("PRAGMA user_version = 6")
+    for i in (1, 2, 3):
+        raw.execute("INSERT INTO images (id, path, discovered_at, thumbnail_status) "
+                    "VALUES (?, ?, 'now', 'done')", (i, f"/p/{i}.jpg"))
+        raw.execute("INSERT INTO thumbnails (image_id, size, data) VALUES (?, 64, x'00')", (i,))
+        raw.execute("INSERT INTO embeddings (image_id, model, pretrained, vector) "
+                    "VALUES (?, 'm', 'p', x'00')", (i,))
+    columns = [tuple(r) for r in raw.execute("PRAGMA table_info(images)")]
+    schema = _schema(raw)
+    raw.close()
+
+    conn = db.connect(path)
+    assert db.schema_version(conn) == db.SCHEMA_VERSION
+    assert conn.execute("SELECT count(*) FROM images").fetchone()[0] == 3
+    assert conn.execute("SELECT count(*) FROM thumbnails").fetchone()[0] == 3
+    assert conn.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 3
+    assert [tuple(r) for r in conn.execute("PRAGMA table_info(images)")] == columns
+    assert _schema(conn) == schema
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.execute("DELETE FROM thumbnails WHERE image_id = 3")
+    conn.execute("DELETE FROM embeddings WHERE image_id = 3")
+    conn.execute("DELETE FROM images WHERE id = 3")
+    assert db.record_file(conn, "/p/new.jpg", 1, 1.0, "new", REUSE).id == 4
+    # foreign keys hold again after the migration: a thumbnail of no photo is refused
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("INSERT INTO thumbnails (image_id, size) VALUES (999, 64)")
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

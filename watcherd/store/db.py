@@ -165,6 +165,52 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE embedding_status = 'pending' AND embedding_queued_at = 'backlog';
     CREATE INDEX embeddings_model ON embeddings(model, pretrained);
     """,
+    # 7: ids are never reused, kept by SQLite itself: ``images`` is rebuilt with AUTOINCREMENT
+    # (a plain INTEGER PRIMARY KEY hands a deleted highest id out again, so purge had to keep
+    # the newest deleted row and its BLOBs for ever). The same columns in the same order, the
+    # same indexes; sqlite_sequence starts at the highest id so far. Run with foreign keys off
+    # (``migrate``), so dropping the old table cascades nothing.
+    """
+    CREATE TABLE images_v7 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        path TEXT UNIQUE NOT NULL,
+        sha256 TEXT,
+        size INTEGER,
+        mtime REAL,
+        width INTEGER,
+        height INTEGER,
+        format TEXT,
+        discovered_at TEXT NOT NULL,
+        thumbnail_status TEXT NOT NULL DEFAULT 'pending'
+            CHECK (thumbnail_status IN ('pending', 'done', 'failed')),
+        thumbnail_error TEXT,
+        embedding_status TEXT NOT NULL DEFAULT 'pending'
+            CHECK (embedding_status IN ('pending', 'done', 'failed')),
+        embedding_error TEXT,
+        deleted_at TEXT,
+        updated_at TEXT,
+        thumbnail_queued_at TEXT,
+        embedding_queued_at TEXT,
+        thumbnail_attempts INTEGER NOT NULL DEFAULT 0,
+        embedding_attempts INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO images_v7 SELECT * FROM images;
+    DROP TABLE images;
+    ALTER TABLE images_v7 RENAME TO images;
+    CREATE INDEX images_sha256 ON images(sha256);
+    CREATE INDEX images_thumbnail_pending ON images(id) WHERE thumbnail_status = 'pending';
+    CREATE INDEX images_embedding_pending ON images(id) WHERE embedding_status = 'pending';
+    CREATE INDEX images_folder ON images(rtrim(path, replace(path, '/', '')));
+    CREATE INDEX images_thumbnail_unsent ON images(id)
+        WHERE thumbnail_status = 'pending' AND thumbnail_queued_at IS NULL;
+    CREATE INDEX images_embedding_unsent ON images(id)
+        WHERE embedding_status = 'pending' AND embedding_queued_at IS NULL;
+    CREATE INDEX images_updated_at ON images(updated_at);
+    CREATE INDEX images_thumbnail_backlog ON images(id)
+        WHERE thumbnail_status = 'pending' AND thumbnail_queued_at = 'backlog';
+    CREATE INDEX images_embedding_backlog ON images(id)
+        WHERE embedding_status = 'pending' AND embedding_queued_at = 'backlog';
+    """,
 )
 #: ``*_queued_at`` of a pending row waiting in a backlog (see migration 6).
 BACKLOG = "backlog"
@@ -218,20 +264,31 @@ def migrate(db: sqlite_utils.Database) -> tuple[int, int]:
             f"database schema version {before} is newer than this watcherd ({SCHEMA_VERSION})"
         )
     conn = db.conn
-    for version in range(before + 1, SCHEMA_VERSION + 1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # Another process may have migrated while we waited for the lock.
-            if schema_version(db) >= version:
+    if before == SCHEMA_VERSION:
+        return before, before
+    # SQLite's recipe for rebuilding a table (migration 7): foreign keys off outside the
+    # transaction (the pragma is a no-op inside one), checked before each commit, back on after.
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        for version in range(before + 1, SCHEMA_VERSION + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Another process may have migrated while we waited for the lock.
+                if schema_version(db) >= version:
+                    conn.execute("COMMIT")
+                    continue
+                for statement in _statements(MIGRATIONS[version - 1]):
+                    conn.execute(statement)
+                broken = conn.execute("PRAGMA foreign_key_check").fetchone()
+                if broken is not None:
+                    raise RuntimeError(f"migration {version} broke a foreign key: {tuple(broken)}")
+                conn.execute(f"PRAGMA user_version = {version}")
                 conn.execute("COMMIT")
-                continue
-            for statement in _statements(MIGRATIONS[version - 1]):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {version}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
     return before, schema_version(db)
 
 
@@ -471,9 +528,8 @@ RETIRED_PREFIX = "retired:"
 def _retire(c: sqlite3.Connection, where: str, params: tuple[Any, ...], now: str) -> None:
     """Free the paths of the rows matching ``where`` for other photos: each is marked deleted,
     loses its thumbnails and embeddings, and its path becomes ``retired:<id>:<path>`` (not a
-    path: it never matches a folder). The row and its id stay, so an id never names two
-    different photos (SQLite would hand a deleted highest id out again); ``purge`` removes
-    them with the other deleted rows."""
+    path: it never matches a folder). The row and its id stay until ``purge`` removes them
+    with the other deleted rows (ids are AUTOINCREMENT: never handed out again)."""
     ids = [r[0] for r in c.execute(f"SELECT id FROM images WHERE {where}", params)]
     for image_id in ids:
         c.execute("DELETE FROM thumbnails WHERE image_id = ?", (image_id,))
@@ -920,15 +976,15 @@ class Purged:
 
 def purge_deleted(db: sqlite_utils.Database, older_than_days: float) -> Purged:
     """Remove the rows of photos deleted more than ``older_than_days`` ago, with their
-    thumbnails and embeddings (retired rows included). The highest id is kept whatever its
-    age: SQLite hands the highest id out again once it is gone, and an id must never name two
-    photos. The file keeps its size until a VACUUM."""
+    thumbnails and embeddings (retired rows included), the newest row too: ids are
+    AUTOINCREMENT (migration 7), so SQLite never hands a purged id out again and an id never
+    names two photos. The file keeps its size until a VACUUM."""
     before = iso_ago(older_than_days * 86400)
     with transaction(db) as c:
         c.execute("CREATE TEMP TABLE IF NOT EXISTS purge_ids (id INTEGER PRIMARY KEY)")
         c.execute("DELETE FROM purge_ids")
         c.execute("INSERT INTO purge_ids SELECT id FROM images WHERE deleted_at IS NOT NULL "
-                  "AND deleted_at < ? AND id < (SELECT max(id) FROM images)", (before,))
+                  "AND deleted_at < ?", (before,))
         thumbs, tbytes = c.execute(
             "SELECT count(*), coalesce(sum(length(data)), 0) FROM thumbnails "
             "WHERE image_id IN (SELECT id FROM purge_ids)").fetchone()
