@@ -52,6 +52,17 @@ def _connect(cfg: Config) -> Any:
         _fail(f"cannot open database {cfg.database.path}: {exc}", 1)
 
 
+#: The commands that run until told to stop. Each installs its own SIGTERM/SIGINT handling once
+#: it is up (the supervisor's, the watcher's, Celery's, uvicorn's); until then, a stop ends the
+#: start cleanly: exit 0 and ``finally`` blocks run, instead of death by the signal while the
+#: process imports or loads its model.
+DAEMONS = frozenset({"run", "watch", "worker", "serve"})
+
+
+def _stop_while_starting(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 @click.group(cls=command.Group, config_envvar=config.ENV_VAR,
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="watcherd")
@@ -61,6 +72,9 @@ def main(ctx: click.Context) -> None:
 
     Every command takes -c/--config FILE, before or after its name."""
     ctx.ensure_object(dict)
+    if ctx.invoked_subcommand in DAEMONS:
+        signal.signal(signal.SIGTERM, _stop_while_starting)
+        signal.signal(signal.SIGINT, _stop_while_starting)
 
 
 @main.command()

@@ -55,6 +55,9 @@ class EmbedderHolder:
         return None if self.identity is None else (self.identity.model, self.identity.pretrained)
 
     def load(self, cfg: Config, conn: sqlite_utils.Database | None = None) -> None:
+        if self.error is None:  # the first try (the retries say only what changed)
+            log.info("loading the embedding model", model=cfg.embeddings.model,
+                     pretrained=cfg.embeddings.pretrained, device=cfg.embeddings.device)
         from watcherd.media.embeddings import Embedder, ModelLoadError
         from watcherd.media.identity import identify
 
