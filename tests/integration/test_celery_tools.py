@@ -57,6 +57,11 @@ class Events:
         return [e for e in self.of("task-succeeded") if e["uuid"] in ids]
 
 
+def embedding_beats(ev: Events) -> list[float]:
+    return [e["timestamp"] for e in ev.of("worker-heartbeat")
+            if e["hostname"].startswith("embeddings@")]
+
+
 @pytest.fixture
 def events() -> Iterator[list[Events]]:
     started: list[Events] = []
@@ -89,8 +94,9 @@ def test_inspect_and_events_reach_the_workers(broker: str, tmp_path: Path, tiny_
     ev = Events(app)
     events.append(ev)
     ev.thread.start()
-    # A worker heartbeat proves both that the receiver listens and that heartbeats are on.
-    wait_for(lambda: ev.of("worker-heartbeat"), 30, "a worker heartbeat event")
+    # An embedding worker's heartbeat proves both that the receiver listens and that heartbeats
+    # are on, and starts the span of beats checked below before the first batch.
+    wait_for(lambda: embedding_beats(ev), 30, "an embedding worker's heartbeat event")
     photos = tmp_path / "photos"
     for i, name in enumerate(sorted(NAMES)):
         (photos / name).write_bytes(photo(320, 240, 40 + i))
@@ -111,9 +117,13 @@ def test_inspect_and_events_reach_the_workers(broker: str, tmp_path: Path, tiny_
     assert totals["embeddings"] == {"watcherd.embed": len(NAMES)}
     # The solo embedding worker's heartbeats come from a thread of their own (its batches
     # block Celery's heart): every 2 s, batches included, never a gap Flower calls offline (4 s).
-    beats = [e["timestamp"] for e in ev.of("worker-heartbeat")
-             if e["hostname"].startswith("embeddings@")]
-    assert len(beats) >= 2, ev.of("worker-heartbeat")
+    # The span checked runs from a beat before the first batch to one after the last: on a fast
+    # machine the three photos take less than one interval, so wait for that last beat.
+    last_done = max(e["timestamp"] for e in ev.succeeded("watcherd.embed"))
+    wait_for(lambda: embedding_beats(ev)[-1] > last_done, 15, "a heartbeat after the batches")
+    beats = embedding_beats(ev)
+    first_start = min(e["timestamp"] for e in started)
+    assert beats[0] < first_start < last_done < beats[-1], (beats, first_start, last_done)
     assert max(b - a for a, b in itertools.pairwise(beats)) < 3.5, beats
 
 
