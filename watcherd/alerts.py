@@ -42,8 +42,9 @@ from watcherd.queue.events import MODEL_FAILED, READY, REFUSING, STARTING
 if TYPE_CHECKING:
     from watcherd.store.vectors import ModelKey
 
-EMBEDDINGS_WAIT, THUMBNAILS_WAIT, MODEL_FAILED_KIND = "embeddings_wait", "thumbnails_wait", \
-    "model_failed"
+EMBEDDINGS_WAIT = "embeddings_wait"
+THUMBNAILS_WAIT = "thumbnails_wait"
+MODEL_FAILED_KIND = "model_failed"
 #: Every kind this module raises (``/metrics`` reports each of them, 0 when it does not apply).
 KINDS = (EMBEDDINGS_WAIT, THUMBNAILS_WAIT, MODEL_FAILED_KIND)
 #: A worker still starting counts as able this long after its start (loading a model).
