@@ -195,6 +195,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
             line += (f"; {p['per_minute']:g}/min over the last {p['window_s'] / 60:g} min, "
                      f"ETA {status_model.eta_text(p['eta_s'])}")
         click.echo(line)
+    for alert in report["alerts"]:  # why work waits, next to the counts it explains
+        click.echo(alert["message"])
     for m in report["models"]["stored"]:
         share = "" if m["coverage"] is None else f" ({100 * m['coverage']:.1f}%)"
         where = f", from {m['source']}" if m["source"] else ""
@@ -227,11 +229,6 @@ def status(ctx: click.Context, as_json: bool) -> None:
                    + ", ".join(f"{n} waiting in {name}" for name, n in q.items()))
     for w in report["workers"]:
         click.echo(_worker_line(w))
-        if w["role"] == "embeddings" and w["liveness"] == "alive" \
-                and w["state"] == "model failed":
-            click.echo("            EMBEDDINGS ARE NOT BEING COMPUTED: the model could not be "
-                       "loaded; the worker tries again on its own (fix [embeddings] or the "
-                       "weights), and queues the photos that failed for it once it loads")
         if w["role"] == "embeddings" and w["liveness"] == "alive" and w["state"] == "refusing":
             click.echo("            this worker takes no work until it is reconfigured and "
                        "restarted (the reason above)")

@@ -26,7 +26,8 @@ from watcherd.media.identity import (
 from watcherd.store import db
 from watcherd.store.vectors import ModelKey, has_vectors
 
-__all__ = ["ModelIdentity", "adopt", "configured", "configured_key", "key_of", "loadable"]
+__all__ = ["ModelIdentity", "adopt", "configured", "configured_key", "key_of", "loadable",
+           "worker_key"]
 
 log = logs.get("watcherd.models")
 
@@ -59,6 +60,16 @@ def configured_key(cfg: Config, conn: sqlite3.Connection) -> ModelKey:
         if src and src == source:
             return ModelKey(model, pretrained)
     return legacy
+
+
+def worker_key(cfg: Config, conn: sqlite3.Connection) -> ModelKey:
+    """The key an embedding worker of the configured model reports (its heartbeats, so the
+    ``workers`` rows): the identity, whatever the stored vectors are still labelled; where the
+    weights cannot be read here, :func:`configured_key`'s answer."""
+    try:
+        return key_of(configured(cfg, conn))
+    except OSError:
+        return configured_key(cfg, conn)
 
 
 def adopt(conn: sqlite_utils.Database, cfg: Config) -> ModelIdentity:

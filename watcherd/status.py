@@ -1,23 +1,29 @@
 """The status model: one dict that ``watcherd status``, ``status --json``, ``/api/status`` and
 the web page all show. Counts per status, backlog per queue, the rate over the last minutes and
 an ETA, failures grouped by reason, scans, workers (the table's rows as they are, plus liveness),
-the models in use and each stored model's coverage, and the estimate of a backfill (a model or
-thumbnail settings change) with what is left of it. Reads only; never prints."""
+the models in use and each stored model's coverage, the estimate of a backfill (a model or
+thumbnail settings change) with what is left of it, and the alerts (:mod:`watcherd.alerts`: why
+configured work is not being done). Reads only; never prints."""
 
 from __future__ import annotations
 
 import socket
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from watcherd import alerts as alert_rules
 from watcherd.config import Config
 from watcherd.store import backlog, db, stats
+
+if TYPE_CHECKING:
+    from watcherd.store.vectors import ModelKey
 
 #: The window the rate and the ETA are computed over.
 RATE_WINDOW_S = 600.0
 
 
-def with_liveness(cfg: Config, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def with_liveness(cfg: Config, rows: list[dict[str, Any]], *,
+                  now: datetime | None = None) -> list[dict[str, Any]]:
     """The ``workers`` rows (one per worker process, written by the watcher from the workers'
     heartbeats), each with ``liveness`` (alive / dead / stopped), ``alive``, ``last_seen_s``,
     ``remote`` (it runs on another host than this command) and ``per_minute`` (tasks done per
@@ -27,7 +33,7 @@ def with_liveness(cfg: Config, rows: list[dict[str, Any]]) -> list[dict[str, Any
     from watcherd.queue.liveness import ALIVE, DEAD_AFTER_S, row_liveness
 
     stale_after = DEAD_AFTER_S + cfg.broker.outbox_interval_seconds + 2
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     out = []
     for w in rows:
         try:
@@ -63,9 +69,30 @@ def queues(cfg: Config) -> tuple[dict[str, int] | None, str | None]:
         return None, str(exc)
 
 
+def alerts(cfg: Config, conn: Any, *, counts: dict[str, dict[str, int]] | None = None,
+           workers: list[dict[str, Any]] | None = None, configured: ModelKey | None = None,
+           now: datetime | None = None) -> list[dict[str, str]]:
+    """The alerts that apply now (:func:`watcherd.alerts.evaluate` over this database); what
+    the caller has already read is passed in, the rest is read here. ``configured``: the key a
+    worker of the configured model reports (default: :func:`watcherd.models.worker_key`)."""
+    from watcherd import models
+
+    now = now or datetime.now(UTC)
+    counts = counts if counts is not None else db.status_counts(conn)
+    workers = workers if workers is not None else with_liveness(cfg, stats.workers(conn),
+                                                                now=now)
+    configured = configured or models.worker_key(cfg, conn)
+    return alert_rules.evaluate(workers, {k: counts[k]["pending"] for k in db.KINDS},
+                                configured, now=now, remote=cfg.embeddings.remote)
+
+
 def collect(cfg: Config, conn: Any, *, server_model: str | None = None,
             with_queues: bool = True) -> dict[str, Any]:
+    from watcherd import models
+
+    now = datetime.now(UTC)
     counts = db.status_counts(conn)
+    configured = models.configured_key(cfg, conn)
     done = stats.done_since(conn, RATE_WINDOW_S)
     progress: dict[str, Any] = {}
     for kind in db.KINDS:
@@ -75,7 +102,7 @@ def collect(cfg: Config, conn: Any, *, server_model: str | None = None,
             0 if not pending else None)
         progress[kind] = {"per_minute": round(per_min, 2), "window_s": RATE_WINDOW_S,
                           "pending": pending, "eta_s": eta}
-    workers = with_liveness(cfg, stats.workers(conn))
+    workers = with_liveness(cfg, stats.workers(conn), now=now)
     # the embedding worker's model, once its row says (the per-process workers table has a
     # model column; a row without one leaves it unknown)
     worker_model = next((w["model"] for w in sorted(workers, key=lambda w: w.get("role") !=
@@ -89,8 +116,10 @@ def collect(cfg: Config, conn: Any, *, server_model: str | None = None,
         "scans": _scans(conn),
         "broker": cfg.broker.shown_url if cfg.broker.url else f"embedded ({cfg.spool_dir})",
         "models": {"configured": _describe(cfg), "embedding_worker": worker_model,
-                   "server": server_model, "stored": stored_models(cfg, conn, counts)},
+                   "server": server_model,
+                   "stored": stored_models(conn, counts, configured)},
         "backfill": backlog.estimates(conn),
+        "alerts": alerts(cfg, conn, counts=counts, workers=workers, now=now),
     }
     if with_queues:
         report["queues"], error = queues(cfg)
@@ -99,14 +128,12 @@ def collect(cfg: Config, conn: Any, *, server_model: str | None = None,
     return report
 
 
-def stored_models(cfg: Config, conn: Any, counts: dict[str, dict[str, int]]
-                  ) -> list[dict[str, Any]]:
+def stored_models(conn: Any, counts: dict[str, dict[str, int]],
+                  configured: ModelKey) -> list[dict[str, Any]]:
     """Each model with vectors of live photos: its identity, where it was loaded from, how
     many live photos it covers (and what share), and whether it is the configured one."""
-    from watcherd import models
     from watcherd.store import vectors
 
-    configured = models.configured_key(cfg, conn)
     sources = db.model_sources(conn)
     live = counts["images"]["total"]
     out = [{"model": m.key.model, "pretrained": m.key.pretrained,

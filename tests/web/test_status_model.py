@@ -74,7 +74,8 @@ def test_each_live_workers_memory_shows_in_status_and_metrics(tmp_path: Path) ->
     cfg = config.load(path)
     registry = CollectorRegistry()
     registry.register(LibraryCollector(lambda: conn, lambda: None,
-                                       lambda: status.with_liveness(cfg, stats.workers(conn))))
+                                       lambda: status.with_liveness(cfg, stats.workers(conn)),
+                                       lambda: status.alerts(cfg, conn)))
     metrics = generate_latest(registry).decode()
     assert ('watcherd_worker_rss_bytes{role="thumbnails",worker="thumbnails@h:7"} 5.24288e+08'
             in metrics), metrics

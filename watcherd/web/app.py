@@ -60,7 +60,8 @@ class Server:
         self.lib = Library(cfg)
         self.warm = warm
         self._celery: Any = None
-        self.metrics = Metrics(LibraryCollector(self.lib.conn, self.queues, self.workers))
+        self.metrics = Metrics(LibraryCollector(self.lib.conn, self.queues, self.workers,
+                                                self.alerts))
 
     # ------------------------------------------------------------------ status and metrics
     def queues(self) -> dict[str, int] | None:
@@ -77,6 +78,9 @@ class Server:
         from watcherd.store import stats
 
         return status_model.with_liveness(self.cfg, stats.workers(self.lib.conn()))
+
+    def alerts(self) -> list[dict[str, str]]:
+        return status_model.alerts(self.cfg, self.lib.conn())
 
     def status(self) -> dict[str, Any]:
         report = status_model.collect(self.cfg, self.lib.conn(),

@@ -1,6 +1,7 @@
 """/metrics: Prometheus text format from what the server can see (the database and the broker):
 images per status, queue backlog, processed totals, processing durations derived from the rows'
-timestamps, workers alive, and the server's own search latency. Per-task runtimes measured in
+timestamps, workers alive, the alerts (``watcherd_alert{kind}``: 1 while it applies, 0 for the
+others), and the server's own search latency. Per-task runtimes measured in
 the workers come from celery-exporter reading Celery's task events, not from here."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from watcherd.alerts import KINDS as ALERT_KINDS
 from watcherd.store import db, stats
 
 DURATION_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
@@ -21,8 +23,9 @@ class LibraryCollector(Collector):
     """Reads the database (and the broker's queue depths) at each scrape."""
 
     def __init__(self, conn: Callable[[], Any], queues: Callable[[], dict[str, int] | None],
-                 workers: Callable[[], list[dict[str, Any]]]) -> None:
-        self._conn, self._queues, self._workers = conn, queues, workers
+                 workers: Callable[[], list[dict[str, Any]]],
+                 alerts: Callable[[], list[dict[str, str]]]) -> None:
+        self._conn, self._queues, self._workers, self._alerts = conn, queues, workers, alerts
 
     def collect(self) -> Iterator[Metric]:
         conn = self._conn()
@@ -76,6 +79,18 @@ class LibraryCollector(Collector):
                 rss.add_metric([str(w.get("name")), str(w.get("role"))],
                                int(w.get("rss_kb") or 0) * 1024)
         yield rss
+        yield self._alert_family()
+
+    def _alert_family(self) -> Metric:
+        """Every known kind (0 or 1, so an absent series never hides one), and any other kind
+        the rule raises."""
+        raised = {a["kind"] for a in self._alerts()}
+        family = GaugeMetricFamily("watcherd_alert", "1 while an alert of this kind applies "
+                                   "(the message: watcherd status, /api/status)",
+                                   labels=["kind"])
+        for kind in sorted(set(ALERT_KINDS) | raised):
+            family.add_metric([kind], 1 if kind in raised else 0)
+        return family
 
 
 class Metrics:
