@@ -42,12 +42,14 @@ def test_every_route_answers_over_a_live_run(tmp_path: Path, tiny_model: str,
         status = get(base + "/api/status").json()
         roles = {w["role"]: w for w in status["workers"]}
         assert roles["embeddings"]["alive"] and roles["thumbnails"]["alive"], roles
+        assert status["alerts"] == [], status["alerts"]  # the live workers do the work
         page = get(base + "/status").body.decode()
         assert "embeddings@" in page and "thumbnails@" in page
         metrics = get(base + "/metrics").body.decode()
         assert 'watcherd_workers_alive{role="embeddings"} 1.0' in metrics, metrics
         assert 'watcherd_workers_alive{role="thumbnails"} 1.0' in metrics, metrics
         assert 'watcherd_images{kind="embedding",status="done"} 4.0' in metrics, metrics
+        assert 'watcherd_alert{kind="embeddings_wait"} 0.0' in metrics, metrics
         hits = get(base + "/api/search?q=red&n=10").json()["results"]
         assert {Path(h["path"]).name for h in hits} == NAMES, json.dumps(hits)
     finally:
