@@ -9,6 +9,7 @@ Celery, redis-py) alike, tracebacks included.
 from __future__ import annotations
 
 import re
+from collections.abc import MutableMapping
 from typing import Any
 
 MASK = "****"
@@ -37,5 +38,5 @@ def _mask(value: Any) -> Any:
     return value
 
 
-def processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def processor(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> dict[str, Any]:
     return {k: _mask(v) for k, v in event.items()}

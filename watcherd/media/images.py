@@ -135,7 +135,7 @@ def _decode(data: bytes, max_pixels: int, draft_size: int | None,
 
         icc = source.info.get("icc_profile")
         icc = icc if isinstance(icc, bytes) else None
-        image = source
+        image: Image.Image = source
         orientation = _orientation(source)
         if orientation in _TRANSPOSE:
             image = source.transpose(_TRANSPOSE[orientation])

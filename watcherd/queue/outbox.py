@@ -54,7 +54,7 @@ class Outbox:
                  stale_before: dict[str, str] | None = None) -> dict[str, int]:
         """Send every due row; returns how many were sent per kind. ``stale_before`` moves the
         stale line of a kind later (a worker died at that time: see queue/monitor.py)."""
-        sent = {k: 0 for k in db.KINDS}
+        sent: dict[str, int] = {k: 0 for k in db.KINDS}
         for kind in db.KINDS:
             job = self._remote_job() if kind == "embedding" and self.cfg.embeddings.remote \
                 else None
@@ -118,7 +118,7 @@ class Outbox:
         while its queue holds less than half of ``backlog_target``: new photos, sent as they
         come, never wait behind the whole backlog. The same on every broker (spool, RabbitMQ,
         Redis): it only needs the queue's depth. A depth that cannot be read sends nothing."""
-        sent = {k: 0 for k in db.KINDS}
+        sent: dict[str, int] = {k: 0 for k in db.KINDS}
         for kind in db.KINDS:
             if not backlog.due_backlog(self.conn, kind, 1):
                 continue

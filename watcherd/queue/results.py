@@ -113,7 +113,7 @@ class ResultsWriter:
             self._broker.ensure_connection(max_retries=1)
             self._queue = remote.results_queue(self.cfg)(self._broker.channel())
             self._queue.declare()
-        out = []
+        out: list[Any] = []
         while len(out) < MAX_MESSAGES:
             m = self._queue.get(no_ack=False, accept=["json"])
             if m is None:

@@ -253,7 +253,9 @@ class Channel(filesystem.Channel):
         self._sync_dir(path.parent)  # a new queue folder survives a power cut
         return path
 
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    # kombu's filesystem Channel takes **kwargs here, its abstract base does not: ours matches
+    # the class it extends.
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex}.msg"
         tmp = self._root / "tmp" / name
         try:
@@ -281,7 +283,7 @@ class Channel(filesystem.Channel):
         finally:
             os.close(fd)
 
-    def _get(self, queue: str) -> Any:
+    def _get(self, queue: str, timeout: float | None = None) -> Any:
         folder = self._queue_dir(queue)
         listing = self._listings.get(queue)
         if not listing:

@@ -16,6 +16,7 @@ imported only when a half-precision kernel is asked for or measured.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
@@ -183,7 +184,7 @@ def measure_matrices(dim: int, rows: int = 65_536) -> dict[Kernel, float | None]
         if float(np.abs(matrix.scores(query, rows) - exact).max()) > matrix.error / 2:
             out[kernel] = None
             continue
-        out[kernel] = _best_time(lambda m=matrix: m.scores(query, rows))
+        out[kernel] = _best_time(functools.partial(matrix.scores, query, rows))
     return out
 
 
@@ -253,5 +254,5 @@ def measure_pairs(dim: int, block: int) -> dict[Kernel, float | None]:
         if float(np.abs(first - exact).max()) > error_bound(kernel, dim) / 2:
             out[kernel] = None
             continue
-        out[kernel] = _best_time(lambda s=score: s(a, b), runs=2)
+        out[kernel] = _best_time(functools.partial(score, a, b), runs=2)
     return out

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import queue
 import threading
@@ -184,10 +185,10 @@ class Lane(threading.Thread):
                     self._work(lambda: self.live.extend(self.settle.due()))
                 if self.live:
                     path = self.live.popleft()
-                    self._work(lambda path=path: self._hash(path, "live"))
+                    self._work(functools.partial(self._hash, path, "live"))
                 elif self.scan_files and self._main_keeps_up():
                     info = self.scan_files.popleft()
-                    self._work(lambda info=info: self._hash_scanned(info))
+                    self._work(functools.partial(self._hash_scanned, info))
                 elif self._scan_may_step():
                     self._work(self._scan_step)
         except Exception:
@@ -219,7 +220,7 @@ class Lane(threading.Thread):
         except queue.Empty:
             return
         while True:
-            self._work(lambda cmd=cmd: self._command(cmd))
+            self._work(functools.partial(self._command, cmd))
             try:
                 cmd = self.inbox.get_nowait()
             except queue.Empty:

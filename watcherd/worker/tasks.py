@@ -55,6 +55,8 @@ class EmbedBatches(Batches):  # type: ignore[misc]
     (a locked database); the others are acknowledged when it returns, as before (acks_late).
     """
 
+    _tref: Any  # celery-batches' flush timer (its own annotation names an untyped class)
+
     def __init__(self) -> None:
         super().__init__()
         self.in_flight: list[Any] = []
