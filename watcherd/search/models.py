@@ -7,6 +7,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from watcherd.media.identity import identify
+from watcherd.media.identity import normalise_model as normalise_model
 from watcherd.search.ranking import QueryError
 from watcherd.store import db, vectors
 from watcherd.store.vectors import ModelKey
@@ -17,14 +18,6 @@ __all__ = ["Choice", "NoVectorsError", "best_covering", "choose_model", "normali
 
 class NoVectorsError(Exception):
     """The library has no vectors at all yet (nothing embedded): not the user's mistake."""
-
-
-def normalise_model(model: str) -> str:
-    """``local-dir:`` paths are stored absolute; accept them relative to the current folder."""
-    prefix = "local-dir:"
-    if model.startswith(prefix):
-        return prefix + os.path.abspath(os.path.expanduser(model[len(prefix):]))
-    return model
 
 
 def _identity(conn: sqlite3.Connection, model: str,
