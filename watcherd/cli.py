@@ -9,21 +9,20 @@ standard library only) before they load numpy, or torch for a text.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import click
 
-from watcherd import __version__, command, config, logs
-from watcherd.config import Config, ConfigError
-from watcherd.store import db
+from watcherd import ENV_VAR, __version__, command
+
+if TYPE_CHECKING:
+    from watcherd.config import Config
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -37,6 +36,8 @@ def _load(ctx: click.Context, role: str | None = None, *, check_paths: bool = Tr
     ``check_broker`` (default: as ``check_paths``): the command will send or take messages, so
     an embedded broker's folder must be on a local filesystem. ``quick``: a short command that
     may log nothing (logging is set up when something logs)."""
+    from watcherd import config, logs
+
     path = ctx.obj.get(command.CONFIG_KEY)
     try:
         cfg = config.load(path, check_paths=check_paths, remote=remote)
@@ -44,20 +45,22 @@ def _load(ctx: click.Context, role: str | None = None, *, check_paths: bool = Tr
             from watcherd.queue.app import check_spool  # celery: only where it is used anyway
 
             check_spool(cfg)
-    except ConfigError as exc:
+    except config.ConfigError as exc:
         _fail(str(exc), 2)
     logs.setup(cfg.log.level, cfg.log.format, role=role, lazy=quick)
     return cfg
 
 
 def _connect(cfg: Config) -> Any:
+    from watcherd.store import db
+
     try:
         return db.connect(cfg.database.path)
     except Exception as exc:
         _fail(f"cannot open database {cfg.database.path}: {exc}", 1)
 
 
-@click.group(cls=command.Group, config_envvar=config.ENV_VAR,
+@click.group(cls=command.Group, config_envvar=ENV_VAR,
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="watcherd")
 @click.pass_context
@@ -82,6 +85,8 @@ def run(ctx: click.Context) -> None:
 
 
 def _stop_on_signals(stop: Callable[[], None]) -> None:
+    import signal
+
     def handler(_signum: int, _frame: object) -> None:
         stop()
 
@@ -93,7 +98,7 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 @click.pass_context
 def watch(ctx: click.Context) -> None:
     """The watcher alone (systemd: watcherd.service)."""
-    from watcherd import sdnotify
+    from watcherd import logs, sdnotify
     from watcherd.queue.app import make_app
     from watcherd.watch.loop import Watcher
 
@@ -170,6 +175,7 @@ def scan(ctx: click.Context, path: str | None) -> None:
 def status(ctx: click.Context, as_json: bool) -> None:
     """Counts per status, failures with reasons, queue backlog, worker state."""
     from watcherd import status as status_model
+    from watcherd.store import db
 
     cfg = _load(ctx, "status", check_paths=False)
     conn = _connect(cfg)
@@ -270,6 +276,7 @@ def retry(ctx: click.Context, failed: bool) -> None:
     """Re-queue stuck (pending) rows now, and failed ones with --failed."""
     from watcherd.queue.app import make_app
     from watcherd.queue.outbox import Outbox
+    from watcherd.store import db
 
     cfg = _load(ctx, "retry", check_paths=False, check_broker=True)
     conn = _connect(cfg)
@@ -300,6 +307,8 @@ def purge(ctx: click.Context, older_than: float | None, do_vacuum: bool, model: 
     """Remove the rows, thumbnails and embeddings of photos deleted long ago; or (--model,
     --thumbnail-size) an old model's vectors or thumbnails of sizes no longer configured.
     No prompt."""
+    from watcherd.store import db
+
     cfg = _load(ctx, "purge", check_paths=False)
     conn = _connect(cfg)
     if pretrained is not None and model is None:
@@ -340,6 +349,7 @@ def _purge_model(cfg: Config, conn: Any, model: str, pretrained: str | None) -> 
     from watcherd import models
     from watcherd.search.models import NoVectorsError, choose_model
     from watcherd.search.ranking import QueryError
+    from watcherd.store import db
 
     configured = models.configured_key(cfg, conn.conn)
     try:
@@ -357,6 +367,8 @@ def _purge_model(cfg: Config, conn: Any, model: str, pretrained: str | None) -> 
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
     """Create or upgrade the database schema (idempotent)."""
+    from watcherd.store import db
+
     cfg = _load(ctx, "migrate", check_paths=False)
     try:
         conn = db.connect(cfg.database.path, migrate_schema=False)
@@ -535,8 +547,7 @@ def _describe(model: str, pretrained: str) -> str:
     return ModelKey(model, pretrained).describe()
 
 
-@dataclasses.dataclass(frozen=True)
-class _Found:
+class _Found(NamedTuple):
     """One search's answer, from a server or in-process: what the command prints."""
 
     note: str | None
@@ -545,8 +556,7 @@ class _Found:
     hits: list[dict[str, Any]]  # {"image_id", "path", "score"} (as --json prints them)
 
 
-@dataclasses.dataclass(frozen=True)
-class _SearchArgs:
+class _SearchArgs(NamedTuple):
     text: str | None  # the words of TEXT, joined
     images: tuple[str, ...]
     not_texts: tuple[str, ...]
@@ -580,6 +590,8 @@ def _served_search(cfg: Config, a: _SearchArgs) -> _Found | None:
 
 
 def _local_search(cfg: Config, a: _SearchArgs) -> _Found:
+    import dataclasses
+
     from watcherd import models
     from watcherd.search.engine import Query, Searcher, hits_json
     from watcherd.search.models import pick
