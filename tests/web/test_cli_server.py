@@ -189,6 +189,30 @@ def test_wildcard_listen_and_token(wild: Lib, blocked: dict[str, str]) -> None:
     assert run(bad_token, "search", "red", "--json").stdout == served.stdout
 
 
+@pytest.fixture(scope="module")
+def reembedding(tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> Iterator[Lib]:
+    """A library in the middle of a model change: another model's vectors cover more photos
+    than the configured one's, so search and duplicates say which model answers (a note)."""
+    from tests.searchlib import MODEL_B, store_vectors, unit_rows
+    from watcherd.store import db
+
+    lib = build(tmp_path_factory.mktemp("reembed"), tiny_model, photos=6)
+    conn = db.connect(lib.db_path)
+    ids = sorted(lib.ids.values())
+    store_vectors(conn, MODEL_B, ids, unit_rows(len(ids), 48, seed=3))
+    conn.conn.close()
+    s = Serve(lib.config).wait_ready()
+    yield lib
+    s.stop()
+
+
+def test_the_note_is_the_same(reembedding: Lib, blocked: dict[str, str]) -> None:
+    for args in (["search", "--image", photo(reembedding, "img003.jpg"), "--json"],
+                 ["duplicates", "--threshold", "0.5"]):
+        served = same_both_ways(reembedding.config, args, blocked)
+        assert served.returncode == 0 and "note: the configured model" in served.stderr
+
+
 def test_where_to_connect() -> None:
     assert client.address("0.0.0.0:8470") == ("127.0.0.1", 8470)
     assert client.address("[::]:8470") == ("::1", 8470)
