@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -234,8 +235,9 @@ def test_duplicates_route_bad_parameters(server: Serve, query: str, reason: str)
 
 def test_which_queries_the_api_takes(library: Lib) -> None:
     db = library.db_path
-    base = {"text": "red", "images": (), "not_texts": (), "not_images": (), "n": 20,
-            "min_score": None, "under": None, "model": None, "pretrained": None}
+    base: dict[str, Any] = {"text": "red", "images": (), "not_texts": (), "not_images": (),
+                            "n": 20, "min_score": None, "under": None, "model": None,
+                            "pretrained": None}
     assert client.search_params(db, **base) == [("q", "red"), ("n", "20")]
     img = photo(library, "img007.jpg")
     with_photo = client.search_params(db, **{**base, "text": None, "images": (img,),

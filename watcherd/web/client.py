@@ -24,6 +24,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlencode
 
@@ -120,7 +121,7 @@ def ask(cfg: Config, path: str, params: Params, *, timeout: float) -> Answer | N
         return None
 
 
-def _photo_ids(db_path: os.PathLike[str] | str, paths: Sequence[str]) -> list[int] | None:
+def _photo_ids(db_path: str | Path, paths: Sequence[str]) -> list[int] | None:
     """The live photo at each path (as ``watcherd search --image`` finds it: the path as given,
     made absolute, or its real path); None if one is not an indexed photo (or no database)."""
     if not paths:
@@ -174,7 +175,7 @@ def _score(value: float) -> bool:
     return -1.0 <= value <= 1.0  # False for NaN too
 
 
-def search_params(db_path: os.PathLike[str] | str, *, text: str | None, images: Sequence[str],
+def search_params(db_path: str | Path, *, text: str | None, images: Sequence[str],
                   not_texts: Sequence[str], not_images: Sequence[str], n: int,
                   min_score: float | None, under: str | None, model: str | None,
                   pretrained: str | None) -> Params | None:
