@@ -75,6 +75,9 @@ def pick(conn: sqlite3.Connection, default: ModelKey, model: str | None = None,
     that covers the library best (see :func:`best_covering`; ``stored``: the coverage counts
     if the caller keeps them, else counted now)."""
     if model is None and pretrained is None:
+        if stored is None and vectors.model_keys(conn) == [default] and \
+                vectors.has_live_vectors(conn, default):
+            return Choice(default)  # the one stored model covers best: no need to count
         choice = best_covering(vectors.stored_models(conn) if stored is None else stored,
                                default)
         if choice is None:

@@ -95,6 +95,27 @@ def stored_models(conn: sqlite3.Connection) -> list[StoredModel]:
     return [StoredModel(ModelKey(r[0], r[1]), int(r[2])) for r in rows]
 
 
+def model_keys(conn: sqlite3.Connection) -> list[ModelKey]:
+    """Every model with a vector (of a live or a deleted photo), in order: one index seek per
+    model (``embeddings_model``), not a scan."""
+    keys: list[ModelKey] = []
+    row = conn.execute("SELECT model, pretrained FROM embeddings "
+                       "ORDER BY model, pretrained LIMIT 1").fetchone()
+    while row is not None:
+        keys.append(ModelKey(row[0], row[1]))
+        row = conn.execute("SELECT model, pretrained FROM embeddings WHERE (model, pretrained) > "
+                           "(?, ?) ORDER BY model, pretrained LIMIT 1", tuple(row)).fetchone()
+    return keys
+
+
+def has_live_vectors(conn: sqlite3.Connection, key: ModelKey) -> bool:
+    """Whether a live photo has a vector of this model."""
+    return conn.execute(
+        "SELECT 1 FROM embeddings e JOIN images i ON i.id = e.image_id WHERE e.model = ? "
+        "AND e.pretrained = ? AND i.deleted_at IS NULL LIMIT 1",
+        (key.model, key.pretrained)).fetchone() is not None
+
+
 def count_vectors(conn: sqlite3.Connection, key: ModelKey) -> int:
     """How many rows (live or deleted) have a vector of this model: an upper bound on the live
     ones, read from the primary key's index without touching the BLOBs."""
