@@ -151,10 +151,10 @@ def _photo_ids(db_path: str | Path, paths: Sequence[str]) -> list[int] | None:
 
 def _model(model: str | None) -> str | None:
     """``--model`` as the server takes it ("": one the API would read as absent)."""
-    from watcherd.media.identity import normalise_model
-
     if model is None:
         return None
+    from watcherd.media.identity import normalise_model
+
     return "" if not model or len(model) > _MAX_MODEL else normalise_model(model)
 
 
