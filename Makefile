@@ -40,6 +40,7 @@ test: install lint
 
 bench: install
 	$(PY) benchmarks/bench.py
+	$(PY) benchmarks/cli_start.py
 
 clean:
 	rm -rf $(VENV) example .pytest_cache

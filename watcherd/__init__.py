@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
+#: The config file when no -c/--config is given (here, not in watcherd.config, so that the
+#: command line is built without loading the config module).
+ENV_VAR = "WATCHERD_CONFIG"
 
 
 def __getattr__(name: str) -> Any:

@@ -1,11 +1,14 @@
 """The ``watcherd`` command. The only module that prints or exits.
 
 Exit codes: 0 ok, 1 runtime error, 2 bad usage or bad config (the message names key and file).
+
+Each command imports what it uses when it runs: ``watcherd --help`` loads click and little else,
+and ``search``/``duplicates`` ask a running ``watcherd serve`` first (``watcherd.web.client``,
+standard library only) before they load numpy, or torch for a text.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -13,13 +16,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import click
 
-from watcherd import __version__, command, config, logs, sdnotify
-from watcherd.config import Config, ConfigError
-from watcherd.store import db
+from watcherd import ENV_VAR, __version__, command
+
+if TYPE_CHECKING:
+    from watcherd.config import Config
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -28,10 +32,13 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _load(ctx: click.Context, role: str | None = None, *, check_paths: bool = True,
-          check_broker: bool | None = None, remote: bool = False) -> Config:
+          check_broker: bool | None = None, remote: bool = False, quick: bool = False) -> Config:
     """The config; exit 2 if it is bad. ``check_paths``: the watched folders must exist.
     ``check_broker`` (default: as ``check_paths``): the command will send or take messages, so
-    an embedded broker's folder must be on a local filesystem."""
+    an embedded broker's folder must be on a local filesystem. ``quick``: a short command that
+    may log nothing (logging is set up when something logs)."""
+    from watcherd import config, logs
+
     path = ctx.obj.get(command.CONFIG_KEY)
     try:
         cfg = config.load(path, check_paths=check_paths, remote=remote)
@@ -39,13 +46,15 @@ def _load(ctx: click.Context, role: str | None = None, *, check_paths: bool = Tr
             from watcherd.queue.app import check_spool  # celery: only where it is used anyway
 
             check_spool(cfg)
-    except ConfigError as exc:
+    except config.ConfigError as exc:
         _fail(str(exc), 2)
-    logs.setup(cfg.log.level, cfg.log.format, role=role)
+    logs.setup(cfg.log.level, cfg.log.format, role=role, lazy=quick)
     return cfg
 
 
 def _connect(cfg: Config) -> Any:
+    from watcherd.store import db
+
     try:
         return db.connect(cfg.database.path)
     except Exception as exc:
@@ -63,7 +72,7 @@ def _stop_while_starting(_signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
-@click.group(cls=command.Group, config_envvar=config.ENV_VAR,
+@click.group(cls=command.Group, config_envvar=ENV_VAR,
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="watcherd")
 @click.pass_context
@@ -102,6 +111,7 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 @click.pass_context
 def watch(ctx: click.Context) -> None:
     """The watcher alone (systemd: watcherd.service)."""
+    from watcherd import logs, sdnotify
     from watcherd.queue.app import make_app
     from watcherd.watch.loop import Watcher
 
@@ -178,6 +188,7 @@ def scan(ctx: click.Context, path: str | None) -> None:
 def status(ctx: click.Context, as_json: bool) -> None:
     """Counts per status, failures with reasons, queue backlog, worker state."""
     from watcherd import status as status_model
+    from watcherd.store import db
 
     cfg = _load(ctx, "status", check_paths=False)
     conn = _connect(cfg)
@@ -275,6 +286,7 @@ def retry(ctx: click.Context, failed: bool) -> None:
     """Re-queue stuck (pending) rows now, and failed ones with --failed."""
     from watcherd.queue.app import make_app
     from watcherd.queue.outbox import Outbox
+    from watcherd.store import db
 
     cfg = _load(ctx, "retry", check_paths=False, check_broker=True)
     conn = _connect(cfg)
@@ -305,6 +317,8 @@ def purge(ctx: click.Context, older_than: float | None, do_vacuum: bool, model: 
     """Remove the rows, thumbnails and embeddings of photos deleted long ago; or (--model,
     --thumbnail-size) an old model's vectors or thumbnails of sizes no longer configured.
     No prompt."""
+    from watcherd.store import db
+
     cfg = _load(ctx, "purge", check_paths=False)
     conn = _connect(cfg)
     if pretrained is not None and model is None:
@@ -345,6 +359,7 @@ def _purge_model(cfg: Config, conn: Any, model: str, pretrained: str | None) -> 
     from watcherd import models
     from watcherd.search.models import NoVectorsError, choose_model
     from watcherd.search.ranking import QueryError
+    from watcherd.store import db
 
     configured = models.configured_key(cfg, conn.conn)
     try:
@@ -362,6 +377,8 @@ def _purge_model(cfg: Config, conn: Any, model: str, pretrained: str | None) -> 
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
     """Create or upgrade the database schema (idempotent)."""
+    from watcherd.store import db
+
     cfg = _load(ctx, "migrate", check_paths=False)
     try:
         conn = db.connect(cfg.database.path, migrate_schema=False)
@@ -523,6 +540,96 @@ def _search_errors(run: Callable[[], Any]) -> Any:
         _fail(str(exc), 1)
 
 
+def _served_error(answer: Any) -> NoReturn:
+    """An error answer of the server (watcherd.web.client: 400 or 404) as in-process would
+    end: a bad query exits 2, no vectors at all exits 1; the same reason."""
+    _fail(answer.reason, 2 if answer.status == 400 else 1)
+
+
+def _note(note: str | None) -> None:
+    if note:
+        click.echo(f"note: {note}", err=True)
+
+
+def _describe(model: str, pretrained: str) -> str:
+    from watcherd.store.readonly import ModelKey
+
+    return ModelKey(model, pretrained).describe()
+
+
+class _Found(NamedTuple):
+    """One search's answer, from a server or in-process: what the command prints."""
+
+    note: str | None
+    model: str  # described
+    considered: int
+    hits: list[dict[str, Any]]  # {"image_id", "path", "score"} (as --json prints them)
+
+
+class _SearchArgs(NamedTuple):
+    text: str | None  # the words of TEXT, joined
+    images: tuple[str, ...]
+    not_texts: tuple[str, ...]
+    not_images: tuple[str, ...]
+    n: int
+    min_score: float | None
+    under: str | None  # absolute
+    model: str | None
+    pretrained: str | None
+
+
+def _served_search(cfg: Config, a: _SearchArgs) -> _Found | None:
+    """The answer of a running `watcherd serve` of this config, or None (answer in-process)."""
+    from watcherd.web import client
+
+    params = client.search_params(cfg.database.path, text=a.text, images=a.images,
+                                  not_texts=a.not_texts, not_images=a.not_images, n=a.n,
+                                  min_score=a.min_score, under=a.under, model=a.model,
+                                  pretrained=a.pretrained)
+    answer = None if params is None else client.ask(cfg, "/api/search", params,
+                                                    timeout=client.SEARCH_TIMEOUT_S)
+    if answer is None:
+        return None
+    if answer.status != 200:
+        if a.images or a.not_images:
+            return None  # e.g. a photo without a vector of that model: in-process embeds its file
+        _served_error(answer)
+    body = answer.body
+    return _Found(body["note"], _describe(body["model"]["model"], body["model"]["pretrained"]),
+                  int(body["considered"]), list(body["results"]))
+
+
+def _local_search(cfg: Config, a: _SearchArgs) -> _Found:
+    import dataclasses
+
+    from watcherd import models
+    from watcherd.search.engine import Query, Searcher, hits_json
+    from watcherd.search.models import pick
+    from watcherd.search.scan import ScanSource
+
+    conn = _open_for_search(cfg)
+    query = Query(texts=(a.text,) if a.text is not None else (), images=a.images,
+                  not_texts=a.not_texts, not_images=a.not_images, n=a.n, min_score=a.min_score,
+                  under=a.under)
+
+    def run() -> Any:
+        choice = pick(conn, models.configured_key(cfg, conn), a.model, a.pretrained)
+        key = choice.key
+        searcher = Searcher(ScanSource(conn, key),
+                            _encoder_loader(*models.loadable(cfg, conn, key),
+                                            cfg.embeddings.device, cfg.embeddings.precision),
+                            max_pixels=cfg.images.max_pixels)
+        return dataclasses.replace(searcher.search(query), note=choice.note)
+
+    results = _search_errors(run)
+    return _Found(results.note, results.model.describe(), results.considered,
+                  hits_json(results.hits))
+
+
+_LOCAL_HELP = ("Answer in this process, even when a `watcherd serve` of this config is running "
+               "(by default it is asked first).")
+
+
 @main.command()
 @click.argument("text", nargs=-1)
 @click.option("--image", "images", multiple=True, metavar="PATH",
@@ -539,58 +646,75 @@ def _search_errors(run: Callable[[], Any]) -> Any:
 @click.option("--pretrained", metavar="P", help="With --model: which stored weights.")
 @click.option("--json", "as_json", is_flag=True, help="A JSON array of {image_id, path, score}.")
 @click.option("--paths", "as_paths", is_flag=True, help="Paths only, one per line.")
+@click.option("--local", is_flag=True, help=_LOCAL_HELP)
 @click.pass_context
 def search(ctx: click.Context, text: tuple[str, ...], images: tuple[str, ...],
            not_texts: tuple[str, ...], not_images: tuple[str, ...], n: int,
            min_score: float | None, under: str | None, model: str | None,
-           pretrained: str | None, as_json: bool, as_paths: bool) -> None:
-    """Photos ranked by similarity to TEXT and/or --image, away from --not/--not-image."""
-    from watcherd import models
-    from watcherd.search.engine import Query, Searcher
-    from watcherd.search.models import pick
-    from watcherd.search.scan import ScanSource
+           pretrained: str | None, as_json: bool, as_paths: bool, local: bool) -> None:
+    """Photos ranked by similarity to TEXT and/or --image, away from --not/--not-image.
 
+    A running `watcherd serve` of the same config answers what its API can (texts, indexed
+    photos); the rest is answered in this process."""
     if as_json and as_paths:
         _fail("--json and --paths exclude each other", 2)
-    cfg = _load(ctx, "search", check_paths=False)
+    cfg = _load(ctx, "search", check_paths=False, quick=True)
     folder = None
     if under is not None:
         folder = os.path.abspath(os.path.expanduser(under))
         if not os.path.isdir(folder):
             _fail(f"--under {under}: no such folder", 2)
-    conn = _open_for_search(cfg)
-    query = Query(texts=(" ".join(text),) if text else (), images=images, not_texts=not_texts,
-                  not_images=not_images, n=n, min_score=min_score, under=folder)
+    args = _SearchArgs(" ".join(text) if text else None, images, not_texts, not_images, n,
+                       min_score, folder, model, pretrained)
     started = time.perf_counter()
-
-    def run() -> Any:
-        choice = pick(conn, models.configured_key(cfg, conn), model, pretrained)
-        key = choice.key
-        searcher = Searcher(ScanSource(conn, key),
-                            _encoder_loader(*models.loadable(cfg, conn, key),
-                                            cfg.embeddings.device, cfg.embeddings.precision),
-                            max_pixels=cfg.images.max_pixels)
-        return dataclasses.replace(searcher.search(query), note=choice.note)
-
-    results = _search_errors(run)
-    if results.note:
-        click.echo(f"note: {results.note}", err=True)
-    click.echo(f"model {results.model.describe()}: {len(results.hits)} of "
-               f"{results.considered} photos ({time.perf_counter() - started:.2f} s)", err=True)
-    hits = results.hits
+    found = (None if local else _served_search(cfg, args)) or _local_search(cfg, args)
+    _note(found.note)
+    click.echo(f"model {found.model}: {len(found.hits)} of {found.considered} photos "
+               f"({time.perf_counter() - started:.2f} s)", err=True)
+    hits = found.hits
     if as_json:
-        click.echo(json.dumps([{"image_id": h.image_id, "path": h.path,
-                                "score": round(h.score, 6)} for h in hits], indent=2))
+        click.echo(json.dumps(hits, indent=2))
     elif as_paths:
         for h in hits:
-            click.echo(h.path)
+            click.echo(h["path"])
     elif sys.stdout.isatty():
-        width = max((len(f"{h.score:.4f}") for h in hits), default=0)
+        width = max((len(f"{h['score']:.4f}") for h in hits), default=0)
         for h in hits:
-            click.echo(f"{h.score:>{width}.4f}  {h.path}")
+            click.echo(f"{h['score']:>{width}.4f}  {h['path']}")
     else:
         for h in hits:
-            click.echo(f"{h.score:.4f}\t{h.path}")
+            click.echo(f"{h['score']:.4f}\t{h['path']}")
+
+
+def _served_duplicates(cfg: Config, threshold: float, model: str | None,
+                       pretrained: str | None) -> tuple[dict[str, Any], int] | None:
+    """(report, photos compared) from a running `watcherd serve` of this config, or None."""
+    from watcherd.web import client
+
+    params = client.duplicates_params(threshold, model, pretrained)
+    answer = None if params is None else client.ask(cfg, "/api/duplicates", params,
+                                                    timeout=client.DUPLICATES_TIMEOUT_S)
+    compared = None if answer is None else answer.header(client.COMPARED_HEADER)
+    if answer is None or (answer.status == 200 and compared is None):
+        return None
+    _note(answer.header(client.NOTE_HEADER))
+    if answer.status != 200:
+        _served_error(answer)
+    return answer.body, int(compared or 0)
+
+
+def _local_duplicates(cfg: Config, threshold: float, model: str | None,
+                      pretrained: str | None) -> tuple[dict[str, Any], int]:
+    from watcherd import models
+    from watcherd.search.duplicates import find_duplicates, report
+    from watcherd.search.models import pick
+
+    conn = _open_for_search(cfg)
+    choice = _search_errors(lambda: pick(conn, models.configured_key(cfg, conn), model,
+                                         pretrained))
+    _note(choice.note)
+    found = _search_errors(lambda: find_duplicates(conn, choice.key, threshold))
+    return report(found), found.compared
 
 
 @main.command()
@@ -600,46 +724,34 @@ def search(ctx: click.Context, text: tuple[str, ...], images: tuple[str, ...],
               "(default: [embeddings] model).")
 @click.option("--pretrained", metavar="P", help="With --model: which stored weights.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--local", is_flag=True, help=_LOCAL_HELP)
 @click.pass_context
 def duplicates(ctx: click.Context, threshold: float | None, model: str | None,
-               pretrained: str | None, as_json: bool) -> None:
-    """Groups of identical files (same sha256), then of near-identical photos."""
-    from watcherd import models
-    from watcherd.search.duplicates import find_duplicates
-    from watcherd.search.models import pick
+               pretrained: str | None, as_json: bool, local: bool) -> None:
+    """Groups of identical files (same sha256), then of near-identical photos.
 
-    cfg = _load(ctx, "duplicates", check_paths=False)
-    conn = _open_for_search(cfg)
+    A running `watcherd serve` of the same config answers it when it can."""
+    cfg = _load(ctx, "duplicates", check_paths=False, quick=True)
     t = cfg.search.duplicate_threshold if threshold is None else threshold
     started = time.perf_counter()
-    choice = _search_errors(lambda: pick(conn, models.configured_key(cfg, conn), model,
-                                         pretrained))
-    if choice.note:
-        click.echo(f"note: {choice.note}", err=True)
-    found = _search_errors(lambda: find_duplicates(conn, choice.key, t))
-    click.echo(f"model {found.model.describe()}: {len(found.identical)} groups of identical "
-               f"files, {len(found.near)} of near-identical photos (cosine >= {t:g}) among "
-               f"{found.compared} distinct photos ({time.perf_counter() - started:.1f} s)",
-               err=True)
+    found = ((None if local else _served_duplicates(cfg, t, model, pretrained))
+             or _local_duplicates(cfg, t, model, pretrained))
+    out, compared = found
+    click.echo(f"model {_describe(out['model'], out['pretrained'])}: {len(out['identical'])} "
+               f"groups of identical files, {len(out['near'])} of near-identical photos "
+               f"(cosine >= {t:g}) among {compared} distinct photos "
+               f"({time.perf_counter() - started:.1f} s)", err=True)
     if as_json:
-        click.echo(json.dumps({
-            "model": found.model.model, "pretrained": found.model.pretrained, "threshold": t,
-            "identical": [{"sha256": g.sha256, "photos": [
-                {"image_id": p.image_id, "path": p.path} for p in g.photos]}
-                for g in found.identical],
-            "near": [{"photos": [{"image_id": p.image_id, "path": p.path} for p in g.photos],
-                      "pairs": [{"a": p.a, "b": p.b, "score": round(p.score, 6)}
-                                for p in g.pairs]} for g in found.near],
-        }, indent=2))
+        click.echo(json.dumps(out, indent=2))
         return
-    for g in found.identical:
-        click.echo(f"identical ({len(g.photos)} files, sha256 {g.sha256[:12]})")
-        for p in g.photos:
-            click.echo(f"  {p.path}")
-    for g in found.near:
-        click.echo(f"near-identical ({len(g.photos)} photos)")
-        paths = {p.image_id: p.path for p in g.photos}
-        for p in g.photos:
-            click.echo(f"  {p.path}")
-        for pair in g.pairs:
-            click.echo(f"    {pair.score:.4f}  {paths[pair.a]}  ~  {paths[pair.b]}")
+    for g in out["identical"]:
+        click.echo(f"identical ({len(g['photos'])} files, sha256 {g['sha256'][:12]})")
+        for p in g["photos"]:
+            click.echo(f"  {p['path']}")
+    for g in out["near"]:
+        click.echo(f"near-identical ({len(g['photos'])} photos)")
+        paths = {p["image_id"]: p["path"] for p in g["photos"]}
+        for p in g["photos"]:
+            click.echo(f"  {p['path']}")
+        for pair in g["pairs"]:
+            click.echo(f"    {pair['score']:.4f}  {paths[pair['a']]}  ~  {paths[pair['b']]}")

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from watcherd import ENV_VAR as ENV_VAR
+
 DEFAULT_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "bmp", "heic", "heif",
                       "avif")
-ENV_VAR = "WATCHERD_CONFIG"
 # Folder and file names never taken (glob patterns on one name); watcherd.watch.rules explains.
 DEFAULT_EXCLUDE = (".*", "@eaDir", "#recycle", "#snapshot", "@Recycle", "@Recently-Snapshot",
                    ".@__thumb", ".stversions", ".Trash-*", "$RECYCLE.BIN", "lost+found",

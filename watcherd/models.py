@@ -11,8 +11,7 @@ model to search).
 from __future__ import annotations
 
 import sqlite3
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from watcherd import logs
 from watcherd.config import Config
@@ -25,6 +24,9 @@ from watcherd.media.identity import (
 )
 from watcherd.store import db
 from watcherd.store.vectors import ModelKey, has_vectors
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 __all__ = ["ModelIdentity", "adopt", "configured", "configured_key", "key_of", "loadable",
            "worker_key"]

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Protocol
 
 __all__ = ["FINGERPRINT_PREFIX", "LOCAL_DIR", "FingerprintCache", "ModelIdentity",
-           "fingerprint_files", "identify", "legacy_key"]
+           "fingerprint_files", "identify", "legacy_key", "normalise_model"]
 
 LOCAL_DIR = "local-dir"
 FINGERPRINT_PREFIX = "sha256:"
@@ -69,6 +69,15 @@ def legacy_key(model: str, pretrained: str) -> tuple[str, str]:
     """How watcherd before schema 6 recorded this source: the configured strings as they were
     (absolute ``local-dir:`` and checkpoint paths)."""
     return model, pretrained or ""
+
+
+def normalise_model(model: str) -> str:
+    """A model named on the command line: ``local-dir:`` paths are stored absolute; accept them
+    relative to the current folder."""
+    if model.startswith(_LOCAL_DIR_PREFIX):
+        folder = model[len(_LOCAL_DIR_PREFIX):]
+        return _LOCAL_DIR_PREFIX + os.path.abspath(os.path.expanduser(folder))
+    return model
 
 
 def _sha256(path: Path, cache: FingerprintCache | None) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,8 @@ from watcherd.store import vectors
 from watcherd.store.vectors import ModelKey
 
 __all__ = ["DEFAULT_BLOCK", "DEFAULT_THRESHOLD", "MAX_PAIRS", "Duplicates", "IdenticalGroup",
-           "NearGroup", "Pair", "Photo", "connected_groups", "find_duplicates", "similar_pairs"]
+           "NearGroup", "Pair", "Photo", "connected_groups", "find_duplicates", "report",
+           "similar_pairs"]
 
 #: Immich's default: duplicates at cosine distance <= 0.01.
 DEFAULT_THRESHOLD = 0.99
@@ -221,3 +223,20 @@ def find_duplicates(conn: sqlite3.Connection, key: ModelKey, threshold: float = 
                       sorted(p, key=lambda q: (-q.score, q.a, q.b)))
             for g, p in zip(groups, pairs, strict=True)]
     return Duplicates(key, threshold, identical, near, len(x), chosen)
+
+
+def report(found: Duplicates) -> dict[str, Any]:
+    """What `watcherd duplicates --json` prints and /api/duplicates answers (scores rounded to 6
+    places): ``{model, pretrained, threshold, identical: [{sha256, photos}], near: [{photos,
+    pairs: [{a, b, score}]}]}``, photos as ``{image_id, path}``."""
+    def photos(group: list[Photo]) -> list[dict[str, Any]]:
+        return [{"image_id": p.image_id, "path": p.path} for p in group]
+
+    return {
+        "model": found.model.model, "pretrained": found.model.pretrained,
+        "threshold": found.threshold,
+        "identical": [{"sha256": g.sha256, "photos": photos(g.photos)} for g in found.identical],
+        "near": [{"photos": photos(g.photos),
+                  "pairs": [{"a": p.a, "b": p.b, "score": round(p.score, 6)} for p in g.pairs]}
+                 for g in found.near],
+    }

@@ -28,7 +28,7 @@ from watcherd.search.ranking import QueryError, combine
 from watcherd.store.vectors import ModelKey, Row
 
 __all__ = ["DEFAULT_N", "Encoder", "Hit", "Query", "QueryError", "Results", "Searcher",
-           "Source", "embed_image_bytes"]
+           "Source", "embed_image_bytes", "hits_json"]
 
 #: Results per query unless asked otherwise (the CLI's -n and the API's n).
 DEFAULT_N = 20
@@ -61,6 +61,12 @@ class Results:
     hits: list[Hit]  # best first
     considered: int  # live photos with a vector of that model that were ranked
     note: str | None = None  # why that model and not the configured one (during a re-embed)
+
+
+def hits_json(hits: Sequence[Hit]) -> list[dict[str, Any]]:
+    """Hits as `watcherd search --json` prints them and /api/search answers them (the score
+    rounded to 6 places, in both)."""
+    return [{"image_id": h.image_id, "path": h.path, "score": round(h.score, 6)} for h in hits]
 
 
 class Source(Protocol):

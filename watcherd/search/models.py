@@ -7,6 +7,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from watcherd.media.identity import identify
+from watcherd.media.identity import normalise_model as normalise_model
 from watcherd.search.ranking import QueryError
 from watcherd.store import db, vectors
 from watcherd.store.vectors import ModelKey
@@ -17,14 +18,6 @@ __all__ = ["Choice", "NoVectorsError", "best_covering", "choose_model", "normali
 
 class NoVectorsError(Exception):
     """The library has no vectors at all yet (nothing embedded): not the user's mistake."""
-
-
-def normalise_model(model: str) -> str:
-    """``local-dir:`` paths are stored absolute; accept them relative to the current folder."""
-    prefix = "local-dir:"
-    if model.startswith(prefix):
-        return prefix + os.path.abspath(os.path.expanduser(model[len(prefix):]))
-    return model
 
 
 def _identity(conn: sqlite3.Connection, model: str,
@@ -82,6 +75,9 @@ def pick(conn: sqlite3.Connection, default: ModelKey, model: str | None = None,
     that covers the library best (see :func:`best_covering`; ``stored``: the coverage counts
     if the caller keeps them, else counted now)."""
     if model is None and pretrained is None:
+        if stored is None and vectors.model_keys(conn) == [default] and \
+                vectors.has_live_vectors(conn, default):
+            return Choice(default)  # the one stored model covers best: no need to count
         choice = best_covering(vectors.stored_models(conn) if stored is None else stored,
                                default)
         if choice is None:

@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import sqlite_utils
+if TYPE_CHECKING:  # imported where a connection is made: `watcherd search` never needs it
+    import sqlite_utils
 
 Kind = Literal["thumbnail", "embedding"]
 KINDS: tuple[Kind, ...] = ("thumbnail", "embedding")
@@ -246,6 +247,8 @@ def connect(path: str | Path, *, migrate_schema: bool = True,
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
+    import sqlite_utils
+
     db = sqlite_utils.Database(conn)
     if migrate_schema:
         migrate(db)

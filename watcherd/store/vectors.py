@@ -10,20 +10,18 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
-from urllib.parse import quote
 
 import numpy as np
 
 from watcherd.store.db import FOLDER_SQL
+from watcherd.store.readonly import ModelKey as ModelKey
+from watcherd.store.readonly import connect_readonly as connect_readonly
+from watcherd.store.readonly import live_image_at as live_image_at
 
 VECTOR_DTYPE = np.dtype("<f4")
 #: Rows per chunk when streaming vectors: 8192 x 512 float32 = 16 MiB at a time.
 CHUNK_ROWS = 8192
-_BUSY_TIMEOUT_MS = 30_000
-# A one-pass scan reads ~30% faster through mmap than through read() per page.
-_MMAP_BYTES = 1 << 34
 _IN_BATCH = 500  # ids per "IN (...)" (SQLite's default limit on parameters is 32766)
 
 Extra = Literal["folder", "sha256", "path", "vector_at"]
@@ -34,17 +32,6 @@ _EXTRA_SQL: dict[str, str] = {"folder": FOLDER_SQL.replace("path", "i.path"),
 
 class VectorError(Exception):
     """The stored vectors are not usable as asked (e.g. two lengths for one model)."""
-
-
-@dataclass(frozen=True, order=True)
-class ModelKey:
-    """Which stored vectors: ``embeddings.model`` and ``embeddings.pretrained``."""
-
-    model: str
-    pretrained: str
-
-    def describe(self) -> str:
-        return repr(self.model) + (f" pretrained {self.pretrained!r}" if self.pretrained else "")
 
 
 @dataclass(frozen=True)
@@ -77,23 +64,6 @@ class Change:
     vector_at: str | None  # embeddings.created_at of this model's vector; None: no vector
 
 
-def connect_readonly(path: str | Path, *, mmap: bool = False) -> sqlite3.Connection:
-    """A read-only connection (search never writes; its user may not be allowed to).
-
-    ``mmap`` speeds up one-pass scans; a long-lived process leaves it off so that the pages it
-    read once are not counted in its resident memory. Raises FileNotFoundError without a file.
-    """
-    file = Path(path).resolve()
-    if not file.is_file():
-        raise FileNotFoundError(f"no database at {file}")
-    conn = sqlite3.connect(f"file:{quote(str(file))}?mode=ro", uri=True, isolation_level=None,
-                           timeout=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-    if mmap:
-        conn.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")
-    return conn
-
-
 def folder_range(folder: str) -> tuple[str, str]:
     """``path >= lo AND path < hi`` selects exactly the paths below ``folder``."""
     prefix = folder.rstrip("/") + "/"
@@ -123,6 +93,27 @@ def stored_models(conn: sqlite3.Connection) -> list[StoredModel]:
         "SELECT e.model, e.pretrained, count(*) FROM embeddings e JOIN images i "
         "ON i.id = e.image_id WHERE i.deleted_at IS NULL GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2")
     return [StoredModel(ModelKey(r[0], r[1]), int(r[2])) for r in rows]
+
+
+def model_keys(conn: sqlite3.Connection) -> list[ModelKey]:
+    """Every model with a vector (of a live or a deleted photo), in order: one index seek per
+    model (``embeddings_model``), not a scan."""
+    keys: list[ModelKey] = []
+    row = conn.execute("SELECT model, pretrained FROM embeddings "
+                       "ORDER BY model, pretrained LIMIT 1").fetchone()
+    while row is not None:
+        keys.append(ModelKey(row[0], row[1]))
+        row = conn.execute("SELECT model, pretrained FROM embeddings WHERE (model, pretrained) > "
+                           "(?, ?) ORDER BY model, pretrained LIMIT 1", tuple(row)).fetchone()
+    return keys
+
+
+def has_live_vectors(conn: sqlite3.Connection, key: ModelKey) -> bool:
+    """Whether a live photo has a vector of this model."""
+    return conn.execute(
+        "SELECT 1 FROM embeddings e JOIN images i ON i.id = e.image_id WHERE e.model = ? "
+        "AND e.pretrained = ? AND i.deleted_at IS NULL LIMIT 1",
+        (key.model, key.pretrained)).fetchone() is not None
 
 
 def count_vectors(conn: sqlite3.Connection, key: ModelKey) -> int:
@@ -197,16 +188,6 @@ def vector_of(conn: sqlite3.Connection, key: ModelKey, image_id: int) -> np.ndar
     """The stored vector of one live photo, or None."""
     rows = fetch_rows(conn, key, [image_id])
     return rows[0].vector if rows else None
-
-
-def live_image_at(conn: sqlite3.Connection, paths: Sequence[str]) -> int | None:
-    """The id of the live row at the first of ``paths`` that has one."""
-    for path in paths:
-        row = conn.execute("SELECT id FROM images WHERE path = ? AND deleted_at IS NULL",
-                           (path,)).fetchone()
-        if row is not None:
-            return int(row[0])
-    return None
 
 
 def changes_since(conn: sqlite3.Connection, key: ModelKey, since: str) -> list[Change]:

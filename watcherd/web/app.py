@@ -10,18 +10,20 @@ import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from watcherd import status as status_model
 from watcherd.config import Config
-from watcherd.search.engine import Query
-from watcherd.web import auth, pages, searching
+from watcherd.search.duplicates import report as duplicates_report
+from watcherd.search.engine import Query, hits_json
+from watcherd.web import auth, client, pages, searching
 from watcherd.web import params as p
 from watcherd.web.library import Library
 from watcherd.web.metrics import LibraryCollector, Metrics
@@ -35,8 +37,8 @@ THUMB_TYPES = {"webp": "image/webp", "jpeg": "image/jpeg", "jpg": "image/jpeg",
                "png": "image/png"}
 
 
-def bad(reason: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error": reason}, status_code=status)
+def bad(reason: str, status: int = 400, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": reason}, status_code=status, headers=headers)
 
 
 def guarded(fn: Callable[[Request], Response]) -> Callable[[Request], Response]:
@@ -110,8 +112,7 @@ class Server:
             "model": {"model": results.model.model, "pretrained": results.model.pretrained},
             "considered": results.considered,
             "note": results.note,
-            "results": [{"image_id": h.image_id, "path": h.path, "score": round(h.score, 6)}
-                        for h in results.hits]})
+            "results": hits_json(results.hits)})
 
     def api_image(self, request: Request) -> Response:
         p.only(request.query_params, ())
@@ -129,9 +130,26 @@ class Server:
                       min_score=p.score(qp, "min_score"), under=p.folder(qp),
                       exclude=(image_id,))
         results = self.search(query, p.model(qp))
-        return JSONResponse({"image_id": image_id, "results": [
-            {"image_id": h.image_id, "path": h.path, "score": round(h.score, 6)}
-            for h in results.hits]})
+        return JSONResponse({"image_id": image_id, "results": hits_json(results.hits)})
+
+    def api_duplicates(self, request: Request) -> Response:
+        """What `watcherd duplicates --json` prints; the note it prints on stderr (which model,
+        during a re-embed) and the number of photos compared come as headers."""
+        qp = request.query_params
+        p.only(qp, searching.DUPLICATES_PARAMS)
+        threshold = p.score(qp, "threshold")
+        if threshold is None:
+            threshold = self.cfg.search.duplicate_threshold
+        choice = searching.duplicates_choice(self.lib, p.model(qp), p.model(qp, "pretrained"))
+        headers = {client.NOTE_HEADER: quote(choice.note)} if choice.note else {}
+        try:
+            found = searching.duplicates(self.lib, choice, threshold)
+        except p.BadRequest as exc:
+            return bad(str(exc), headers=headers)
+        except searching.Unavailable as exc:
+            return bad(str(exc), exc.status, headers=headers)
+        headers[client.COMPARED_HEADER] = str(found.compared)
+        return JSONResponse(duplicates_report(found), headers=headers)
 
     def api_status(self, request: Request) -> Response:
         p.only(request.query_params, ())
@@ -217,6 +235,7 @@ class Server:
             Route("/api/images/{image_id}", guarded(self.api_image)),
             Route("/api/similar/{image_id}", guarded(self.api_similar)),
             Route("/api/status", guarded(self.api_status)),
+            Route("/api/duplicates", guarded(self.api_duplicates)),
             Route("/thumb/{image_id}/{size}", guarded(self.thumb)),
             Route("/original/{image_id}", guarded(self.original)),
             Route("/metrics", self.metrics_text),
@@ -224,7 +243,30 @@ class Server:
         ]
         app = Starlette(routes=routes, lifespan=lifespan,
                         exception_handlers={Exception: _internal_error})
-        return auth.Guard(app, self.cfg.web.token)  # type: ignore[return-value]
+        tagged = _Tagged(app, client.library_tag(self.cfg))
+        return auth.Guard(tagged, self.cfg.web.token)  # type: ignore[return-value]
+
+
+class _Tagged:
+    """Every answer to an authorised request says which library this server serves, so that
+    `watcherd search` and `duplicates` use only a server of their own config
+    (:mod:`watcherd.web.client`)."""
+
+    def __init__(self, app: ASGIApp, tag: str) -> None:
+        self.app = app
+        self.header = (client.LIBRARY_HEADER.lower().encode(), tag.encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_tagged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), self.header]
+            await send(message)
+
+        await self.app(scope, receive, send_tagged)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

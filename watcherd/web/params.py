@@ -1,12 +1,17 @@
 """Query-string validation: every parameter is checked here, and a bad one raises
-:class:`BadRequest` with a reason (the routes answer 400 with it, never a 500)."""
+:class:`BadRequest` with a reason (the routes answer 400 with it, never a 500).
+
+Imports no starlette (its types are annotations only): :mod:`watcherd.web.client` reads the
+limits below on the CLI's fast path."""
 
 from __future__ import annotations
 
 import math
 import os
+from typing import TYPE_CHECKING
 
-from starlette.datastructures import QueryParams
+if TYPE_CHECKING:
+    from starlette.datastructures import QueryParams
 
 MAX_N = 1000
 MAX_TEXT = 1000  # characters of one query text
@@ -79,12 +84,13 @@ def folder(params: QueryParams, name: str = "under") -> str | None:
     return os.path.normpath(value)
 
 
-def model(params: QueryParams) -> str | None:
-    value = params.get("model")
+def model(params: QueryParams, name: str = "model") -> str | None:
+    """``model`` (or ``pretrained``): a stored model's name as the CLI's --model takes it."""
+    value = params.get(name)
     if value is None or value == "":
         return None
     if len(value) > 1000 or "\x00" in value:
-        raise BadRequest("model is not a model name")
+        raise BadRequest(f"{name} is not a model name")
     return value
 
 

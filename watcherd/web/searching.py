@@ -1,5 +1,6 @@
 """One search request, as the API and the page both take it: parameters in, Results or an
-:class:`~watcherd.web.params.BadRequest` / :class:`Unavailable` with a reason out."""
+:class:`~watcherd.web.params.BadRequest` / :class:`Unavailable` with a reason out; and one
+duplicates request (/api/duplicates) the same way."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ import time
 
 from starlette.datastructures import QueryParams
 
+from watcherd.search.duplicates import Duplicates, find_duplicates
 from watcherd.search.engine import Query, Results
-from watcherd.search.models import NoVectorsError
+from watcherd.search.models import Choice, NoVectorsError, pick
 from watcherd.search.ranking import QueryError
 from watcherd.store.vectors import VectorError
 from watcherd.web import params as p
 from watcherd.web.library import Library, ModelUnavailable
 
 SEARCH_PARAMS = ("q", "image", "not", "not_image", "n", "min_score", "under", "model")
+DUPLICATES_PARAMS = ("threshold", "model", "pretrained")
 
 
 class Unavailable(Exception):
@@ -56,6 +59,27 @@ def run(lib: Library, query: Query, model: str | None) -> tuple[Results, float]:
     except (VectorError, sqlite3.Error) as exc:
         raise Unavailable(f"database: {exc}") from None
     return results, time.perf_counter() - started
+
+
+def duplicates_choice(lib: Library, model: str | None, pretrained: str | None) -> Choice:
+    """The stored model to compare, as `watcherd duplicates` picks it (coverage counted now)."""
+    try:
+        return pick(lib.conn(), lib.configured_key(), model, pretrained)
+    except QueryError as exc:
+        raise p.BadRequest(str(exc)) from None
+    except NoVectorsError as exc:
+        raise Unavailable(str(exc), 404) from None
+    except sqlite3.Error as exc:
+        raise Unavailable(f"database: {exc}") from None
+
+
+def duplicates(lib: Library, choice: Choice, threshold: float) -> Duplicates:
+    try:
+        return find_duplicates(lib.conn(), choice.key, threshold)
+    except QueryError as exc:
+        raise p.BadRequest(str(exc)) from None
+    except (VectorError, sqlite3.Error) as exc:
+        raise Unavailable(f"database: {exc}") from None
 
 
 def kind_of(query: Query) -> str:
