@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-#: The config file when no -c/--config is given (here, not in watcherd.config, so that the
-#: command line is built without loading the config module).
-ENV_VAR = "WATCHERD_CONFIG"
+from watcherd.meta import ENV_VAR, __version__
+
+__all__ = ["ENV_VAR", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import click
 
-from watcherd import ENV_VAR, __version__, command
+from watcherd import command
+from watcherd.meta import ENV_VAR, __version__
 
 if TYPE_CHECKING:
     from watcherd.config import Config

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from watcherd import ENV_VAR
+from watcherd.meta import ENV_VAR
 
 CONFIG_KEY = "config"
 #: True when ``-c`` was typed (before or after the command), False when it came from

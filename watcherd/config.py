@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from watcherd import ENV_VAR as ENV_VAR
+from watcherd.meta import ENV_VAR as ENV_VAR
 
 DEFAULT_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "bmp", "heic", "heif",
                       "avif")

@@ -36,7 +36,7 @@ def test_every_route_answers_over_a_live_run(tmp_path: Path, tiny_model: str,
                       f"/photo/{image_id}", "/status", "/api/search?q=red",
                       f"/api/search?image={image_id}&not=blue", f"/api/images/{image_id}",
                       f"/api/similar/{image_id}?n=2", "/api/status", f"/thumb/{image_id}/64",
-                      f"/original/{image_id}", "/metrics"):
+                      f"/original/{image_id}", "/metrics", "/api/duplicates?threshold=0.5"):
             reply = get(base + route)
             assert reply.status == 200, (route, reply.status, reply.body[:500], server.log())
         status = get(base + "/api/status").json()

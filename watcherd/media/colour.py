@@ -39,7 +39,8 @@ def to_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
     if transform is None:
         return image
     try:
-        return ImageCms.applyTransform(image, transform)  # type: ignore[return-value]
+        out = ImageCms.applyTransform(image, transform)  # None only when in place
+        return image if out is None else out
     except (ImageCms.PyCMSError, OSError, ValueError):
         return image
 

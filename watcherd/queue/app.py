@@ -103,7 +103,7 @@ def tls_options(cfg: Config) -> dict[str, Any] | None:
 RECONNECT_INTERVALS = {"interval_start": 1, "interval_step": 1, "interval_max": 5}
 
 
-class Consumer(celery.worker.consumer.Consumer):  # type: ignore[misc]
+class Consumer(celery.worker.consumer.Consumer):
     """Celery's worker consumer, reconnecting to a lost broker every few seconds."""
 
     def ensure_connected(self, conn: Any) -> Any:

@@ -176,7 +176,7 @@ def pick_kernel(n: int, dim: int, prefer: str = "auto", block: int = DEFAULT_BLO
     if prefer != "auto":
         if prefer not in kernels.KERNELS:
             raise ValueError(f"unknown kernel {prefer!r}")
-        return prefer  # type: ignore[return-value]
+        return prefer
     if n < _MEASURE_FROM:
         return "numpy-float32"
     times = kernels.measure_pairs(dim, min(block, 1024))

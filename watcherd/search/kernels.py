@@ -195,7 +195,7 @@ def pick_matrix(dim: int, prefer: str = "auto") -> Kernel:
     if prefer != "auto":
         if prefer not in KERNELS:
             raise ValueError(f"unknown kernel {prefer!r} (auto, {', '.join(KERNELS)})")
-        return prefer  # type: ignore[return-value]
+        return prefer
     if not _torch_available():
         return "numpy-float32"
     times = measure_matrices(dim)

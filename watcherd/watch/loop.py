@@ -303,7 +303,7 @@ class Watcher:
         totals = {"new_or_changed": 0, "unchanged": 0, "deleted": 0}
         for root in {self.rules.root_of(str(folder)) for folder in roots}:
             for k in totals:
-                totals[k] += self._scan_totals.get(root, {}).get(k, 0)  # type: ignore[arg-type]
+                totals[k] += self._scan_totals.get(root, {}).get(k, 0) if root else 0
         return totals
 
     def purge(self) -> None:

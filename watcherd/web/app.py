@@ -215,7 +215,7 @@ class Server:
         return response
 
     # ------------------------------------------------------------------------------ app
-    def app(self) -> Starlette:
+    def app(self) -> ASGIApp:
         @contextlib.asynccontextmanager
         async def lifespan(_: Starlette) -> AsyncIterator[None]:
             if self.warm:
@@ -244,7 +244,7 @@ class Server:
         app = Starlette(routes=routes, lifespan=lifespan,
                         exception_handlers={Exception: _internal_error})
         tagged = _Tagged(app, client.library_tag(self.cfg))
-        return auth.Guard(tagged, self.cfg.web.token)  # type: ignore[return-value]
+        return auth.Guard(tagged, self.cfg.web.token)
 
 
 class _Tagged:

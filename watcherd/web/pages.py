@@ -66,8 +66,11 @@ class Pages:
         more = False
         if searching_:
             n = min(p.MAX_N, PAGE * page + 1)
-            query = Query(texts=(" ".join(texts),), n=n, under=under) if texts else \
-                Query(images=(like,), n=n, under=under, exclude=(like,))
+            if texts:
+                query = Query(texts=(" ".join(texts),), n=n, under=under)
+            else:
+                assert like is not None  # searching_: a text or a photo to be like
+                query = Query(images=(like,), n=n, under=under, exclude=(like,))
             try:
                 results = self.server.search(query, None)
                 hits, note = results.hits, results.note

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sized
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -94,6 +95,6 @@ def model(params: QueryParams, name: str = "model") -> str | None:
     return value
 
 
-def check_parts(*groups: list[object]) -> None:
+def check_parts(*groups: Sized) -> None:
     if sum(len(g) for g in groups) > MAX_PARTS:
         raise BadRequest(f"at most {MAX_PARTS} texts and photos in one query")

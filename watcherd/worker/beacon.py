@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from watcherd import __version__, logs
+from watcherd import logs
 from watcherd.config import Config
+from watcherd.meta import __version__
 from watcherd.queue.events import HEARTBEAT_INTERVAL_S, STARTING, STOPPED, Heartbeat, Item
 from watcherd.queue.fleet import BACKLOG_CAP, Publisher, is_amqp
 from watcherd.queue.reaper import pid_space

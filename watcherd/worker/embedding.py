@@ -86,7 +86,7 @@ class EmbedderHolder:
                 log.info("photos that failed because the model could not be loaded are queued "
                          "again", photos=again)
 
-    def keep_loading(self, cfg: Config, conn: Callable[[], sqlite_utils.Database],
+    def keep_loading(self, cfg: Config, conn: Callable[[], sqlite_utils.Database | None],
                      on_loaded: Callable[[], None], stop: threading.Event) -> threading.Thread:
         """Try loading again in a daemon thread, with backoff (``RETRY_FIRST_S`` doubling up
         to ``RETRY_MAX_S``), until it loads or ``stop`` is set; then ``on_loaded()``."""

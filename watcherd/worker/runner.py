@@ -104,7 +104,7 @@ def run_worker(cfg: Config, role: str) -> int:
                                     "worker is restarted", error=str(exc))
                 beacon.set_state(READY, None)
 
-            holder.keep_loading(cfg, lambda: database(  # type: ignore[arg-type,return-value]
+            holder.keep_loading(cfg, lambda: database(
                 str(cfg.database.path), cfg.database.busy_timeout_seconds) if cfg.local else None,
                 loaded, retry_stop)
 

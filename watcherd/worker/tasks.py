@@ -45,7 +45,7 @@ log = logs.get("watcherd.worker.tasks")
 Refuse = Callable[[str], None]
 
 
-class EmbedBatches(Batches):  # type: ignore[misc]
+class EmbedBatches(Batches):
     """celery-batches' task, keeping track of what it holds and able to give messages back.
 
     celery-batches keeps received requests in ``_buffer`` (and ``_pending`` for ETAs) until a
