@@ -91,7 +91,7 @@ def add_thumbnails(path: Path, ids: list[int]) -> None:
         img.save(out, "WEBP", quality=80)
         db.save_thumbnails(conn, i, sha, 4000, 3000, "jpeg",
                            [db.ThumbRow(64, 64, 48, "webp", out.getvalue())])
-    conn.conn.close()
+    conn.close()
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from watcherd.store import db
+from watcherd.store import discovery, outcomes, schema
 from watcherd.store.vectors import ModelKey
 
 MODEL_A = ModelKey("local-dir:/models/a", "")
@@ -22,18 +22,18 @@ def unit_rows(n: int, dim: int, seed: int) -> np.ndarray:
     return m / np.linalg.norm(m, axis=1, keepdims=True)
 
 
-def reuse(key: ModelKey = MODEL_A) -> db.Reuse:
-    return db.Reuse(key.model, key.pretrained, (256,), "webp")
+def reuse(key: ModelKey = MODEL_A) -> discovery.Reuse:
+    return discovery.Reuse(key.model, key.pretrained, (256,), "webp")
 
 
 def add_photos(conn: object, paths: Sequence[str], *, content: Sequence[str] | None = None
                ) -> list[int]:
     """Rows for files at ``paths`` (as the watcher records them); returns their ids."""
     ids = []
-    with db.transaction(conn) as c:  # type: ignore[arg-type]
+    with schema.transaction(conn) as c:  # type: ignore[arg-type]
         for i, path in enumerate(paths):
             sha = hashlib.sha256((content[i] if content else path).encode()).hexdigest()
-            ids.append(db.record_in(c, path, 1000, 1.0, sha, reuse()).id)
+            ids.append(discovery.record_in(c, path, 1000, 1.0, sha, reuse()).id)
     return ids
 
 
@@ -46,15 +46,16 @@ def store_vectors(conn: object, key: ModelKey, ids: Sequence[int], matrix: np.nd
     """As the embedding worker stores them."""
     from watcherd.media.embeddings import to_blob
 
-    rows = [db.EmbeddingRow(i, sha_of(conn, i), to_blob(v)) for i, v in zip(ids, matrix,
-                                                                            strict=True)]
-    db.save_embeddings(conn, key.model, key.pretrained, matrix.shape[1], rows)  # type: ignore[arg-type]
+    rows = [outcomes.EmbeddingRow(i, sha_of(conn, i), to_blob(v)) for i, v in zip(ids, matrix,
+                                                                                  strict=True)]
+    batch = outcomes.Vectors(key.model, key.pretrained, matrix.shape[1], None, rows)
+    outcomes.save_vectors(conn, [batch], configured=(key.model, key.pretrained))  # type: ignore[arg-type]
 
 
 def library(path: Path, n: int, dim: int = 32, *, seed: int = 0, key: ModelKey = MODEL_A,
             folders: int = 4) -> tuple[object, list[int], np.ndarray]:
     """A database with ``n`` photos spread over ``folders`` folders, each with a vector."""
-    conn = db.connect(path)
+    conn = schema.connect(path)
     paths = [f"/photos/f{i % folders}/sub{i % 3}/img{i:05d}.jpg" for i in range(n)]
     ids = add_photos(conn, paths)
     matrix = unit_rows(n, dim, seed)
@@ -115,4 +116,4 @@ def embed_stored(cfg: Any, holder: Any, items: list[tuple[int, str]]) -> int:
         return embed_batch(cfg, conn, holder, markers, items).saved
     finally:
         markers.close()
-        conn.conn.close()
+        conn.close()

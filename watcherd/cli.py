@@ -54,10 +54,10 @@ def _load(ctx: click.Context, role: str | None = None, *, check_paths: bool = Tr
 
 
 def _connect(cfg: Config) -> Any:
-    from watcherd.store import db
+    from watcherd.store import schema
 
     try:
-        return db.connect(cfg.database.path)
+        return schema.connect(cfg.database.path)
     except Exception as exc:
         _fail(f"cannot open database {cfg.database.path}: {exc}", 1)
 
@@ -189,7 +189,7 @@ def scan(ctx: click.Context, path: str | None) -> None:
 def status(ctx: click.Context, as_json: bool) -> None:
     """Counts per status, failures with reasons, queue backlog, worker state."""
     from watcherd import status as status_model
-    from watcherd.store import db
+    from watcherd.store import schema
 
     cfg = _load(ctx, "status", check_paths=False)
     conn = _connect(cfg)
@@ -200,7 +200,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     c = report["counts"]
     click.echo(f"database    {report['database']}")
     click.echo(f"images      {c['images']['total']} ({c['images']['deleted']} deleted)")
-    for kind in db.KINDS:
+    for kind in schema.KINDS:
         k, p = c[kind], report["progress"][kind]
         line = f"{kind + 's':<12}{k['done']} done, {k['pending']} pending, {k['failed']} failed"
         if p["pending"]:
@@ -287,11 +287,11 @@ def retry(ctx: click.Context, failed: bool) -> None:
     """Re-queue stuck (pending) rows now, and failed ones with --failed."""
     from watcherd.queue.app import make_app
     from watcherd.queue.outbox import Outbox
-    from watcherd.store import db
+    from watcherd.store import admin
 
     cfg = _load(ctx, "retry", check_paths=False, check_broker=True)
     conn = _connect(cfg)
-    counts = db.requeue(conn, failed=failed)
+    counts = admin.requeue(conn, failed=failed)
     outbox = Outbox(make_app(cfg), conn, cfg)
     sent = outbox.send_due()
     click.echo(f"re-queued {counts['thumbnail']} thumbnail and {counts['embedding']} embedding "
@@ -318,7 +318,7 @@ def purge(ctx: click.Context, older_than: float | None, do_vacuum: bool, model: 
     """Remove the rows, thumbnails and embeddings of photos deleted long ago; or (--model,
     --thumbnail-size) an old model's vectors or thumbnails of sizes no longer configured.
     No prompt."""
-    from watcherd.store import db
+    from watcherd.store import admin
 
     cfg = _load(ctx, "purge", check_paths=False)
     conn = _connect(cfg)
@@ -332,7 +332,7 @@ def purge(ctx: click.Context, older_than: float | None, do_vacuum: bool, model: 
         if kept:
             _fail(f"--thumbnail-size {kept[0]}: a configured size ([thumbnails] sizes in "
                   f"{cfg.file}); remove it from the config first", 2)
-        n, size = db.purge_thumbnail_sizes(conn, thumbnail_sizes)
+        n, size = admin.purge_thumbnail_sizes(conn, thumbnail_sizes)
         click.echo(f"removed {n} thumbnails of size "
                    f"{', '.join(map(str, sorted(set(thumbnail_sizes))))} ({size / 1e6:.1f} MB)")
     days = cfg.database.keep_deleted_days if older_than is None else older_than
@@ -342,13 +342,13 @@ def purge(ctx: click.Context, older_than: float | None, do_vacuum: bool, model: 
         click.echo("[database] keep_deleted_days is 0 (keep for ever): nothing purged; "
                    "pass --older-than DAYS")
     else:
-        r = db.purge_deleted(conn, days)
+        r = admin.purge_deleted(conn, days)
         click.echo(f"removed {r.images} photos deleted more than {days:g} days ago, with "
                    f"{r.thumbnails} thumbnails and {r.embeddings} embeddings "
                    f"({r.bytes / 1e6:.1f} MB)")
     if do_vacuum:
         try:
-            before, after = db.vacuum(conn)
+            before, after = admin.vacuum(conn)
         except Exception as exc:
             _fail(f"VACUUM failed (is the disk full? a long reader open?): {exc}", 1)
         click.echo(f"vacuumed {cfg.database.path}: {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB")
@@ -360,17 +360,17 @@ def _purge_model(cfg: Config, conn: Any, model: str, pretrained: str | None) -> 
     from watcherd import models
     from watcherd.search.models import NoVectorsError, choose_model
     from watcherd.search.ranking import QueryError
-    from watcherd.store import db
+    from watcherd.store import admin
 
-    configured = models.configured_key(cfg, conn.conn)
+    configured = models.configured_key(cfg, conn)
     try:
-        key = choose_model(conn.conn, configured, model, pretrained)
+        key = choose_model(conn, configured, model, pretrained)
     except (QueryError, NoVectorsError) as exc:
         _fail(f"--model: {exc}", 2)
     if key == configured:
         _fail(f"--model: {key.describe()} is the configured model ([embeddings] in {cfg.file}); "
               "its vectors are the ones in use", 2)
-    n, size = db.purge_model(conn, key.model, key.pretrained)
+    n, size = admin.purge_model(conn, key.model, key.pretrained)
     click.echo(f"removed {n} vectors of model {key.describe()} ({size / 1e6:.1f} MB)")
 
 
@@ -378,12 +378,12 @@ def _purge_model(cfg: Config, conn: Any, model: str, pretrained: str | None) -> 
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
     """Create or upgrade the database schema (idempotent)."""
-    from watcherd.store import db
+    from watcherd.store import migrations, schema
 
     cfg = _load(ctx, "migrate", check_paths=False)
     try:
-        conn = db.connect(cfg.database.path, migrate_schema=False)
-        before, after = db.migrate(conn)
+        conn = schema.connect(cfg.database.path, migrate_schema=False)
+        before, after = migrations.migrate(conn)
     except Exception as exc:
         _fail(f"migration failed: {exc}", 1)
     click.echo(f"{cfg.database.path}: schema version {before} -> {after}"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from watcherd import alerts as alert_rules
 from watcherd.config import Config
-from watcherd.store import backlog, db, stats
+from watcherd.store import backlog, browse, schema, settings
 
 if TYPE_CHECKING:
     from watcherd.store.vectors import ModelKey
@@ -78,11 +78,11 @@ def alerts(cfg: Config, conn: Any, *, counts: dict[str, dict[str, int]] | None =
     from watcherd import models
 
     now = now or datetime.now(UTC)
-    counts = counts if counts is not None else db.status_counts(conn)
-    workers = workers if workers is not None else with_liveness(cfg, stats.workers(conn),
+    counts = counts if counts is not None else browse.status_counts(conn)
+    workers = workers if workers is not None else with_liveness(cfg, browse.workers(conn),
                                                                 now=now)
     configured = configured or models.worker_key(cfg, conn)
-    return alert_rules.evaluate(workers, {k: counts[k]["pending"] for k in db.KINDS},
+    return alert_rules.evaluate(workers, {k: counts[k]["pending"] for k in schema.KINDS},
                                 configured, now=now, remote=cfg.embeddings.remote)
 
 
@@ -91,18 +91,18 @@ def collect(cfg: Config, conn: Any, *, server_model: str | None = None,
     from watcherd import models
 
     now = datetime.now(UTC)
-    counts = db.status_counts(conn)
+    counts = browse.status_counts(conn)
     configured = models.configured_key(cfg, conn)
-    done = stats.done_since(conn, RATE_WINDOW_S)
+    done = browse.done_since(conn, RATE_WINDOW_S)
     progress: dict[str, Any] = {}
-    for kind in db.KINDS:
+    for kind in schema.KINDS:
         per_min = done[kind] / (RATE_WINDOW_S / 60.0)
         pending = counts[kind]["pending"]
         eta = round(pending / (per_min / 60.0)) if per_min > 0 and pending else (
             0 if not pending else None)
         progress[kind] = {"per_minute": round(per_min, 2), "window_s": RATE_WINDOW_S,
                           "pending": pending, "eta_s": eta}
-    workers = with_liveness(cfg, stats.workers(conn), now=now)
+    workers = with_liveness(cfg, browse.workers(conn), now=now)
     # the embedding worker's model, once its row says (the per-process workers table has a
     # model column; a row without one leaves it unknown)
     worker_model = next((w["model"] for w in sorted(workers, key=lambda w: w.get("role") !=
@@ -111,9 +111,9 @@ def collect(cfg: Config, conn: Any, *, server_model: str | None = None,
         "database": str(cfg.database.path),
         "counts": counts,
         "progress": progress,
-        "failures": stats.failure_groups(conn),
+        "failures": browse.failure_groups(conn),
         "workers": workers,
-        "scans": _scans(conn),
+        "scans": browse.scans(conn),
         "broker": cfg.broker.shown_url if cfg.broker.url else f"embedded ({cfg.spool_dir})",
         "models": {"configured": _describe(cfg), "embedding_worker": worker_model,
                    "server": server_model,
@@ -134,7 +134,7 @@ def stored_models(conn: Any, counts: dict[str, dict[str, int]],
     many live photos it covers (and what share), and whether it is the configured one."""
     from watcherd.store import vectors
 
-    sources = db.model_sources(conn)
+    sources = settings.model_sources(conn)
     live = counts["images"]["total"]
     out = [{"model": m.key.model, "pretrained": m.key.pretrained,
             "source": sources.get((m.key.model, m.key.pretrained)), "photos": m.photos,
@@ -145,12 +145,6 @@ def stored_models(conn: Any, counts: dict[str, dict[str, int]],
                        "source": sources.get((configured.model, configured.pretrained)),
                        "photos": 0, "coverage": 0.0 if live else None, "configured": True})
     return out
-
-
-def _scans(conn: Any) -> list[dict[str, Any]]:
-    cur = conn.execute("SELECT * FROM scans ORDER BY root")
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def _describe(cfg: Config) -> str:

@@ -22,7 +22,7 @@ from tests.reliability.conftest import jpeg
 from watcherd import config
 from watcherd.queue.app import TASKS, make_app, queue_names
 from watcherd.queue.fleet import Listener, Publisher, connect, fleet_queue
-from watcherd.store import db
+from watcherd.store import discovery, schema
 
 
 @pytest.mark.parametrize("broker", ["embedded", "amqp", "redis"])
@@ -145,15 +145,15 @@ def test_a_locked_database_gives_tasks_back_to_the_queue_and_costs_no_attempt(
     config_path = write_config(tmp_path, model=tiny_model,
                                database={"busy_timeout_seconds": 0.5})
     cfg = config.load(config_path)
-    conn = db.connect(cfg.database.path)
+    conn = schema.connect(cfg.database.path)
     items = []
     for i in range(3):
         data = jpeg(i)
         path = tmp_path / "photos" / f"{i}.jpg"
         path.write_bytes(data)
         sha = hashlib.sha256(data).hexdigest()
-        items.append((db.record_file(conn, str(path), len(data), 1.0, sha,
-                                     db.Reuse("m", "p", (64,), "webp")).id, sha))
+        items.append((discovery.record_file(conn, str(path), len(data), 1.0, sha,
+                                     discovery.Reuse("m", "p", (64,), "webp")).id, sha))
     thumbs = Daemon(config_path, "worker", "thumbnails").start()
     embeds = Daemon(config_path, "worker", "embeddings").start()
     daemons.extend([thumbs, embeds])
@@ -163,7 +163,7 @@ def test_a_locked_database_gives_tasks_back_to_the_queue_and_costs_no_attempt(
     locker.execute("BEGIN IMMEDIATE")
     try:
         with app.producer_or_acquire() as producer:
-            for kind in db.KINDS:
+            for kind in schema.KINDS:
                 q = queue_names(cfg)[kind]
                 for image_id, sha in items:
                     app.send_task(TASKS[kind], args=[image_id, sha], queue=q, routing_key=q,
@@ -199,15 +199,15 @@ def test_redis_gives_a_killed_workers_messages_back_exactly(tmp_path: Path,
     config_path = write_config(tmp_path, broker_url=require_broker("redis"),
                                thumbnails={"concurrency": 1, "sizes": [64, 1024]})
     cfg = config.load(config_path)
-    conn = db.connect(cfg.database.path)
+    conn = schema.connect(cfg.database.path)
     items = []
     for i in range(12):  # big enough to take a while each: the worker holds the rest
         data = jpeg(i, size=1600)
         path = tmp_path / "photos" / f"{i}.jpg"
         path.write_bytes(data)
         sha = hashlib.sha256(data).hexdigest()
-        items.append((db.record_file(conn, str(path), len(data), 1.0, sha,
-                                     db.Reuse("m", "p", (64,), "webp")).id, sha))
+        items.append((discovery.record_file(conn, str(path), len(data), 1.0, sha,
+                                     discovery.Reuse("m", "p", (64,), "webp")).id, sha))
     worker = Daemon(config_path, "worker", "thumbnails").start()
     daemons.append(worker)
     assert worker.proc is not None

@@ -29,15 +29,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlite_utils
-
 from watcherd import logs
 from watcherd.config import Config
 from watcherd.media.clipinput import InputSpec
 from watcherd.queue import events, giveback, reaper, remote
 from watcherd.queue.fleet import Listener
 from watcherd.queue.liveness import ALIVE, DEAD, Death, End, Fleet, WorkerView
-from watcherd.store import db
+from watcherd.store import outcomes, schema, workers
 
 log = logs.get("watcherd.queue.monitor")
 
@@ -50,7 +48,7 @@ Orphans = Callable[[], list[str]]  # names of workers that hold messages (dead o
 
 
 class FleetMonitor:
-    def __init__(self, cfg: Config, conn: sqlite_utils.Database, *,
+    def __init__(self, cfg: Config, conn: sqlite3.Connection, *,
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
                  give_back: GiveBack | None = None, orphans: Orphans | None = None) -> None:
@@ -121,7 +119,8 @@ class FleetMonitor:
             self._save_rows(now)
             if now >= self._next_forget:
                 self._next_forget = now + 60
-                db.forget_workers(self.conn, last_seen_before=db.iso_ago(FORGET_ROWS_AFTER_S))
+                workers.forget_workers(self.conn,
+                                       last_seen_before=schema.iso_ago(FORGET_ROWS_AFTER_S))
         except sqlite3.OperationalError as exc:  # locked past the busy timeout: next tick
             log.warning("cannot write worker liveness now; trying again at the next tick",
                         error=str(exc))
@@ -225,13 +224,14 @@ class FleetMonitor:
         return out
 
     def _died(self, death: Death) -> None:
-        kind: db.Kind = "thumbnail" if death.kind == "thumbnail" else "embedding"
+        kind: schema.Kind = "thumbnail" if death.kind == "thumbnail" else "embedding"
         if self.give_back is not None:
-            self._early.append((kind, db.now_iso(), self.clock() + EARLY_RESEND_S))
-        reason = db.timed_out_reason(death.timed_out) if death.timed_out else db.died_reason
-        charged = db.died_while_processing(self.conn, kind, death.busy,
-                                           self.cfg.broker.max_attempts,
-                                           reason) if death.busy else []
+            self._early.append((kind, schema.now_iso(), self.clock() + EARLY_RESEND_S))
+        reason = outcomes.timed_out_reason(death.timed_out) if death.timed_out \
+            else outcomes.died_reason
+        charged = outcomes.died_while_processing(self.conn, kind, death.busy,
+                                                 self.cfg.broker.max_attempts,
+                                                 reason) if death.busy else []
         log.warning("worker process died", worker=death.worker, worker_pid=death.pid,
                     cause=death.cause, task=kind,
                     working_on=[i for i, _ in death.busy],
@@ -244,25 +244,25 @@ class FleetMonitor:
                             reason=reason(c.attempts))
 
     def _keep_held(self) -> None:
-        for kind in db.KINDS:
+        for kind in schema.KINDS:
             held = self.fleet.held_by_live(kind)
             if held:
-                db.still_queued(self.conn, kind, sorted(held))
+                outcomes.still_queued(self.conn, kind, sorted(held))
 
     def _save_rows(self, now: float) -> None:
         wall_now = self.wall()
         rows = [self._row(w, wall_now - (now - w.last_seen)) for w in self.fleet.changed()]
-        db.save_workers(self.conn, rows)
+        workers.save_workers(self.conn, rows)
 
     @staticmethod
-    def _row(w: WorkerView, last_seen_wall: float) -> db.WorkerRow:
+    def _row(w: WorkerView, last_seen_wall: float) -> workers.WorkerRow:
         hb = w.heartbeat
         assert hb is not None
-        return db.WorkerRow(
+        return workers.WorkerRow(
             name=hb.name, role=hb.role, host=hb.host, pid=hb.pid,
             state=DEAD if w.liveness == DEAD else hb.state, message=hb.message,
             model=hb.model, pretrained=hb.pretrained, device=hb.device,
             started_at=hb.started_at,
-            last_seen=db.now_iso(datetime.fromtimestamp(last_seen_wall, UTC)),
+            last_seen=schema.now_iso(datetime.fromtimestamp(last_seen_wall, UTC)),
             processed=hb.processed, rss_kb=hb.rss_kb,
         )

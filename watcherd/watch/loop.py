@@ -45,7 +45,7 @@ from watcherd.config import Config
 from watcherd.queue.monitor import FleetMonitor
 from watcherd.queue.outbox import Outbox
 from watcherd.queue.results import ResultsWriter
-from watcherd.store import backlog, db
+from watcherd.store import admin, backlog, browse, discovery, schema, settings
 from watcherd.watch.ingest import Ingest
 from watcherd.watch.lane import Gone, Hashed, Lane, RootChanged, ScanFinished, Unreadable
 from watcherd.watch.observer import InotifyObserver, polling_observer
@@ -83,15 +83,16 @@ class Watcher:
     def __init__(self, cfg: Config, app: Celery) -> None:
         self.cfg = cfg
         w = cfg.watch
-        self.conn = db.connect(cfg.database.path)
+        self.conn = schema.connect(cfg.database.path)
         self.outbox = Outbox(app, self.conn, cfg)
         self.rules = Rules.of(w.paths, w.extensions, w.exclude)
         self.inbox: queue.Queue[Any] = queue.Queue()
         self.lanes = {root: Lane(root, self.rules, recursive=w.recursive,
                                  settle_seconds=w.settle_seconds, db_path=cfg.database.path,
                                  out=self.inbox) for root in w.paths}
-        self.ingest = Ingest(self.conn, db.Reuse(cfg.embeddings.model, cfg.embeddings.pretrained,
-                                                 cfg.thumbnails.sizes, cfg.thumbnails.format))
+        self.ingest = Ingest(self.conn, discovery.Reuse(
+            cfg.embeddings.model, cfg.embeddings.pretrained, cfg.thumbnails.sizes,
+            cfg.thumbnails.format))
         self.model: models.ModelIdentity | None = None
         self._model_error: str | None = None
         self.sync_thumbnails()
@@ -210,7 +211,7 @@ class Watcher:
         uncovered joins the backlog."""
         t = self.cfg.thumbnails
         wanted = backlog.ThumbSettings(tuple(sorted(set(t.sizes))), t.format, t.quality)
-        before = backlog.ThumbSettings.from_json(db.setting(self.conn.conn, backlog.THUMBNAILS))
+        before = backlog.ThumbSettings.from_json(settings.setting(self.conn, backlog.THUMBNAILS))
         changed = backlog.sync_thumbnails(self.conn, wanted)
         if changed:
             same_encoding = before is not None and (before.format, before.quality) == (
@@ -219,9 +220,9 @@ class Watcher:
                               if not same_encoding or before is None or s not in before.sizes)
             self._backfill("thumbnail", changed[0], changed[1], new_sizes=new_sizes)
 
-    def _backfill(self, kind: db.Kind, photos: int, reason: str, *,
+    def _backfill(self, kind: schema.Kind, photos: int, reason: str, *,
                   new_sizes: tuple[int, ...] = ()) -> None:
-        e = backlog.estimate(self.conn.conn, kind, photos, reason, new_sizes=new_sizes)
+        e = backlog.estimate(self.conn, kind, photos, reason, new_sizes=new_sizes)
         backlog.save_estimate(self.conn, e)
         log.info("backfill queued: new photos go first, the backlog is fed behind them",
                  task=kind, reason=reason, photos=photos,
@@ -242,7 +243,7 @@ class Watcher:
             self._scans_pending.add(root)
             self._scan_totals.setdefault(root, {"new_or_changed": 0, "unchanged": 0,
                                                 "deleted": 0})
-            db.set_scan(self.conn, str(root), "scanning")
+            discovery.set_scan(self.conn, str(root), "scanning")
             self.lanes[root].request_scan(folder)
 
     def run(self, on_tick: Callable[[Watcher], None] | None = None) -> None:
@@ -311,7 +312,7 @@ class Watcher:
         days = self.cfg.database.keep_deleted_days
         if days <= 0:
             return
-        r = db.purge_deleted(self.conn, days)
+        r = admin.purge_deleted(self.conn, days)
         if r.images:
             log.info("purged deleted photos", images=r.images, thumbnails=r.thumbnails,
                      embeddings=r.embeddings, bytes=r.bytes, older_than_days=days)
@@ -375,9 +376,10 @@ class Watcher:
         if isinstance(item, FileSystemEvent):
             self._handle(item)
         elif isinstance(item, Gone):
-            n = db.mark_deleted(self.conn, item.paths, before=item.before) if item.paths else 0
+            n = discovery.mark_deleted(self.conn, item.paths, before=item.before) \
+                if item.paths else 0
             for folder in item.folders:
-                n += db.mark_folder_files_deleted(self.conn, folder, before=item.before)
+                n += discovery.mark_folder_files_deleted(self.conn, folder, before=item.before)
             self.stats["deleted"] += n
             if item.root in self._scan_totals:
                 self._scan_totals[item.root]["deleted"] += n
@@ -398,9 +400,9 @@ class Watcher:
         self._scans_pending.discard(item.root)
         self.stats["scans"] += 1
         message = "; ".join(f"{f}: {r}" for f, r in item.skipped)[:500] or None
-        db.set_scan(self.conn, str(item.root), "done", folders=p.folders, files=p.files,
-                    to_take=p.to_take, taken=totals.get("taken", 0), gone=totals["deleted"],
-                    message=message, finished=True)
+        discovery.set_scan(self.conn, str(item.root), "done", folders=p.folders, files=p.files,
+                           to_take=p.to_take, taken=totals.get("taken", 0), gone=totals["deleted"],
+                           message=message, finished=True)
         self.outbox.send_due(resend_stale=True)
         log.info("scan done", root=str(item.root), folders=p.folders, files=p.files,
                  new_or_changed=p.to_take, unchanged=p.unchanged, deleted=totals["deleted"],
@@ -447,7 +449,7 @@ class Watcher:
             src_in = bool(src) and not rules.excluded_folder(src)
             dest_in = bool(dest) and not rules.excluded_folder(dest)
             if src_in and dest_in:
-                n = db.move_folder(self.conn, Path(src), Path(dest))
+                n = discovery.move_folder(self.conn, Path(src), Path(dest))
                 self.ingest.folder_went_away(src, moved_to=dest)
                 src_lane, dest_lane = self._lane(src), self._lane(dest)
                 if src_lane is dest_lane and src_lane is not None:
@@ -472,7 +474,7 @@ class Watcher:
             dest_ok = bool(dest) and rules.is_candidate(dest)
             if src_ok and dest_ok:
                 self._forget(src)
-                image_id = db.move_path(self.conn, src, dest)
+                image_id = discovery.move_path(self.conn, src, dest)
                 if image_id is None:
                     self._mark(dest, ready=True)
                 else:
@@ -503,7 +505,7 @@ class Watcher:
     def _deleted(self, paths: list[str]) -> None:
         for p in paths:
             self._forget(p)
-        n = db.mark_deleted(self.conn, paths)
+        n = discovery.mark_deleted(self.conn, paths)
         if n:
             self.stats["deleted"] += n
             log.info("deleted", paths=paths)
@@ -513,7 +515,7 @@ class Watcher:
         lane = self._lane(folder)
         if lane is not None:
             lane.forget_under(folder)
-        n = db.mark_folder_deleted(self.conn, Path(folder))
+        n = discovery.mark_folder_deleted(self.conn, Path(folder))
         if n:
             self.stats["deleted"] += n
             log.info("folder deleted", path=folder, rows=n)
@@ -526,9 +528,10 @@ class Watcher:
             if scan is None:
                 continue
             p = scan.progress
-            db.set_scan(self.conn, str(root), "scanning", folders=p.folders, files=p.files,
-                        to_take=p.to_take, taken=self._scan_totals.get(root, {}).get("taken", 0),
-                        gone=self._scan_totals.get(root, {}).get("deleted", 0))
+            totals = self._scan_totals.get(root, {})
+            discovery.set_scan(self.conn, str(root), "scanning", folders=p.folders, files=p.files,
+                               to_take=p.to_take, taken=totals.get("taken", 0),
+                               gone=totals.get("deleted", 0))
 
     def _log_progress(self) -> None:
         for root, lane in self.lanes.items():
@@ -567,6 +570,4 @@ class Watcher:
         return ", ".join(parts)
 
     def pending_count(self) -> int:
-        return int(self.conn.execute(
-            "SELECT count(*) FROM images WHERE deleted_at IS NULL AND "
-            "(thumbnail_status = 'pending' OR embedding_status = 'pending')").fetchone()[0])
+        return browse.pending_count(self.conn)

@@ -77,9 +77,9 @@ class Server:
             return None
 
     def workers(self) -> list[dict[str, Any]]:
-        from watcherd.store import stats
+        from watcherd.store import browse
 
-        return status_model.with_liveness(self.cfg, stats.workers(self.lib.conn()))
+        return status_model.with_liveness(self.cfg, browse.workers(self.lib.conn()))
 
     def alerts(self) -> list[dict[str, str]]:
         return status_model.alerts(self.cfg, self.lib.conn())

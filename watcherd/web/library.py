@@ -20,13 +20,8 @@ from watcherd.config import Config
 from watcherd.search.engine import Encoder, Query, Results, Searcher
 from watcherd.search.index import SearchIndex
 from watcherd.search.models import pick
-from watcherd.store import vectors
+from watcherd.store import browse, vectors
 from watcherd.store.vectors import ModelKey
-
-#: Public columns of one photo, as /api/images/ID returns them.
-IMAGE_COLUMNS = ("id", "path", "sha256", "size", "mtime", "width", "height", "format",
-                 "discovered_at", "thumbnail_status", "thumbnail_error", "embedding_status",
-                 "embedding_error", "deleted_at")
 
 
 class ModelUnavailable(Exception):
@@ -136,44 +131,19 @@ class Library:
 
     # --------------------------------------------------------------------------- browsing
     def image(self, image_id: int) -> dict[str, Any] | None:
-        cur = self.conn().execute(
-            f"SELECT {', '.join(IMAGE_COLUMNS)} FROM images WHERE id = ?", (image_id,))
-        row = cur.fetchone()
-        if row is None:
-            return None
-        out = dict(zip(IMAGE_COLUMNS, row, strict=True))
-        out["thumbnails"] = [
-            {"size": s, "width": w, "height": h, "format": f} for s, w, h, f in
-            self.conn().execute("SELECT size, width, height, format FROM thumbnails "
-                                "WHERE image_id = ? ORDER BY size", (image_id,))]
-        return out
+        return browse.image(self.conn(), image_id)
 
     def thumbnail(self, image_id: int, size: int) -> tuple[bytes, str, str] | None:
         """(data, format, created_at) of a live photo's thumbnail."""
-        row = self.conn().execute(
-            "SELECT t.data, t.format, t.created_at FROM thumbnails t JOIN images i "
-            "ON i.id = t.image_id WHERE t.image_id = ? AND t.size = ? AND i.deleted_at IS NULL",
-            (image_id, size)).fetchone()
-        return None if row is None else (bytes(row[0]), str(row[1]), str(row[2]))
+        return browse.thumbnail(self.conn(), image_id, size)
 
     def newest(self, offset: int, limit: int, under: str | None) -> list[Tile]:
-        where, params = "deleted_at IS NULL", []
-        if under is not None:
-            lo, hi = vectors.folder_range(under)
-            where += " AND path >= ? AND path < ?"
-            params += [lo, hi]
-        rows = self.conn().execute(
-            f"SELECT id, path, mtime FROM images WHERE {where} "
-            f"ORDER BY mtime DESC, id DESC LIMIT ? OFFSET ?", (*params, limit, offset)).fetchall()
+        rows = browse.newest(self.conn(), offset, limit, under)
         thumbs = self.with_thumbs([r[0] for r in rows])
         return [Tile(r[0], r[1], None, r[2], r[0] in thumbs) for r in rows]
 
     def with_thumbs(self, ids: Sequence[int]) -> set[int]:
-        if not ids:
-            return set()
-        marks = ",".join("?" * len(ids))
-        return {r[0] for r in self.conn().execute(
-            f"SELECT DISTINCT image_id FROM thumbnails WHERE image_id IN ({marks})", list(ids))}
+        return browse.with_thumbnails(self.conn(), ids)
 
     def inside_roots(self, path: str) -> str | None:
         """The real path of ``path`` if it lies inside a watched folder, else None."""

@@ -22,7 +22,7 @@ from watcherd.meta import __version__
 from watcherd.queue.events import HEARTBEAT_INTERVAL_S, STARTING, STOPPED, Heartbeat, Item
 from watcherd.queue.fleet import BACKLOG_CAP, Publisher, is_amqp
 from watcherd.queue.reaper import pid_space
-from watcherd.store.db import now_iso
+from watcherd.store.schema import now_iso
 from watcherd.worker import procinfo
 
 log = logs.get("watcherd.worker.beacon")
