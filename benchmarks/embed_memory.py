@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from watcherd import config  # noqa: E402
-from watcherd.queue.app import make_app  # noqa: E402
-from watcherd.queue.outbox import Outbox  # noqa: E402
+from watcherd.broker.app import make_app  # noqa: E402
+from watcherd.dispatch.outbox import Outbox  # noqa: E402
 from watcherd.store import db  # noqa: E402
 from watcherd.supervisor import EMBEDDING_ENV, watcherd_argv  # noqa: E402
 from watcherd.testing import write_model_dir  # noqa: E402

@@ -4,7 +4,7 @@
 
 Photo server, per photo:
   prepare   decode drafted to the model's input, resize + crop (Pillow), lossless WebP: what the
-            thumbnail worker does for a remote worker (watcherd.worker.prepare);
+            thumbnail worker does for a remote worker (watcherd.worker.remote_prepare);
   baseline  the same photo's thumbnails ([thumbnails] defaults: 256 and 1024 px WebP), what the
             thumbnail worker does anyway, and the local embedding worker's own prepare step
             (decode drafted + open_clip's preprocess), measured in the same run;
@@ -35,11 +35,11 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from watcherd.dispatch import remote
 from watcherd.media import clipinput
 from watcherd.media.embeddings import Embedder, to_blob
 from watcherd.media.images import decode
 from watcherd.media.thumbnails import make_thumbnails
-from watcherd.queue import remote
 from watcherd.store import discovery, outcomes, schema
 from watcherd.testing import write_model_dir
 

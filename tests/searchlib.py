@@ -106,9 +106,9 @@ def assert_same_ranking(got: Sequence[tuple[int, str, float]],
 def embed_stored(cfg: Any, holder: Any, items: list[tuple[int, str]]) -> int:
     """Run the embedding worker's own batch step (decode, encode, save) on stored photos;
     how many vectors it saved."""
+    from watcherd.fleet.busy import Markers
     from watcherd.store import db as wdb
     from watcherd.worker.embedding import embed_batch
-    from watcherd.worker.markers import Markers
 
     conn = wdb.connect(cfg.database.path)
     markers = Markers(cfg, "embeddings@test:1")

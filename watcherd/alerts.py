@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from watcherd.queue.events import MODEL_FAILED, READY, REFUSING, STARTING
+from watcherd.fleet.messages import MODEL_FAILED, READY, REFUSING, STARTING
 
 if TYPE_CHECKING:
     from watcherd.store.vectors import ModelKey

@@ -44,7 +44,7 @@ def _load(ctx: click.Context, role: str | None = None, *, check_paths: bool = Tr
     try:
         cfg = config.load(path, check_paths=check_paths, remote=remote)
         if check_paths if check_broker is None else check_broker:
-            from watcherd.queue.app import check_spool  # celery: only where it is used anyway
+            from watcherd.broker.app import check_spool  # celery: only where it is used anyway
 
             check_spool(cfg)
     except config.ConfigError as exc:
@@ -113,7 +113,7 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 def watch(ctx: click.Context) -> None:
     """The watcher alone (systemd: watcherd.service)."""
     from watcherd import logs, sdnotify
-    from watcherd.queue.app import make_app
+    from watcherd.broker.app import make_app
     from watcherd.watch.loop import Watcher
 
     cfg = _load(ctx, "watcher")
@@ -163,7 +163,7 @@ def _under_watched(cfg: Config, path: Path) -> Path:
 @click.pass_context
 def scan(ctx: click.Context, path: str | None) -> None:
     """One reconcile pass now; prints what it queued."""
-    from watcherd.queue.app import make_app
+    from watcherd.broker.app import make_app
     from watcherd.watch.loop import Watcher
 
     cfg = _load(ctx, "scan")
@@ -285,8 +285,8 @@ def _duration(seconds: float) -> str:
 @click.pass_context
 def retry(ctx: click.Context, failed: bool) -> None:
     """Re-queue stuck (pending) rows now, and failed ones with --failed."""
-    from watcherd.queue.app import make_app
-    from watcherd.queue.outbox import Outbox
+    from watcherd.broker.app import make_app
+    from watcherd.dispatch.outbox import Outbox
     from watcherd.store import admin
 
     cfg = _load(ctx, "retry", check_paths=False, check_broker=True)

@@ -30,7 +30,7 @@ def with_liveness(cfg: Config, rows: list[dict[str, Any]], *,
     minute since it started).
     A row the watcher has not refreshed for a heartbeat deadline plus a tick is dead: nobody has
     heard the worker (or the watcher that writes the rows is not running)."""
-    from watcherd.queue.liveness import ALIVE, DEAD_AFTER_S, row_liveness
+    from watcherd.fleet.liveness import ALIVE, DEAD_AFTER_S, row_liveness
 
     stale_after = DEAD_AFTER_S + cfg.broker.outbox_interval_seconds + 2
     now = now or datetime.now(UTC)
@@ -61,7 +61,7 @@ def _rate(w: dict[str, Any]) -> float | None:
 
 def queues(cfg: Config) -> tuple[dict[str, int] | None, str | None]:
     """Messages waiting per queue, or (None, why) when the broker cannot tell."""
-    from watcherd.queue.app import make_app, queue_depths
+    from watcherd.broker.app import make_app, queue_depths
 
     try:
         return queue_depths(make_app(cfg), cfg), None

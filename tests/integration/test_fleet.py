@@ -20,8 +20,8 @@ from tests import procs as ps
 from tests.conftest import Daemon, cli, query, require_broker, wait_for, write_config
 from tests.reliability.conftest import jpeg
 from watcherd import config
-from watcherd.queue.app import TASKS, make_app, queue_names
-from watcherd.queue.fleet import Listener, Publisher, connect, fleet_queue
+from watcherd.broker.app import TASKS, make_app, queue_names
+from watcherd.broker.channel import Listener, Publisher, connect, fleet_queue
 from watcherd.store import discovery, schema
 
 
@@ -193,8 +193,8 @@ def test_redis_gives_a_killed_workers_messages_back_exactly(tmp_path: Path,
     """A real thumbnail worker on Redis keeps its unacknowledged messages under keys of its
     own; after `kill -9`, ``give_back`` moves exactly those back to the queue (kombu would
     after its one-hour visibility timeout), and ``orphans`` finds them before that."""
-    from watcherd.queue import giveback
-    from watcherd.queue.app import queue_depths
+    from watcherd.broker import redis_unacked
+    from watcherd.broker.app import queue_depths
 
     config_path = write_config(tmp_path, broker_url=require_broker("redis"),
                                thumbnails={"concurrency": 1, "sizes": [64, 1024]})
@@ -223,12 +223,12 @@ def test_redis_gives_a_killed_workers_messages_back_exactly(tmp_path: Path,
     worker.proc.wait()
     done = len(query(cfg.database.path, "SELECT 1 FROM images WHERE thumbnail_status = 'done'"))
     waiting = queue_depths(app, cfg)[q]
-    assert name in giveback.orphans(cfg)
-    given = giveback.give_back(cfg, name)
+    assert name in redis_unacked.orphans(cfg)
+    given = redis_unacked.give_back(cfg, name)
     assert given >= 1
     assert queue_depths(app, cfg)[q] == waiting + given
     assert done + waiting + given >= len(items)  # none lost (one may be done and unacked)
-    assert name not in giveback.orphans(cfg)
-    assert giveback.give_back(cfg, name) == 0
+    assert name not in redis_unacked.orphans(cfg)
+    assert redis_unacked.give_back(cfg, name) == 0
     with app.connection_for_write() as c:
         c.default_channel.queue_delete(q)

@@ -30,10 +30,10 @@ from PIL import Image
 from tests.conftest import Daemon, require_broker, wait_for
 from tests.reliability.conftest import jpeg, record, reliability_config
 from watcherd import config
+from watcherd.broker.app import make_app
 from watcherd.config import Config
-from watcherd.queue.app import make_app
-from watcherd.queue.monitor import FleetMonitor
-from watcherd.queue.outbox import Outbox
+from watcherd.dispatch.outbox import Outbox
+from watcherd.fleet.monitor import FleetMonitor
 from watcherd.store import discovery, schema
 
 MAX_ATTEMPTS = 3

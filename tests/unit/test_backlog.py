@@ -8,8 +8,8 @@ from pathlib import Path
 
 from tests.conftest import put_vectors, write_config
 from watcherd import config
-from watcherd.queue.app import make_app, queue_depths, queue_names
-from watcherd.queue.outbox import Outbox
+from watcherd.broker.app import make_app, queue_depths, queue_names
+from watcherd.dispatch.outbox import Outbox
 from watcherd.search.models import best_covering
 from watcherd.store import admin, backlog, discovery, outcomes, schema, sending, settings
 from watcherd.store.vectors import ModelKey, StoredModel
@@ -113,7 +113,7 @@ def test_a_remote_backlog_counts_the_prepares_waiting_on_the_thumbnails_queue(
     """With [embeddings] remote, backlog embeddings go out as prepare tasks on the thumbnails
     queue: that is where they wait ahead of new photos, so that is what the feed must see."""
     from tests.conftest import BROKERS
-    from watcherd.queue.app import PREPARE_TASK
+    from watcherd.broker.app import PREPARE_TASK
 
     cfg = config.load(write_config(tmp_path, broker_url=BROKERS["redis"],
                                    embeddings={"remote": True}))

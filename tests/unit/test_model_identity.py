@@ -16,7 +16,7 @@ from watcherd import config, models
 from watcherd.media.identity import LOCAL_DIR, identify
 from watcherd.store import discovery, outcomes, schema, settings
 from watcherd.store.vectors import ModelKey
-from watcherd.worker.held import by_model
+from watcherd.worker.unacked import by_model
 
 
 def model_dir(path: Path, weights: bytes = b"weights-a") -> Path:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from tests.conftest import put_vectors
 from watcherd import config
-from watcherd.queue.events import READY, STOPPED, Busy, Heartbeat
-from watcherd.queue.liveness import DEAD_AFTER_S
-from watcherd.queue.monitor import FleetMonitor
+from watcherd.fleet.liveness import DEAD_AFTER_S
+from watcherd.fleet.messages import READY, STOPPED, Busy, Heartbeat
+from watcherd.fleet.monitor import FleetMonitor
 from watcherd.store import discovery, outcomes, schema, sending, workers
 
 REUSE = discovery.Reuse("m", "p", (64,), "webp")
@@ -273,7 +273,7 @@ def test_on_redis_a_death_asks_for_an_early_resend_of_what_is_in_no_queue(
     """A message the worker popped but had not yet recorded as its own when it was killed is
     in no queue and no key: 15 s after the death the outbox may send again what was queued
     before it (not 120 s later)."""
-    from watcherd.queue.monitor import EARLY_RESEND_S
+    from watcherd.fleet.monitor import EARLY_RESEND_S
 
     backs = GiveBacks()
     monitor, clock, items = redis_monitor(tmp_path, backs)

@@ -15,15 +15,15 @@ from kombu import Connection
 
 from tests.conftest import cli, require_broker, write_config
 from watcherd import config
-from watcherd.config import Config
-from watcherd.queue.app import (
+from watcherd.broker.app import (
     TASKS,
     QueueDepthError,
     make_app,
     queue_depths,
     queue_names,
 )
-from watcherd.queue.outbox import Outbox
+from watcherd.config import Config
+from watcherd.dispatch.outbox import Outbox
 from watcherd.store import discovery, schema
 
 

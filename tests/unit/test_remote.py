@@ -13,9 +13,9 @@ from PIL import Image
 
 from watcherd import config, logs
 from watcherd.config import ConfigError
+from watcherd.dispatch import remote
 from watcherd.media import clipinput
 from watcherd.media.clipinput import InputSpec
-from watcherd.queue import remote
 from watcherd.redact import mask_text
 from watcherd.store import discovery, outcomes, schema
 from watcherd.worker.remote_embed import Refused, check
@@ -162,8 +162,8 @@ def test_the_outbox_prepares_remote_embeddings_once_a_worker_said_its_input(
         tmp_path: Path) -> None:
     """On the embedded broker, in-process: nothing is sent before a worker of the model said
     what it takes; then prepare tasks go to the thumbnails queue, at most remote_in_flight."""
-    from watcherd.queue.app import make_app, queue_depths, queue_names
-    from watcherd.queue.outbox import Outbox
+    from watcherd.broker.app import make_app, queue_depths, queue_names
+    from watcherd.dispatch.outbox import Outbox
 
     (tmp_path / "photos").mkdir()
     cfg = config.from_dict({"watch": {"paths": [str(tmp_path / "photos")]},

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import query, wait_for
 from watcherd import config
-from watcherd.queue.app import make_app
+from watcherd.broker.app import make_app
 from watcherd.watch.files import sha256_file
 from watcherd.watch.loop import Watcher
 

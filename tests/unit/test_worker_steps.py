@@ -22,15 +22,15 @@ from PIL import Image
 
 from tests.conftest import wait_for
 from watcherd import config
+from watcherd.broker.app import THUMBNAIL_TASK, make_app
+from watcherd.broker.channel import Listener
 from watcherd.config import Config
-from watcherd.queue.app import THUMBNAIL_TASK, make_app
-from watcherd.queue.events import Busy, parse
-from watcherd.queue.fleet import Listener
+from watcherd.fleet.busy import Markers
+from watcherd.fleet.messages import Busy, parse
 from watcherd.store import discovery, schema
 from watcherd.worker import tasks
-from watcherd.worker.dbconn import database
+from watcherd.worker.database import database
 from watcherd.worker.embedding import EmbedderHolder, embed_batch
-from watcherd.worker.markers import Markers
 from watcherd.worker.thumbnail import thumbnail_one, timed_out
 
 REUSE = discovery.Reuse("m", "p", (32,), "webp")
@@ -120,7 +120,7 @@ def test_the_task_encodes_batch_size_at_a_time_whatever_celery_batches_flushed(
     batch that kills the worker blames no more photos than that."""
     from celery_batches import SimpleRequest
 
-    from watcherd.queue.app import EMBED_TASK
+    from watcherd.broker.app import EMBED_TASK
 
     cfg, conn, markers, heard = setup
     items = [add_photo(conn, tmp_path, f"{i}.jpg", jpeg(i)) for i in range(16)]
@@ -281,9 +281,9 @@ def test_a_remote_prepare_carries_the_hard_limit_from_the_read_on(
         setup: tuple[Config, Any, Markers, Heard], tmp_path: Path) -> None:
     """Preparing a remote embedding runs in the thumbnail pool under its hard limit: the busy
     marker goes up before the read and carries the deadline (a kill past it is a timeout)."""
+    from watcherd.dispatch import remote
     from watcherd.media.clipinput import InputSpec
-    from watcherd.queue import remote
-    from watcherd.worker.prepare import prepare_one
+    from watcherd.worker.remote_prepare import prepare_one
 
     cfg, conn, markers, heard = setup
     item = add_photo(conn, tmp_path, "p.jpg", jpeg(11))

@@ -1,5 +1,5 @@
 """The ``workers`` table: one row per worker process, written by the watcher alone from the
-workers' heartbeats (``watcherd.queue.monitor``), read by status and the web page."""
+workers' heartbeats (``watcherd.fleet.monitor``), read by status and the web page."""
 
 from __future__ import annotations
 

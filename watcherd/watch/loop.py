@@ -42,9 +42,9 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 
 from watcherd import logs, models, sdnotify
 from watcherd.config import Config
-from watcherd.queue.monitor import FleetMonitor
-from watcherd.queue.outbox import Outbox
-from watcherd.queue.results import ResultsWriter
+from watcherd.dispatch.outbox import Outbox
+from watcherd.dispatch.remote_results import ResultsWriter
+from watcherd.fleet.monitor import FleetMonitor
 from watcherd.store import admin, backlog, browse, discovery, schema, settings
 from watcherd.watch.ingest import Ingest
 from watcherd.watch.lane import Gone, Hashed, Lane, RootChanged, ScanFinished, Unreadable

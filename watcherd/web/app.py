@@ -67,7 +67,7 @@ class Server:
 
     # ------------------------------------------------------------------ status and metrics
     def queues(self) -> dict[str, int] | None:
-        from watcherd.queue.app import make_app, queue_depths
+        from watcherd.broker.app import make_app, queue_depths
 
         try:
             if self._celery is None:
@@ -87,7 +87,7 @@ class Server:
     def status(self) -> dict[str, Any]:
         report = status_model.collect(self.cfg, self.lib.conn(),
                                       server_model=self.lib.model_loaded, with_queues=False)
-        from watcherd.queue.app import make_app, queue_depths
+        from watcherd.broker.app import make_app, queue_depths
 
         try:
             if self._celery is None:

@@ -8,7 +8,7 @@ Blame: each photo is marked busy while it is read and decoded (a decoder crash o
 killer there blames that photo alone), the prepared batch while it is encoded. Each step carries
 ``[embeddings] step_time_limit_seconds``: a step still running past it (a read stuck on a dead
 mount, a pathological file, a stopped process) is ended by the watcher from outside, and only
-that step's photos are charged (``watcherd.queue.liveness``).
+that step's photos are charged (``watcherd.fleet.liveness``).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from watcherd import logs
 from watcherd.config import Config
+from watcherd.fleet.busy import Markers
 from watcherd.media.images import ImageError
 from watcherd.store import outcomes, settings
-from watcherd.worker.claim import Claim, claim_marked, internal_reason
-from watcherd.worker.markers import Markers
+from watcherd.worker.intake import Claim, claim_marked, internal_reason
 
 if TYPE_CHECKING:
     from watcherd.media.embeddings import Embedder

@@ -17,15 +17,15 @@ from typing import Any
 from celery import signals
 
 from watcherd import logs
+from watcherd.broker.app import EMBED_TASK, events_enabled, make_app, queue_names
+from watcherd.broker.redis_unacked import worker_transport_options
 from watcherd.config import Config
-from watcherd.queue.app import EMBED_TASK, events_enabled, make_app, queue_names
-from watcherd.queue.events import MODEL_FAILED, READY, REFUSING, STOPPING
-from watcherd.queue.giveback import worker_transport_options
-from watcherd.worker import held, tasks
-from watcherd.worker.beacon import Beacon
-from watcherd.worker.celeryheart import ThreadHeart
-from watcherd.worker.dbconn import database
-from watcherd.worker.markers import Markers
+from watcherd.fleet.busy import Markers
+from watcherd.fleet.celery_heart import ThreadHeart
+from watcherd.fleet.heartbeat import Beacon
+from watcherd.fleet.messages import MODEL_FAILED, READY, REFUSING, STOPPING
+from watcherd.worker import tasks, unacked
+from watcherd.worker.database import database
 
 log = logs.get("watcherd.worker.runner")
 ROLES = {"thumbnails": "thumbnail", "embeddings": "embedding"}  # role -> task kind
@@ -56,7 +56,7 @@ def run_worker(cfg: Config, role: str) -> int:
             prefetch, pool, concurrency = 4, "prefork", cfg.thumbnails.concurrency
         app = make_app(cfg, prefetch_multiplier=prefetch)
         # Redis: this worker's unacknowledged messages under keys of its own, so that the
-        # watcher can give them back to their queues if it dies (queue/giveback.py).
+        # watcher can give them back to their queues if it dies (broker/redis_unacked.py).
         app.conf.broker_transport_options = {**app.conf.broker_transport_options,
                                              **worker_transport_options(cfg, beacon.name)}
         app.conf.worker_consumer = "watcherd.worker.consumer:Consumer"
@@ -82,7 +82,7 @@ def run_worker(cfg: Config, role: str) -> int:
             batches: tasks.EmbedBatches = app.tasks[EMBED_TASK]
             beacon.held, beacon.processed = batches.held, lambda: batches.done
         else:
-            beacon.held, beacon.processed = held.prefork_held, held.prefork_processed
+            beacon.held, beacon.processed = unacked.prefork_held, unacked.prefork_processed
         beacon.set_state(MODEL_FAILED if holder.error else READY, holder.error)
         beacon.beat()
         retry_stop = threading.Event()

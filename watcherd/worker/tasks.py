@@ -26,17 +26,17 @@ from celery_batches import Batches, SimpleRequest
 from celery_batches.trace import apply_batches_task
 
 from watcherd import logs
+from watcherd.broker.app import EMBED_TASK, PREPARE_TASK, THUMBNAIL_TASK, queue_names
+from watcherd.broker.channel import Publisher
 from watcherd.config import Config
-from watcherd.queue import remote
-from watcherd.queue.app import EMBED_TASK, PREPARE_TASK, THUMBNAIL_TASK, queue_names
-from watcherd.queue.fleet import Publisher
-from watcherd.worker import batchevents, held
-from watcherd.worker.beacon import worker_name
-from watcherd.worker.dbconn import database, is_locked, note_locked
+from watcherd.dispatch import remote
+from watcherd.fleet.busy import Markers
+from watcherd.fleet.heartbeat import worker_name
+from watcherd.worker import batchevents, unacked
+from watcherd.worker.database import database, is_locked, note_locked
 from watcherd.worker.embedding import EmbedderHolder, embed_batch
-from watcherd.worker.markers import Markers
-from watcherd.worker.prepare import prepare_one
 from watcherd.worker.remote_embed import Refused, embed_jobs
+from watcherd.worker.remote_prepare import prepare_one
 from watcherd.worker.thumbnail import thumbnail_one, timed_out
 
 __all__ = ["EmbedBatches", "EmbedderHolder", "register"]
@@ -66,7 +66,7 @@ class EmbedBatches(Batches):
     def forget_buffered(self) -> int:
         """Drop the requests received and not yet flushed, and the flush timer (the broker
         connection they came on is gone: see ``watcherd.worker.consumer``)."""
-        dropped = len(held.drain(self._buffer)) + len(held.drain(self._pending))
+        dropped = len(unacked.drain(self._buffer)) + len(unacked.drain(self._pending))
         if self._tref is not None:
             self._tref.cancel()
             self._tref = None
@@ -74,7 +74,7 @@ class EmbedBatches(Batches):
         return dropped
 
     def held(self) -> list[tuple[int, str]]:
-        return held.items([*held.queued(self._buffer), *held.queued(self._pending),
+        return unacked.items([*unacked.queued(self._buffer), *unacked.queued(self._pending),
                            *list(self.in_flight)])
 
     def flush(self, requests: Collection[Any]) -> Any:
@@ -182,7 +182,7 @@ def register(app: Celery, cfg: Config, holder: EmbedderHolder | None = None,
     def embed(requests: Sequence[Any]) -> list[str]:
         """Returns the ids of the requests to give back to the queue."""
         jobs = [(i, r.kwargs["remote"]) for r in requests
-                if (i := held.request_item(r)) is not None and "remote" in (r.kwargs or {})]
+                if (i := unacked.request_item(r)) is not None and "remote" in (r.kwargs or {})]
         local = [r for r in requests if "remote" not in (r.kwargs or {})]
         give_back = [r.id for r in requests if "remote" in (r.kwargs or {})]
         if jobs:
@@ -207,13 +207,13 @@ def register(app: Celery, cfg: Config, holder: EmbedderHolder | None = None,
             return give_back + [r.id for r in local]
         requests = local
         conn = database(path, timeout)
-        ours, refused = held.by_model(requests, the_holder.key)
+        ours, refused = unacked.by_model(requests, the_holder.key)
         for expected, count in refused.items():  # acknowledged, never recorded: the watcher
             the_holder.refuse(expected, count)   # sends them again to a worker that fits
         if refused:  # their events say so (task-rejected), not task-succeeded
             app.tasks[EMBED_TASK].refused.update(
                 {r.id for r in requests} - {r.id for r in ours})
-        items = [i for r in ours if (i := held.request_item(r)) is not None]
+        items = [i for r in ours if (i := unacked.request_item(r)) is not None]
         try:
             embed_batch(cfg, conn, the_holder, the_markers, items)
         except sqlite3.OperationalError as exc:

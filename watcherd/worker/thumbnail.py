@@ -15,11 +15,11 @@ from billiard.exceptions import SoftTimeLimitExceeded
 
 from watcherd import logs
 from watcherd.config import Config
+from watcherd.fleet.busy import Markers
 from watcherd.media.images import ImageError
 from watcherd.media.thumbnails import ThumbnailResult, make_thumbnails
 from watcherd.store import outcomes
-from watcherd.worker.claim import Claim, claim_marked, internal_reason
-from watcherd.worker.markers import Markers
+from watcherd.worker.intake import Claim, claim_marked, internal_reason
 
 log = logs.get("watcherd.worker.thumbnail")
 

@@ -22,13 +22,13 @@ from typing import Any
 from celery import Celery
 
 from watcherd import logs
+from watcherd.broker.app import PREPARE_TASK, TASKS, queue_depths, queue_names
 from watcherd.config import Config
+from watcherd.dispatch import remote
 from watcherd.media.clipinput import InputSpec
-from watcherd.queue import remote
-from watcherd.queue.app import PREPARE_TASK, TASKS, queue_depths, queue_names
 from watcherd.store import backlog, schema, sending
 
-log = logs.get("watcherd.queue.outbox")
+log = logs.get("watcherd.dispatch.outbox")
 
 BACKLOG_DEPTH = 256  # at least this many backlog messages kept in a queue (see backlog_target)
 
@@ -53,7 +53,7 @@ class Outbox:
     def send_due(self, *, resend_stale: bool = False,
                  stale_before: dict[str, str] | None = None) -> dict[str, int]:
         """Send every due row; returns how many were sent per kind. ``stale_before`` moves the
-        stale line of a kind later (a worker died at that time: see queue/monitor.py)."""
+        stale line of a kind later (a worker died at that time: see fleet/monitor.py)."""
         sent: dict[str, int] = {k: 0 for k in schema.KINDS}
         for kind in schema.KINDS:
             job = self._remote_job() if kind == "embedding" and self.cfg.embeddings.remote \
@@ -180,7 +180,7 @@ class Outbox:
     def _send(self, kind: schema.Kind, due: list[tuple[int, str]],
               job: dict[str, Any] | None = None) -> int:
         sent: list[int] = []
-        # remote embeddings: first a thumbnail worker prepares the photo (watcherd.queue.remote)
+        # remote embeddings: first a thumbnail worker prepares the photo (watcherd.dispatch.remote)
         queue = queue_names(self.cfg)["thumbnail" if job else kind]
         task, kwargs = (PREPARE_TASK, {"job": job}) if job else (TASKS[kind], None)
         started = time.perf_counter()

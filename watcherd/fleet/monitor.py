@@ -2,7 +2,7 @@
 
 A ``Listener`` thread puts each fleet message on an in-memory queue with its time of arrival;
 ``tick()``, called from the watcher's loop with the outbox (the thread that owns the database
-connection), feeds them to the liveness logic (``watcherd.queue.liveness``) and writes down what
+connection), feeds them to the liveness logic (``watcherd.fleet.liveness``) and writes down what
 follows:
 
 - a death: one more attempt for each photo the dead process had announced it was working on,
@@ -30,14 +30,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from watcherd import logs
+from watcherd.broker import redis_unacked
+from watcherd.broker.channel import Listener
 from watcherd.config import Config
+from watcherd.dispatch import remote
+from watcherd.fleet import messages, reaper
+from watcherd.fleet.liveness import ALIVE, DEAD, Death, End, Fleet, WorkerView
 from watcherd.media.clipinput import InputSpec
-from watcherd.queue import events, giveback, reaper, remote
-from watcherd.queue.fleet import Listener
-from watcherd.queue.liveness import ALIVE, DEAD, Death, End, Fleet, WorkerView
 from watcherd.store import outcomes, schema, workers
 
-log = logs.get("watcherd.queue.monitor")
+log = logs.get("watcherd.fleet.monitor")
 
 FORGET_ROWS_AFTER_S = 3600.0  # workers rows not heard from for this long are deleted
 SWEEP_EVERY_S = 60.0  # how often to look for messages of workers that died unheard (Redis)
@@ -59,10 +61,10 @@ class FleetMonitor:
         self.clock = clock
         self.wall = wall
         self.fleet = Fleet()
-        redis = giveback.is_redis(cfg)
+        redis = redis_unacked.is_redis(cfg)
         self.give_back = give_back or (
-            (lambda name: giveback.give_back(cfg, name)) if redis else None)
-        self.orphans = orphans or ((lambda: giveback.orphans(cfg)) if redis else None)
+            (lambda name: redis_unacked.give_back(cfg, name)) if redis else None)
+        self.orphans = orphans or ((lambda: redis_unacked.orphans(cfg)) if redis else None)
         self.listener: Listener | None = None
         self._inbox: queue.SimpleQueue[tuple[Any, float]] = queue.SimpleQueue()
         self._todo: list[Death] = []  # deaths not yet written (the database was locked)
@@ -91,10 +93,10 @@ class FleetMonitor:
         """A message from before the watcher listened (any thread): only a clean stop is kept,
         so the row of a worker that stopped while no watcher ran reads stopped, not dead."""
         try:
-            event = events.parse(body)
-        except events.BadEvent:
+            event = messages.parse(body)
+        except messages.BadEvent:
             return
-        if isinstance(event, events.Heartbeat) and event.state == events.STOPPED:
+        if isinstance(event, messages.Heartbeat) and event.state == messages.STOPPED:
             ago = max(0.0, self.wall() - event.at)  # the sender's clock: a rough "when"
             self._inbox.put((body, self.clock() - ago))
 
@@ -155,8 +157,8 @@ class FleetMonitor:
             except queue.Empty:
                 return
             try:
-                event = events.parse(body)
-            except events.BadEvent as exc:
+                event = messages.parse(body)
+            except messages.BadEvent as exc:
                 if str(exc) not in self._bad:  # once per kind of problem, not per message
                     self._bad.add(str(exc))
                     log.warning("fleet message ignored", reason=str(exc))

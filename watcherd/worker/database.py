@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from watcherd import logs
 from watcherd.store import outcomes, schema
 
-log = logs.get("watcherd.worker.dbconn")
+log = logs.get("watcherd.worker.database")
 
 _local = threading.local()
 NOTE_TIMEOUT_MS = 1000  # how long the note about a lock may wait for the lock itself

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from watcherd import logs
+from watcherd.fleet.busy import Markers
 from watcherd.store import outcomes, schema
-from watcherd.worker.markers import Markers
 
-log = logs.get("watcherd.worker.claim")
+log = logs.get("watcherd.worker.intake")
 
 
 @dataclass

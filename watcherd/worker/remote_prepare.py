@@ -1,7 +1,7 @@
 """The photo server's half of a remote embedding (``[embeddings] remote = true``), run by the
 thumbnail worker: claim the photo's embedding, decode it drafted to the model's input, resize and
 crop it exactly as the model's preprocess would (``watcherd.media.clipinput``), and send it on
-the embeddings queue (``watcherd.queue.remote``).
+the embeddings queue (``watcherd.dispatch.remote``).
 
 The decode is marked busy as an *embedding* step: a decoder crash or the OOM killer here counts
 an embedding attempt against this photo, as it would on a local embedding worker.
@@ -16,14 +16,14 @@ from typing import Any
 
 from watcherd import logs
 from watcherd.config import Config
+from watcherd.dispatch import remote
+from watcherd.fleet.busy import Markers
 from watcherd.media import clipinput
 from watcherd.media.images import ImageError, decode
-from watcherd.queue import remote
 from watcherd.store import outcomes
-from watcherd.worker.claim import claim_marked, internal_reason
-from watcherd.worker.markers import Markers
+from watcherd.worker.intake import claim_marked, internal_reason
 
-log = logs.get("watcherd.worker.prepare")
+log = logs.get("watcherd.worker.remote_prepare")
 
 Send = Callable[[int, str, dict[str, Any]], None]  # image id, sha256, the embed task's job
 

@@ -1,5 +1,5 @@
 """The photo server's writer of remote embeddings: the watcher takes result messages off the
-results queue (``watcherd.queue.remote``) and applies them to the database in batches.
+results queue (``watcherd.dispatch.remote``) and applies them to the database in batches.
 
 Each ``apply()`` takes what is waiting (up to ``MAX_MESSAGES``), writes it in one transaction
 (``store.outcomes.save_vectors``: only rows still pending with the same sha256, not deleted)
@@ -18,12 +18,12 @@ from typing import Any
 from kombu import Connection
 
 from watcherd import logs
+from watcherd.broker.channel import connect
 from watcherd.config import Config
-from watcherd.queue import remote
-from watcherd.queue.fleet import connect
+from watcherd.dispatch import remote
 from watcherd.store import outcomes
 
-log = logs.get("watcherd.queue.results")
+log = logs.get("watcherd.dispatch.remote_results")
 
 MAX_MESSAGES = 500  # per call (a message holds up to [embeddings] batch_size vectors)
 
