@@ -189,7 +189,7 @@ def scan(ctx: click.Context, path: str | None) -> None:
 def status(ctx: click.Context, as_json: bool) -> None:
     """Counts per status, failures with reasons, queue backlog, worker state."""
     from watcherd import status as status_model
-    from watcherd.store import schema
+    from watcherd import status_text
 
     cfg = _load(ctx, "status", check_paths=False)
     conn = _connect(cfg)
@@ -197,87 +197,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    c = report["counts"]
-    click.echo(f"database    {report['database']}")
-    click.echo(f"images      {c['images']['total']} ({c['images']['deleted']} deleted)")
-    for kind in schema.KINDS:
-        k, p = c[kind], report["progress"][kind]
-        line = f"{kind + 's':<12}{k['done']} done, {k['pending']} pending, {k['failed']} failed"
-        if p["pending"]:
-            line += (f"; {p['per_minute']:g}/min over the last {p['window_s'] / 60:g} min, "
-                     f"ETA {status_model.eta_text(p['eta_s'])}")
+    for line in status_text.lines(report):
         click.echo(line)
-    for alert in report["alerts"]:  # why work waits, next to the counts it explains
-        click.echo(alert["message"])
-    for m in report["models"]["stored"]:
-        share = "" if m["coverage"] is None else f" ({100 * m['coverage']:.1f}%)"
-        where = f", from {m['source']}" if m["source"] else ""
-        line = (f"model       {m['model']}" + (f" {m['pretrained']}" if m["pretrained"] else "")
-                + f": {m['photos']} photos{share}{where}")
-        click.echo(line + (" [configured]" if m["configured"] else ""))
-    for kind, b in report["backfill"].items():
-        if b["remaining"]:
-            size = ("size unknown" if b["bytes"] is None else f"{b['bytes'] / 1e6:.0f} MB"
-                    if b["bytes"] >= 1e6 else f"{b['bytes'] / 1e3:.0f} kB")
-            took = ("time unknown" if b["seconds"] is None
-                    else status_model.eta_text(round(b["seconds"])))
-            click.echo(f"backfill    {kind}s: {b['remaining']} of {b['photos']} photos left "
-                       f"({b['reason']}; estimated at the start: {size}, {took})")
-    for sc in report["scans"]:
-        line = (f"scan        {sc['root']}: {sc['state']}, {sc['folders']} folders, "
-                f"{sc['files']} files seen, {sc['to_take']} new or changed, {sc['taken']} "
-                f"recorded, {sc['gone']} gone")
-        line += f" (since {sc['started_at']})" if sc["state"] == "scanning" else (
-            f" (finished {sc['finished_at']})")
-        if sc["message"]:
-            line += f"\n            not scanned: {sc['message']}"
-        click.echo(line)
-    if report["queues"] is None:
-        click.echo(f"broker      {report['broker']}: queue depths unknown "
-                   f"({report['broker_error']})")
-    else:
-        q = report["queues"]
-        click.echo(f"broker      {report['broker']}: "
-                   + ", ".join(f"{n} waiting in {name}" for name, n in q.items()))
-    for w in report["workers"]:
-        click.echo(_worker_line(w))
-        if w["role"] == "embeddings" and w["liveness"] == "alive" and w["state"] == "refusing":
-            click.echo("            this worker takes no work until it is reconfigured and "
-                       "restarted (the reason above)")
-    if report["failures"]:
-        click.echo("failures:")
-        for f in report["failures"]:
-            many = f" ({f['count']} photos, e.g.)" if f["count"] > 1 else ""
-            click.echo(f"  {f['kind']:<9} {f['reason']}{many} #{f['example_id']} "
-                       f"{f['example_path']}")
-
-
-def _worker_line(w: dict[str, Any]) -> str:
-    ago = w["last_seen_s"]
-    seen = "never seen" if ago is None else f"last seen {_duration(ago)} ago"
-    line = f"worker      {w['name']}: {w['liveness']}"
-    line += " (remote)" if w.get("remote") else ""
-    if w["liveness"] == "alive" and w["state"] not in ("ready", None):
-        line += f", {w['state']}"
-    line += f" ({seen}"
-    if w["liveness"] == "alive":
-        line += f", RSS {round((w['rss_kb'] or 0) / 1024)} MB, {w['processed'] or 0} tasks done"
-        line += f", {w['per_minute']:g}/min" if w.get("per_minute") is not None else ""
-    if w["model"]:
-        line += f", model {w['model']}" + (f" {w['pretrained']}" if w["pretrained"] else "")
-        line += f" on {w['device']}" if w["device"] else ""
-    line += ")"
-    if w["message"]:
-        line += f"\n            {w['message']}"
-    return line
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 @main.command()
@@ -358,7 +279,7 @@ def purge(ctx: click.Context, older_than: float | None, do_vacuum: bool, model: 
 
 def _purge_model(cfg: Config, conn: Any, model: str, pretrained: str | None) -> None:
     from watcherd import models
-    from watcherd.search.models import NoVectorsError, choose_model
+    from watcherd.search.model_choice import NoVectorsError, choose_model
     from watcherd.search.ranking import QueryError
     from watcherd.store import admin
 
@@ -489,23 +410,6 @@ def serve(ctx: click.Context) -> None:
 # ------------------------------------------------------------------------- search, duplicates
 
 
-class _ModelUnavailable(Exception):
-    """The model for a text query (or an image file) could not be loaded."""
-
-
-def _encoder_loader(model: str, pretrained: str, device: str,
-                    precision: str) -> Callable[[], Any]:
-    def load() -> Any:
-        from watcherd.media.embeddings import Embedder, ModelLoadError
-
-        try:
-            return Embedder(model, pretrained or None, device, precision)
-        except ModelLoadError as exc:
-            raise _ModelUnavailable(str(exc)) from exc
-
-    return load
-
-
 def _open_for_search(cfg: Config) -> Any:
     import logging
     import sqlite3
@@ -527,15 +431,16 @@ def _search_errors(run: Callable[[], Any]) -> Any:
     """Bad input exits 2 with its reason; a model or database problem exits 1."""
     import sqlite3
 
-    from watcherd.search.models import NoVectorsError
+    from watcherd.search.model_choice import NoVectorsError
     from watcherd.search.ranking import QueryError
+    from watcherd.search.service import ModelUnavailable
     from watcherd.store.vectors import VectorError
 
     try:
         return run()
     except QueryError as exc:
         _fail(str(exc), 2)
-    except _ModelUnavailable as exc:
+    except ModelUnavailable as exc:
         _fail(f"cannot load the model: {exc}", 1)
     except (NoVectorsError, VectorError, sqlite3.Error) as exc:
         _fail(str(exc), 1)
@@ -601,26 +506,24 @@ def _served_search(cfg: Config, a: _SearchArgs) -> _Found | None:
 
 
 def _local_search(cfg: Config, a: _SearchArgs) -> _Found:
-    import dataclasses
-
     from watcherd import models
-    from watcherd.search.engine import Query, Searcher, hits_json
-    from watcherd.search.models import pick
-    from watcherd.search.scan import ScanSource
+    from watcherd.search import service
+    from watcherd.search.engine import Query, hits_json
+    from watcherd.search.full_scan import ScanSource
 
     conn = _open_for_search(cfg)
     query = Query(texts=(a.text,) if a.text is not None else (), images=a.images,
                   not_texts=a.not_texts, not_images=a.not_images, n=a.n, min_score=a.min_score,
                   under=a.under)
+    e = cfg.embeddings
 
     def run() -> Any:
-        choice = pick(conn, models.configured_key(cfg, conn), a.model, a.pretrained)
-        key = choice.key
-        searcher = Searcher(ScanSource(conn, key),
-                            _encoder_loader(*models.loadable(cfg, conn, key),
-                                            cfg.embeddings.device, cfg.embeddings.precision),
-                            max_pixels=cfg.images.max_pixels)
-        return dataclasses.replace(searcher.search(query), note=choice.note)
+        return service.search(
+            conn, query, configured=models.configured_key(cfg, conn), model=a.model,
+            pretrained=a.pretrained, source=lambda key: ScanSource(conn, key),
+            encoder=lambda key: service.load_encoder(*models.loadable(cfg, conn, key),
+                                                     e.device, e.precision),
+            max_pixels=cfg.images.max_pixels)
 
     results = _search_errors(run)
     return _Found(results.note, results.model.describe(), results.considered,
@@ -708,7 +611,7 @@ def _local_duplicates(cfg: Config, threshold: float, model: str | None,
                       pretrained: str | None) -> tuple[dict[str, Any], int]:
     from watcherd import models
     from watcherd.search.duplicates import find_duplicates, report
-    from watcherd.search.models import pick
+    from watcherd.search.model_choice import pick
 
     conn = _open_for_search(cfg)
     choice = _search_errors(lambda: pick(conn, models.configured_key(cfg, conn), model,

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from watcherd import alerts as alert_rules
+from watcherd import humanize
 from watcherd.config import Config
 from watcherd.store import backlog, browse, schema, settings
 
@@ -152,11 +153,5 @@ def _describe(cfg: Config) -> str:
     return f"{e.model} ({e.pretrained})" if e.pretrained else e.model
 
 
-def eta_text(seconds: int | None) -> str:
-    if seconds is None:
-        return "unknown (nothing done lately)"
-    if seconds < 90:
-        return f"{seconds} s"
-    if seconds < 5400:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
+def eta_text(seconds: float | None) -> str:
+    return "unknown (nothing done lately)" if seconds is None else humanize.duration(seconds)

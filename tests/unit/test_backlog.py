@@ -10,7 +10,7 @@ from tests.conftest import put_vectors, write_config
 from watcherd import config
 from watcherd.broker.app import make_app, queue_depths, queue_names
 from watcherd.dispatch.outbox import Outbox
-from watcherd.search.models import best_covering
+from watcherd.search.model_choice import best_covering
 from watcherd.store import admin, backlog, discovery, outcomes, schema, sending, settings
 from watcherd.store.vectors import ModelKey, StoredModel
 

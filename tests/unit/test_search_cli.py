@@ -88,8 +88,8 @@ def test_an_indexed_photo_needs_no_torch(lib: dict[str, Any]) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()
                 if line.startswith("import time:")}
-    assert "watcherd.search.scan" in imported and not {m for m in imported if m.split(".")[0] in
-                                        ("torch", "open_clip", "torchvision")}
+    assert "watcherd.search.full_scan" in imported
+    assert not {m for m in imported if m.split(".")[0] in ("torch", "open_clip", "torchvision")}
     got = [(h["image_id"], h["path"], h["score"]) for h in json.loads(result.stdout)]
     from watcherd.store.vectors import connect_readonly, live_image_at, vector_of
 

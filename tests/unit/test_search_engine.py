@@ -21,8 +21,8 @@ from watcherd import config
 from watcherd.media.embeddings import Embedder, from_blob
 from watcherd.media.identity import ModelIdentity
 from watcherd.search.engine import Query, QueryError, Searcher, embed_image_bytes
+from watcherd.search.full_scan import ScanSource
 from watcherd.search.index import SearchIndex
-from watcherd.search.scan import ScanSource
 from watcherd.store import discovery, schema, vectors
 from watcherd.store.vectors import ModelKey
 from watcherd.worker import tasks

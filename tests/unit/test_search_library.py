@@ -23,9 +23,9 @@ from tests.searchlib import (
 )
 from watcherd.search import kernels
 from watcherd.search.engine import Query, QueryError, Searcher
+from watcherd.search.full_scan import ScanSource
 from watcherd.search.index import SearchIndex
-from watcherd.search.models import NoVectorsError, choose_model
-from watcherd.search.scan import ScanSource
+from watcherd.search.model_choice import NoVectorsError, choose_model
 from watcherd.store import discovery, schema, vectors
 from watcherd.store.vectors import ModelKey
 

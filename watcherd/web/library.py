@@ -6,7 +6,6 @@ Nothing here writes to the database: every connection is opened with ``mode=ro``
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import sqlite3
 import threading
@@ -17,15 +16,12 @@ from typing import Any
 
 from watcherd import models
 from watcherd.config import Config
-from watcherd.search.engine import Encoder, Query, Results, Searcher
+from watcherd.search import service
+from watcherd.search.engine import Encoder, Query, Results
 from watcherd.search.index import SearchIndex
-from watcherd.search.models import pick
+from watcherd.search.service import ModelUnavailable, load_encoder
 from watcherd.store import browse, vectors
 from watcherd.store.vectors import ModelKey
-
-
-class ModelUnavailable(Exception):
-    """The text model could not be loaded; str() is the reason."""
 
 
 @dataclass(frozen=True)
@@ -89,17 +85,14 @@ class Library:
                 return self._encoders[key]
             if key in self._encoder_errors:
                 raise ModelUnavailable(self._encoder_errors[key])
-            from watcherd.media.embeddings import Embedder, ModelLoadError
-
             e = self.cfg.embeddings
             model, pretrained = models.loadable(self.cfg, self.conn(), key)
-            try:
-                embedder = Embedder(model, pretrained or None, e.device, e.precision)
-                embedder.drop_image_tower()  # the API's image queries use stored vectors
-                self._encoders[key] = _Serialised(embedder)
-            except ModelLoadError as exc:
+            try:  # text only: the API's image queries use stored vectors
+                embedder = load_encoder(model, pretrained, e.device, e.precision, text_only=True)
+            except ModelUnavailable as exc:
                 self._encoder_errors[key] = str(exc)
-                raise ModelUnavailable(str(exc)) from exc
+                raise
+            self._encoders[key] = _Serialised(embedder)
             return self._encoders[key]
 
     def coverage(self) -> list[vectors.StoredModel]:
@@ -124,10 +117,9 @@ class Library:
         return f"{e.model} ({e.pretrained})" if e.pretrained else e.model
 
     def search(self, query: Query, model: str | None = None) -> Results:
-        choice = pick(self.conn(), self.configured_key(), model, stored=self.coverage())
-        searcher = Searcher(self.index(choice.key), lambda: self.encoder(choice.key),
-                            max_pixels=self.cfg.images.max_pixels)
-        return dataclasses.replace(searcher.search(query), note=choice.note)
+        return service.search(self.conn(), query, configured=self.configured_key(), model=model,
+                              source=self.index, encoder=self.encoder,
+                              max_pixels=self.cfg.images.max_pixels, stored=self.coverage())
 
     # --------------------------------------------------------------------------- browsing
     def image(self, image_id: int) -> dict[str, Any] | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.searchlib import MODEL_A, MODEL_B, library, store_vectors, unit_rows
-from watcherd.search.models import NoVectorsError, best_covering, pick
+from watcherd.search.model_choice import NoVectorsError, best_covering, pick
 from watcherd.store import discovery, vectors
 
 
