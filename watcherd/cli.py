@@ -390,7 +390,7 @@ def _installed(do: Callable[[], list[str]], next_step: str) -> None:
 @main.command()
 @click.pass_context
 def serve(ctx: click.Context) -> None:
-    """The search page, the JSON API and /metrics on [web] listen (default 127.0.0.1:8470)."""
+    """The search page, the JSON API and /metrics on [web] listen."""
     cfg = _load(ctx, "serve", check_paths=False)
     from watcherd.web import server
 
