@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.requires import in_ci
+
 BROKERS = {
     "embedded": "",
     "amqp": "amqp://guest:guest@127.0.0.1:5672//",
@@ -52,7 +54,7 @@ def require_broker(name: str) -> str:
     url = BROKERS[name]
     if not reachable(url):
         msg = f"{name} broker not reachable at {url}"
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail(msg + " (CI is set: brokers must be running)")
         pytest.skip(msg)
     return url
