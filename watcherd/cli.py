@@ -112,6 +112,8 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 @click.pass_context
 def watch(ctx: click.Context) -> None:
     """The watcher alone (systemd: watcherd.service)."""
+    import dataclasses
+
     from watcherd import logs, sdnotify
     from watcherd.broker.app import make_app
     from watcherd.watch.loop import Watcher
@@ -134,7 +136,7 @@ def watch(ctx: click.Context) -> None:
     finally:
         sdnotify.notify("STOPPING=1")
         watcher.close()
-        log.info("watcher stopped", **watcher.stats)
+        log.info("watcher stopped", **dataclasses.asdict(watcher.stats))
 
 
 @main.command()
