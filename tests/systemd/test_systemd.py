@@ -242,13 +242,16 @@ def _config() -> str:
 
 
 def _drop_images(folder: Path, prefix: str, n: int) -> list[str]:
-    """JPEGs and an RGBA PNG, written under a temporary name and renamed in (complete files)."""
+    """JPEGs and an RGBA PNG, written under a temporary name and renamed in (complete files).
+    Each prefix gives other content: a file identical to one already done is done at once by
+    reuse, so it would not prove that a restarted worker works (nor that it is up yet)."""
     names = []
+    tint = sum(map(ord, prefix)) * 37 % 256
     for i in range(n):
         if i % 3 == 2:
-            img, ext = Image.new("RGBA", (97, 131), (i * 20 % 256, 40, 200, 128)), "png"
+            img, ext = Image.new("RGBA", (97, 131), (i * 20 % 256, tint, 200, 128)), "png"
         else:
-            img, ext = Image.new("RGB", (320, 240), (i * 30 % 256, 120, 60)), "jpg"
+            img, ext = Image.new("RGB", (320, 240), (i * 30 % 256, tint, 60)), "jpg"
         name = f"{prefix}{i}.{ext}"
         img.save(folder / f".{name}.part", format="PNG" if ext == "png" else "JPEG")
         (folder / f".{name}.part").rename(folder / name)
@@ -458,7 +461,7 @@ def test_watcherd_under_systemd(container: Container) -> None:
     for unit in ("watcherd", "watcherd-thumbnails"):
         assert _show(c, unit)["ActiveState"] == "active", unit
     second = _drop_images(photos, "b", 4)
-    _wait_done(c, second, 90, "images after the restart done")
+    _wait_done(c, second, 90, "images after the restart done")  # by the restarted worker
 
     # SIGSTOP the embedding worker: it cannot end itself and its heartbeats stop. The watcher
     # cannot read another unit's /proc (ProtectProc=invisible), so it ends it with SIGKILL once
