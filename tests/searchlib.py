@@ -107,10 +107,10 @@ def embed_stored(cfg: Any, holder: Any, items: list[tuple[int, str]]) -> int:
     """Run the embedding worker's own batch step (decode, encode, save) on stored photos;
     how many vectors it saved."""
     from watcherd.fleet.busy import Markers
-    from watcherd.store import db as wdb
+    from watcherd.store import schema
     from watcherd.worker.embedding import embed_batch
 
-    conn = wdb.connect(cfg.database.path)
+    conn = schema.connect(cfg.database.path)
     markers = Markers(cfg, "embeddings@test:1")
     try:
         return embed_batch(cfg, conn, holder, markers, items).saved

@@ -101,7 +101,7 @@ def test_unreadable_subfolder_keeps_its_rows(tmp_path: Path) -> None:
             p.chmod(0o777 if p.is_dir() else 0o666)
         (root / "sub").chmod(0)
         code = (
-            "import json, sys; from pathlib import Path; from watcherd.store import db; "
+            "import json, sys; from pathlib import Path; from watcherd.store import schema; "
             "from watcherd.watch import scan; EXTS = ('jpg', 'png'); "
             "from watcherd.watch.rules import Rules; root = Path(sys.argv[2]); "
             "r = scan.reconcile(schema.connect(Path(sys.argv[1])), root, Rules.of([root], EXTS));"
