@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from tests.conftest import put_vectors
 from watcherd.store import discovery, outcomes, schema
 from watcherd.store.vectors import ModelKey
 
@@ -43,13 +44,12 @@ def sha_of(conn: object, image_id: int) -> str:
 
 
 def store_vectors(conn: object, key: ModelKey, ids: Sequence[int], matrix: np.ndarray) -> None:
-    """As the embedding worker stores them."""
+    """A library's vectors of one model (several models may cover the same photos)."""
     from watcherd.media.embeddings import to_blob
 
     rows = [outcomes.EmbeddingRow(i, sha_of(conn, i), to_blob(v)) for i, v in zip(ids, matrix,
                                                                                   strict=True)]
-    batch = outcomes.Vectors(key.model, key.pretrained, matrix.shape[1], None, rows)
-    outcomes.save_vectors(conn, [batch], configured=(key.model, key.pretrained))  # type: ignore[arg-type]
+    put_vectors(conn, key.model, key.pretrained, matrix.shape[1], rows)
 
 
 def library(path: Path, n: int, dim: int = 32, *, seed: int = 0, key: ModelKey = MODEL_A,
