@@ -1,6 +1,3 @@
-"""``watcherd serve``: the search page, the JSON API, the status view and /metrics; and the
-client ``watcherd search``/``duplicates`` use to ask a running server.
+"""``watcherd serve``: the search page, the JSON API, the status view and /metrics.
 
-Must not import: ``worker``, ``watch``, the CLI or the supervisor (``search``, ``store`` and
-``media`` never import from here).
-"""
+Web code may read the config; ``search``, ``store`` and ``media`` never import from here."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from watcherd.fleet.messages import (
+from watcherd.queue.events import (
     HEARTBEAT_INTERVAL_S,
     STOPPED,
     Busy,
