@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from watcherd import status as status_model
 from watcherd.config import Config
@@ -260,13 +260,7 @@ class _Tagged:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-
-        async def send_tagged(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), self.header]
-            await send(message)
-
-        await self.app(scope, receive, send_tagged)
+        await self.app(scope, receive, auth.adding_headers(send, [self.header]))
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

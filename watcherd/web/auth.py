@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -57,6 +58,17 @@ def safe_next(value: str | None) -> str:
     return value
 
 
+def adding_headers(send: Send, headers: Sequence[tuple[bytes, bytes]]) -> Send:
+    """``send`` with ``headers`` added to the response's start (ASGI middlewares here)."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), *headers]
+        await send(message)
+
+    return wrapped
+
+
 class Guard:
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app, self.token = app, token
@@ -66,11 +78,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
-            await send(message)
-
+        send_with_headers = adding_headers(send, SECURITY_HEADERS)
         path: str = scope["path"]
         if not path.startswith(OPEN_PATHS):
             headers = Headers(scope=scope)
