@@ -277,7 +277,7 @@ DRAIN_WORKER = """
 import sys
 from watcherd import config, logs
 from watcherd.worker import tasks
-from watcherd.queue.app import make_app, queue_names
+from watcherd.broker.app import make_app, queue_names
 cfg = config.load(sys.argv[1])
 logs.setup("warning", "json")
 holder = tasks.EmbedderHolder()
@@ -294,7 +294,7 @@ def drain_rate(work: Path, url: str, prefetch: int, n: int) -> float:
     import uuid
 
     from watcherd import config as wconfig
-    from watcherd.queue.app import TASKS, make_app, queue_depths, queue_names
+    from watcherd.broker.app import TASKS, make_app, queue_depths, queue_names
 
     work.mkdir(parents=True, exist_ok=True)
     (work / "photos").mkdir(exist_ok=True)

@@ -73,7 +73,7 @@ def build(config: Path, n: int) -> tuple[str, str]:
 
     from watcherd import config as wconfig
     from watcherd import models
-    from watcherd.store import db
+    from watcherd.store import schema
 
     cfg = wconfig.load(config, check_paths=False)
     path = cfg.database.path
@@ -82,11 +82,11 @@ def build(config: Path, n: int) -> tuple[str, str]:
         return identity.model, identity.pretrained
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
-    conn = db.connect(tmp)
+    conn = schema.connect(tmp)
     key = models.adopt(conn, cfg)
     log(f"  writing {n:,} photos to {path} ...")
-    now = db.now_iso()
-    raw = conn.conn
+    now = schema.now_iso()
+    raw = conn
     raw.execute("BEGIN")
     for s in range(0, n, 20_000):
         m = np.random.default_rng(s).standard_normal((min(20_000, n - s), DIM), np.float32)

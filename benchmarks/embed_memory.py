@@ -30,12 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from watcherd import config  # noqa: E402
-from watcherd.queue.app import make_app  # noqa: E402
-from watcherd.queue.outbox import Outbox  # noqa: E402
-from watcherd.store import db  # noqa: E402
+from watcherd.broker.app import make_app  # noqa: E402
+from watcherd.dispatch.outbox import Outbox  # noqa: E402
+from watcherd.fleet import procinfo  # noqa: E402
+from watcherd.store import discovery, schema  # noqa: E402
 from watcherd.supervisor import EMBEDDING_ENV, watcherd_argv  # noqa: E402
 from watcherd.testing import write_model_dir  # noqa: E402
-from watcherd.worker import procinfo  # noqa: E402
 
 
 def status_kb(pid: int, key: str) -> int:
@@ -88,7 +88,7 @@ def run(work: Path, model: str, photos: list[Path], malloc_env: dict[str, str]) 
         f"batch_size = {len(photos)}\nmax_wait_ms = 5000\n"
         f'[log]\nlevel = "info"\nformat = "json"\n')
     cfg = config.load(cfg_path)
-    conn = db.connect(cfg.database.path)
+    conn = schema.connect(cfg.database.path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     log = open(work / "worker.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([*watcherd_argv(), "-c", str(cfg_path), "worker", "embeddings"],
@@ -100,10 +100,11 @@ def run(work: Path, model: str, photos: list[Path], malloc_env: dict[str, str]) 
             time.sleep(0.2)
         time.sleep(2)
         baseline = procinfo.rss_kb(proc.pid) / 1024
-        reuse = db.Reuse("m", "p", (64,), "webp")
+        reuse = discovery.Reuse("m", "p", (64,), "webp")
         for p in photos:
             data = p.read_bytes()
-            db.record_file(conn, str(p), len(data), 1.0, hashlib.sha256(data).hexdigest(), reuse)
+            discovery.record_file(conn, str(p), len(data), 1.0,
+                                  hashlib.sha256(data).hexdigest(), reuse)
         started = time.monotonic()
         Outbox(make_app(cfg), conn, cfg).send_due()
         while conn.execute("SELECT count(*) FROM images WHERE embedding_status = 'pending'"

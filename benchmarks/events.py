@@ -79,8 +79,8 @@ def one_run(work: Path, model: str, url: str, photos: list[Path], events: bool) 
 
 def _delete_queues(config: Path) -> None:
     from watcherd import config as wconfig
-    from watcherd.queue.app import make_app, queue_names
-    from watcherd.queue.fleet import queue_name
+    from watcherd.broker.app import make_app, queue_names
+    from watcherd.broker.channel import queue_name
 
     cfg = wconfig.load(config, check_paths=False)
     with make_app(cfg).connection_for_write() as conn:
@@ -94,7 +94,7 @@ def _delete_queues(config: Path) -> None:
 
 def publish_cost(url: str, n: int, work: Path) -> list[float]:
     from watcherd import config as wconfig
-    from watcherd.queue.app import make_app
+    from watcherd.broker.app import make_app
 
     work.mkdir(parents=True, exist_ok=True)
     (work / "photos").mkdir(exist_ok=True)

@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from watcherd import config, logs  # noqa: E402
-from watcherd.queue.fleet import connect, fleet_queue  # noqa: E402
-from watcherd.worker.markers import Markers  # noqa: E402
+from watcherd.broker.channel import connect, fleet_queue  # noqa: E402
+from watcherd.fleet.busy import Markers  # noqa: E402
 
 URLS = {"embedded": "", "amqp": "amqp://guest:guest@127.0.0.1:5672//",
         "redis": "redis://127.0.0.1:6379/0"}

@@ -4,12 +4,12 @@
 
 Photo server, per photo:
   prepare   decode drafted to the model's input, resize + crop (Pillow), lossless WebP: what the
-            thumbnail worker does for a remote worker (watcherd.worker.prepare);
+            thumbnail worker does for a remote worker (watcherd.worker.remote_prepare);
   baseline  the same photo's thumbnails ([thumbnails] defaults: 256 and 1024 px WebP), what the
             thumbnail worker does anyway, and the local embedding worker's own prepare step
             (decode drafted + open_clip's preprocess), measured in the same run;
-  apply     the watcher writing results (db.apply_results, 32 per message) into a real SQLite
-            file, versus the local worker's save (db.save_embeddings), same batch size.
+  apply     the watcher writing results (parse + outcomes.save_vectors, 32 per message) into a
+            real SQLite file, versus the local worker's save (the same writer), same batch size.
 Remote worker, per photo: reading the pixels back (WebP decode + preprocess) versus the local
 worker's prepare.
 On the wire: the task message's JSON (base64 pixels) and the result's share per photo; the
@@ -35,12 +35,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from watcherd.dispatch import remote
 from watcherd.media import clipinput
 from watcherd.media.embeddings import Embedder, to_blob
 from watcherd.media.images import decode
 from watcherd.media.thumbnails import make_thumbnails
-from watcherd.queue import remote
-from watcherd.store import db
+from watcherd.store import discovery, outcomes, schema
 from watcherd.testing import write_model_dir
 
 SIZES = [(4000, 3000), (6000, 4000), (1600, 1200), (3024, 4032)]
@@ -132,14 +132,16 @@ def main() -> None:
     print(f"  cosine remote vs local  min {cos.min():.6f}")
 
     n = 2048
-    conn = db.connect(tmp / "a.db")
-    reuse = db.Reuse("m", "p", (256,), "webp")
-    ids = [db.record_file(conn, f"/p/{i}.jpg", 1, 1.0, f"h{i}", reuse).id for i in range(2 * n)]
+    conn = schema.connect(tmp / "a.db")
+    reuse = discovery.Reuse("m", "p", (256,), "webp")
+    ids = [discovery.record_file(conn, f"/p/{i}.jpg", 1, 1.0, f"h{i}", reuse).id
+           for i in range(2 * n)]
     blob = to_blob(vectors[0])
-    rows = [db.EmbeddingRow(i, f"h{k}", blob, 4000, 3000, "JPEG") for k, i in enumerate(ids)]
+    rows = [outcomes.EmbeddingRow(i, f"h{k}", blob, 4000, 3000, "JPEG") for k, i in enumerate(ids)]
     t0 = time.perf_counter()
     for s in range(0, n, 32):
-        db.save_embeddings(conn, "m", "p", embedder.dim, rows[s:s + 32], "fp32")
+        outcomes.save_vectors(conn, [outcomes.Vectors("m", "p", embedder.dim, "fp32",
+                                                      rows[s:s + 32])], configured=("m", "p"))
     t_save = (time.perf_counter() - t0) * 1000 / n
     t0 = time.perf_counter()
     for s in range(n, 2 * n, 32):
@@ -147,9 +149,9 @@ def main() -> None:
             remote.Done(r.image_id, r.sha256, r.vector, 4000, 3000, "JPEG")
             for r in rows[s:s + 32])))
         r = remote.parse_result(json.loads(json.dumps(body)))
-        db.apply_results(conn, [db.Vectors("m", "p", r.dim, r.precision, [
-            db.EmbeddingRow(d.image_id, d.sha256, d.vector, d.width, d.height, d.format)
-            for d in r.done])], [])
+        outcomes.save_vectors(conn, [outcomes.Vectors("m", "p", r.dim, r.precision, [
+            outcomes.EmbeddingRow(d.image_id, d.sha256, d.vector, d.width, d.height, d.format)
+            for d in r.done])], configured=("m", "p"))
     t_apply = (time.perf_counter() - t0) * 1000 / n
     print(f"\nwatcher applying results ({n} photos, 32 per message, parse + write):")
     print(f"  apply {t_apply:.3f} ms/photo   baseline local save {t_save:.3f} ms/photo   "

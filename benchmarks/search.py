@@ -35,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from watcherd.store import db  # noqa: E402
+from watcherd.store import schema  # noqa: E402
 from watcherd.store.vectors import ModelKey  # noqa: E402
 
 DIM = 512
@@ -60,8 +60,8 @@ def build(path: Path, n: int, key: ModelKey, dim: int) -> None:
     started = time.perf_counter()
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
-    conn = db.connect(tmp).conn
-    now = db.now_iso()
+    conn = schema.connect(tmp)
+    now = schema.now_iso()
     conn.execute("BEGIN")
     for s in range(0, n, 20_000):
         m = unit(min(20_000, n - s), dim, seed=s)
@@ -139,22 +139,22 @@ def warm(path: Path, n: int, key: ModelKey, embedder: object, runs: int) -> None
     log(f"  text       {t_text * 1000:7.1f} ms   numpy float32 in memory {t_np_text * 1000:7.1f}"
         f" ms   ratio {t_np_text / t_text:.1f}x   (text tower alone {t_tower * 1000:.1f} ms)")
     # (c) a new vector, stored by another connection, until a warm query returns it
-    conn = db.connect(path)
+    conn = schema.connect(path)
     target = unit(1, DIM, 999)[0]
     new_id = n + 10
     started = time.perf_counter()
-    with db.transaction(conn) as c:
+    with schema.transaction(conn) as c:
         c.execute("INSERT INTO images (id, path, discovered_at, updated_at, sha256) VALUES "
-                  "(?, ?, ?, ?, 'x')", (new_id, f"/srv/photos/new/{new_id}.jpg", db.now_iso(),
-                                        db.now_iso()))
+                  "(?, ?, ?, ?, 'x')", (new_id, f"/srv/photos/new/{new_id}.jpg", schema.now_iso(),
+                                        schema.now_iso()))
         c.execute("INSERT INTO embeddings (image_id, model, pretrained, dim, vector, created_at) "
                   "VALUES (?, ?, ?, ?, ?, ?)",
                   (new_id, key.model, key.pretrained, DIM, target.astype("<f4").tobytes(),
-                   db.now_iso()))
+                   schema.now_iso()))
     while index.top(target, 1)[0][0].image_id != new_id:
         time.sleep(0.01)
     seen = time.perf_counter() - started
-    with db.transaction(conn) as c:
+    with schema.transaction(conn) as c:
         c.execute("DELETE FROM embeddings WHERE image_id = ?", (new_id,))
         c.execute("DELETE FROM images WHERE id = ?", (new_id,))
     conn.close()

@@ -27,9 +27,9 @@ from typing import Any
 from kombu.transport import TRANSPORT_ALIASES
 
 from watcherd import config as wconfig
-from watcherd.queue import spool
-from watcherd.queue.app import TASKS, make_app, queue_names
-from watcherd.queue.fstype import filesystem_of
+from watcherd.broker import spool
+from watcherd.broker.app import TASKS, make_app, queue_names
+from watcherd.broker.fstype import filesystem_of
 
 
 def _no_sync(_fd: int) -> None:

@@ -29,10 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from watcherd.config import EmbeddingsConfig, ThumbnailsConfig  # noqa: E402
+from watcherd.fleet import procinfo  # noqa: E402
 from watcherd.media.images import ImageError, decode  # noqa: E402
 from watcherd.media.thumbnails import make_thumbnails  # noqa: E402
 from watcherd.testing import write_model_dir  # noqa: E402
-from watcherd.worker import procinfo  # noqa: E402
 
 
 def photo_like(side: int, seed: int = 0) -> np.ndarray:

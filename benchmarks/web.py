@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import search as search_bench  # noqa: E402
 
-from watcherd.store import db  # noqa: E402
+from watcherd.store import outcomes, schema  # noqa: E402
 from watcherd.store.vectors import ModelKey  # noqa: E402
 
 WORDS = ["red", "car", "beach", "dog", "snow", "cake", "sunset", "mountain", "city", "night",
@@ -83,15 +83,15 @@ def add_thumbnails(path: Path, ids: list[int]) -> None:
     """64 px WebP thumbnails for ``ids`` (the benchmark database has none)."""
     from PIL import Image
 
-    conn = db.connect(path)
+    conn = schema.connect(path)
     for i in ids:
         sha = conn.execute("SELECT sha256 FROM images WHERE id = ?", (i,)).fetchone()[0]
         img = Image.new("RGB", (64, 48), (i * 37 % 256, i * 91 % 256, i * 53 % 256))
         out = io.BytesIO()
         img.save(out, "WEBP", quality=80)
-        db.save_thumbnails(conn, i, sha, 4000, 3000, "jpeg",
-                           [db.ThumbRow(64, 64, 48, "webp", out.getvalue())])
-    conn.conn.close()
+        outcomes.save_thumbnails(conn, i, sha, 4000, 3000, "jpeg",
+                                 [outcomes.ThumbRow(64, 64, 48, "webp", out.getvalue())])
+    conn.close()
 
 
 def main() -> None:

@@ -11,11 +11,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.requires import in_ci
 
 BROKERS = {
     "embedded": "",
@@ -52,7 +54,7 @@ def require_broker(name: str) -> str:
     url = BROKERS[name]
     if not reachable(url):
         msg = f"{name} broker not reachable at {url}"
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail(msg + " (CI is set: brokers must be running)")
         pytest.skip(msg)
     return url
@@ -181,3 +183,26 @@ def all_final(db_path: Path, names: set[str]) -> bool:
         rows[n]["thumbnail_status"] != "pending" and rows[n]["embedding_status"] != "pending"
         for n in names
     )
+
+
+def put_vectors(conn: Any, model: str, pretrained: str, dim: int, rows: Sequence[Any],
+                precision: str | None = None) -> int:
+    """Vectors as a finished library holds them, whatever each row's status (a fixture: several
+    models' vectors for one photo, vectors for rows already done). The product's one writer,
+    with its guards, is ``watcherd.store.outcomes.save_vectors``; ``rows`` are its
+    ``EmbeddingRow``. Returns how many rows matched (same id and sha256)."""
+    from watcherd.store.schema import now_iso, transaction
+
+    now, n = now_iso(), 0
+    with transaction(conn) as c:
+        for r in rows:
+            if c.execute("UPDATE images SET embedding_status = 'done', embedding_error = NULL, "
+                         "width = coalesce(width, ?), height = coalesce(height, ?), "
+                         "format = coalesce(format, ?), updated_at = ? WHERE id = ? AND "
+                         "sha256 = ?", (r.width, r.height, r.format, now, r.image_id,
+                                        r.sha256)).rowcount:
+                c.execute("INSERT OR REPLACE INTO embeddings (image_id, model, pretrained, dim, "
+                          "vector, created_at, precision) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          (r.image_id, model, pretrained, dim, r.vector, now, precision))
+                n += 1
+    return n

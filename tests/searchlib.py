@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from watcherd.store import db
+from tests.conftest import put_vectors
+from watcherd.store import discovery, outcomes, schema
 from watcherd.store.vectors import ModelKey
 
 MODEL_A = ModelKey("local-dir:/models/a", "")
@@ -22,18 +23,18 @@ def unit_rows(n: int, dim: int, seed: int) -> np.ndarray:
     return m / np.linalg.norm(m, axis=1, keepdims=True)
 
 
-def reuse(key: ModelKey = MODEL_A) -> db.Reuse:
-    return db.Reuse(key.model, key.pretrained, (256,), "webp")
+def reuse(key: ModelKey = MODEL_A) -> discovery.Reuse:
+    return discovery.Reuse(key.model, key.pretrained, (256,), "webp")
 
 
 def add_photos(conn: object, paths: Sequence[str], *, content: Sequence[str] | None = None
                ) -> list[int]:
     """Rows for files at ``paths`` (as the watcher records them); returns their ids."""
     ids = []
-    with db.transaction(conn) as c:  # type: ignore[arg-type]
+    with schema.transaction(conn) as c:  # type: ignore[arg-type]
         for i, path in enumerate(paths):
             sha = hashlib.sha256((content[i] if content else path).encode()).hexdigest()
-            ids.append(db.record_in(c, path, 1000, 1.0, sha, reuse()).id)
+            ids.append(discovery.record_in(c, path, 1000, 1.0, sha, reuse()).id)
     return ids
 
 
@@ -43,18 +44,18 @@ def sha_of(conn: object, image_id: int) -> str:
 
 
 def store_vectors(conn: object, key: ModelKey, ids: Sequence[int], matrix: np.ndarray) -> None:
-    """As the embedding worker stores them."""
+    """A library's vectors of one model (several models may cover the same photos)."""
     from watcherd.media.embeddings import to_blob
 
-    rows = [db.EmbeddingRow(i, sha_of(conn, i), to_blob(v)) for i, v in zip(ids, matrix,
-                                                                            strict=True)]
-    db.save_embeddings(conn, key.model, key.pretrained, matrix.shape[1], rows)  # type: ignore[arg-type]
+    rows = [outcomes.EmbeddingRow(i, sha_of(conn, i), to_blob(v)) for i, v in zip(ids, matrix,
+                                                                                  strict=True)]
+    put_vectors(conn, key.model, key.pretrained, matrix.shape[1], rows)
 
 
 def library(path: Path, n: int, dim: int = 32, *, seed: int = 0, key: ModelKey = MODEL_A,
             folders: int = 4) -> tuple[object, list[int], np.ndarray]:
     """A database with ``n`` photos spread over ``folders`` folders, each with a vector."""
-    conn = db.connect(path)
+    conn = schema.connect(path)
     paths = [f"/photos/f{i % folders}/sub{i % 3}/img{i:05d}.jpg" for i in range(n)]
     ids = add_photos(conn, paths)
     matrix = unit_rows(n, dim, seed)
@@ -105,14 +106,14 @@ def assert_same_ranking(got: Sequence[tuple[int, str, float]],
 def embed_stored(cfg: Any, holder: Any, items: list[tuple[int, str]]) -> int:
     """Run the embedding worker's own batch step (decode, encode, save) on stored photos;
     how many vectors it saved."""
-    from watcherd.store import db as wdb
+    from watcherd.fleet.busy import Markers
+    from watcherd.store import schema
     from watcherd.worker.embedding import embed_batch
-    from watcherd.worker.markers import Markers
 
-    conn = wdb.connect(cfg.database.path)
+    conn = schema.connect(cfg.database.path)
     markers = Markers(cfg, "embeddings@test:1")
     try:
         return embed_batch(cfg, conn, holder, markers, items).saved
     finally:
         markers.close()
-        conn.conn.close()
+        conn.close()

@@ -20,12 +20,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "watcherd"
 MAX_FILE, MAX_CLASS, MAX_FUNCTION = 400, 200, 60
-#: Packages that must stay plain libraries: they take values, and know nothing of the daemon's
-#: machinery (DESIGN.md, Layout).
+#: What each package must not import (docs/architecture.md). media, store and search are plain
+#: libraries: they take values and know nothing of the daemon's machinery. Above them the
+#: layers run broker < dispatch < fleet < worker, watch < web, cli: nothing imports upward.
+_DAEMON = ("celery", "kombu", "click", "watcherd.config")
+_UPPER = ("watcherd.worker", "watcherd.watch", "watcherd.web", "watcherd.cli",
+          "watcherd.supervisor", "watcherd.install")
 FORBIDDEN = {
-    "watcherd.media": ("celery", "kombu", "click", "watcherd.config"),
-    "watcherd.store": ("celery", "kombu", "click", "watcherd.config"),
-    "watcherd.search": ("celery", "kombu", "click", "watcherd.config"),
+    "watcherd.media": (*_DAEMON, "watcherd.store", "watcherd.search"),
+    "watcherd.store": (*_DAEMON, "watcherd.media", "watcherd.search"),
+    "watcherd.search": _DAEMON,
+    "watcherd.broker": ("watcherd.store", "watcherd.dispatch", "watcherd.fleet", *_UPPER),
+    "watcherd.dispatch": ("watcherd.fleet", *_UPPER),
+    "watcherd.fleet": _UPPER,
+    "watcherd.worker": ("watcherd.watch", "watcherd.web", "watcherd.cli", "watcherd.supervisor"),
+    "watcherd.watch": ("watcherd.worker", "watcherd.web", "watcherd.cli", "watcherd.supervisor"),
+    "watcherd.web": ("watcherd.worker", "watcherd.watch", "watcherd.cli", "watcherd.supervisor"),
 }
 
 

@@ -37,7 +37,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from watcherd.queue.events import MODEL_FAILED, READY, REFUSING, STARTING
+from watcherd import humanize
+from watcherd.fleet.messages import MODEL_FAILED, READY, REFUSING, STARTING
 
 if TYPE_CHECKING:
     from watcherd.store.vectors import ModelKey
@@ -132,7 +133,7 @@ def _doing(w: Row, now: datetime) -> str:
     state = w.get("state")
     if state == STARTING:
         age = _age(w, now)
-        return "starting" + ("" if age is None else f" for {_duration(age)}")
+        return "starting" + ("" if age is None else f" for {humanize.duration(age)}")
     if state == MODEL_FAILED:
         return "model failed to load"
     model = _model(str(w.get("model") or "?"), str(w.get("pretrained") or "")) \
@@ -159,10 +160,6 @@ def _age(w: Row, now: datetime) -> float | None:
     except ValueError:
         return None
     return max(0.0, (now - start.replace(tzinfo=UTC)).total_seconds())
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def _alert(kind: str, message: str) -> dict[str, str]:

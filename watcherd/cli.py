@@ -44,7 +44,7 @@ def _load(ctx: click.Context, role: str | None = None, *, check_paths: bool = Tr
     try:
         cfg = config.load(path, check_paths=check_paths, remote=remote)
         if check_paths if check_broker is None else check_broker:
-            from watcherd.queue.app import check_spool  # celery: only where it is used anyway
+            from watcherd.broker.app import check_spool  # celery: only where it is used anyway
 
             check_spool(cfg)
     except config.ConfigError as exc:
@@ -54,10 +54,10 @@ def _load(ctx: click.Context, role: str | None = None, *, check_paths: bool = Tr
 
 
 def _connect(cfg: Config) -> Any:
-    from watcherd.store import db
+    from watcherd.store import schema
 
     try:
-        return db.connect(cfg.database.path)
+        return schema.connect(cfg.database.path)
     except Exception as exc:
         _fail(f"cannot open database {cfg.database.path}: {exc}", 1)
 
@@ -112,8 +112,10 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 @click.pass_context
 def watch(ctx: click.Context) -> None:
     """The watcher alone (systemd: watcherd.service)."""
+    import dataclasses
+
     from watcherd import logs, sdnotify
-    from watcherd.queue.app import make_app
+    from watcherd.broker.app import make_app
     from watcherd.watch.loop import Watcher
 
     cfg = _load(ctx, "watcher")
@@ -134,7 +136,7 @@ def watch(ctx: click.Context) -> None:
     finally:
         sdnotify.notify("STOPPING=1")
         watcher.close()
-        log.info("watcher stopped", **watcher.stats)
+        log.info("watcher stopped", **dataclasses.asdict(watcher.stats))
 
 
 @main.command()
@@ -163,7 +165,7 @@ def _under_watched(cfg: Config, path: Path) -> Path:
 @click.pass_context
 def scan(ctx: click.Context, path: str | None) -> None:
     """One reconcile pass now; prints what it queued."""
-    from watcherd.queue.app import make_app
+    from watcherd.broker.app import make_app
     from watcherd.watch.loop import Watcher
 
     cfg = _load(ctx, "scan")
@@ -189,7 +191,7 @@ def scan(ctx: click.Context, path: str | None) -> None:
 def status(ctx: click.Context, as_json: bool) -> None:
     """Counts per status, failures with reasons, queue backlog, worker state."""
     from watcherd import status as status_model
-    from watcherd.store import db
+    from watcherd import status_text
 
     cfg = _load(ctx, "status", check_paths=False)
     conn = _connect(cfg)
@@ -197,87 +199,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    c = report["counts"]
-    click.echo(f"database    {report['database']}")
-    click.echo(f"images      {c['images']['total']} ({c['images']['deleted']} deleted)")
-    for kind in db.KINDS:
-        k, p = c[kind], report["progress"][kind]
-        line = f"{kind + 's':<12}{k['done']} done, {k['pending']} pending, {k['failed']} failed"
-        if p["pending"]:
-            line += (f"; {p['per_minute']:g}/min over the last {p['window_s'] / 60:g} min, "
-                     f"ETA {status_model.eta_text(p['eta_s'])}")
+    for line in status_text.lines(report):
         click.echo(line)
-    for alert in report["alerts"]:  # why work waits, next to the counts it explains
-        click.echo(alert["message"])
-    for m in report["models"]["stored"]:
-        share = "" if m["coverage"] is None else f" ({100 * m['coverage']:.1f}%)"
-        where = f", from {m['source']}" if m["source"] else ""
-        line = (f"model       {m['model']}" + (f" {m['pretrained']}" if m["pretrained"] else "")
-                + f": {m['photos']} photos{share}{where}")
-        click.echo(line + (" [configured]" if m["configured"] else ""))
-    for kind, b in report["backfill"].items():
-        if b["remaining"]:
-            size = ("size unknown" if b["bytes"] is None else f"{b['bytes'] / 1e6:.0f} MB"
-                    if b["bytes"] >= 1e6 else f"{b['bytes'] / 1e3:.0f} kB")
-            took = ("time unknown" if b["seconds"] is None
-                    else status_model.eta_text(round(b["seconds"])))
-            click.echo(f"backfill    {kind}s: {b['remaining']} of {b['photos']} photos left "
-                       f"({b['reason']}; estimated at the start: {size}, {took})")
-    for sc in report["scans"]:
-        line = (f"scan        {sc['root']}: {sc['state']}, {sc['folders']} folders, "
-                f"{sc['files']} files seen, {sc['to_take']} new or changed, {sc['taken']} "
-                f"recorded, {sc['gone']} gone")
-        line += f" (since {sc['started_at']})" if sc["state"] == "scanning" else (
-            f" (finished {sc['finished_at']})")
-        if sc["message"]:
-            line += f"\n            not scanned: {sc['message']}"
-        click.echo(line)
-    if report["queues"] is None:
-        click.echo(f"broker      {report['broker']}: queue depths unknown "
-                   f"({report['broker_error']})")
-    else:
-        q = report["queues"]
-        click.echo(f"broker      {report['broker']}: "
-                   + ", ".join(f"{n} waiting in {name}" for name, n in q.items()))
-    for w in report["workers"]:
-        click.echo(_worker_line(w))
-        if w["role"] == "embeddings" and w["liveness"] == "alive" and w["state"] == "refusing":
-            click.echo("            this worker takes no work until it is reconfigured and "
-                       "restarted (the reason above)")
-    if report["failures"]:
-        click.echo("failures:")
-        for f in report["failures"]:
-            many = f" ({f['count']} photos, e.g.)" if f["count"] > 1 else ""
-            click.echo(f"  {f['kind']:<9} {f['reason']}{many} #{f['example_id']} "
-                       f"{f['example_path']}")
-
-
-def _worker_line(w: dict[str, Any]) -> str:
-    ago = w["last_seen_s"]
-    seen = "never seen" if ago is None else f"last seen {_duration(ago)} ago"
-    line = f"worker      {w['name']}: {w['liveness']}"
-    line += " (remote)" if w.get("remote") else ""
-    if w["liveness"] == "alive" and w["state"] not in ("ready", None):
-        line += f", {w['state']}"
-    line += f" ({seen}"
-    if w["liveness"] == "alive":
-        line += f", RSS {round((w['rss_kb'] or 0) / 1024)} MB, {w['processed'] or 0} tasks done"
-        line += f", {w['per_minute']:g}/min" if w.get("per_minute") is not None else ""
-    if w["model"]:
-        line += f", model {w['model']}" + (f" {w['pretrained']}" if w["pretrained"] else "")
-        line += f" on {w['device']}" if w["device"] else ""
-    line += ")"
-    if w["message"]:
-        line += f"\n            {w['message']}"
-    return line
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 @main.command()
@@ -285,13 +208,13 @@ def _duration(seconds: float) -> str:
 @click.pass_context
 def retry(ctx: click.Context, failed: bool) -> None:
     """Re-queue stuck (pending) rows now, and failed ones with --failed."""
-    from watcherd.queue.app import make_app
-    from watcherd.queue.outbox import Outbox
-    from watcherd.store import db
+    from watcherd.broker.app import make_app
+    from watcherd.dispatch.outbox import Outbox
+    from watcherd.store import admin
 
     cfg = _load(ctx, "retry", check_paths=False, check_broker=True)
     conn = _connect(cfg)
-    counts = db.requeue(conn, failed=failed)
+    counts = admin.requeue(conn, failed=failed)
     outbox = Outbox(make_app(cfg), conn, cfg)
     sent = outbox.send_due()
     click.echo(f"re-queued {counts['thumbnail']} thumbnail and {counts['embedding']} embedding "
@@ -318,7 +241,7 @@ def purge(ctx: click.Context, older_than: float | None, do_vacuum: bool, model: 
     """Remove the rows, thumbnails and embeddings of photos deleted long ago; or (--model,
     --thumbnail-size) an old model's vectors or thumbnails of sizes no longer configured.
     No prompt."""
-    from watcherd.store import db
+    from watcherd.store import admin
 
     cfg = _load(ctx, "purge", check_paths=False)
     conn = _connect(cfg)
@@ -332,7 +255,7 @@ def purge(ctx: click.Context, older_than: float | None, do_vacuum: bool, model: 
         if kept:
             _fail(f"--thumbnail-size {kept[0]}: a configured size ([thumbnails] sizes in "
                   f"{cfg.file}); remove it from the config first", 2)
-        n, size = db.purge_thumbnail_sizes(conn, thumbnail_sizes)
+        n, size = admin.purge_thumbnail_sizes(conn, thumbnail_sizes)
         click.echo(f"removed {n} thumbnails of size "
                    f"{', '.join(map(str, sorted(set(thumbnail_sizes))))} ({size / 1e6:.1f} MB)")
     days = cfg.database.keep_deleted_days if older_than is None else older_than
@@ -342,13 +265,13 @@ def purge(ctx: click.Context, older_than: float | None, do_vacuum: bool, model: 
         click.echo("[database] keep_deleted_days is 0 (keep for ever): nothing purged; "
                    "pass --older-than DAYS")
     else:
-        r = db.purge_deleted(conn, days)
+        r = admin.purge_deleted(conn, days)
         click.echo(f"removed {r.images} photos deleted more than {days:g} days ago, with "
                    f"{r.thumbnails} thumbnails and {r.embeddings} embeddings "
                    f"({r.bytes / 1e6:.1f} MB)")
     if do_vacuum:
         try:
-            before, after = db.vacuum(conn)
+            before, after = admin.vacuum(conn)
         except Exception as exc:
             _fail(f"VACUUM failed (is the disk full? a long reader open?): {exc}", 1)
         click.echo(f"vacuumed {cfg.database.path}: {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB")
@@ -358,19 +281,19 @@ def purge(ctx: click.Context, older_than: float | None, do_vacuum: bool, model: 
 
 def _purge_model(cfg: Config, conn: Any, model: str, pretrained: str | None) -> None:
     from watcherd import models
-    from watcherd.search.models import NoVectorsError, choose_model
+    from watcherd.search.model_choice import NoVectorsError, choose_model
     from watcherd.search.ranking import QueryError
-    from watcherd.store import db
+    from watcherd.store import admin
 
-    configured = models.configured_key(cfg, conn.conn)
+    configured = models.configured_key(cfg, conn)
     try:
-        key = choose_model(conn.conn, configured, model, pretrained)
+        key = choose_model(conn, configured, model, pretrained)
     except (QueryError, NoVectorsError) as exc:
         _fail(f"--model: {exc}", 2)
     if key == configured:
         _fail(f"--model: {key.describe()} is the configured model ([embeddings] in {cfg.file}); "
               "its vectors are the ones in use", 2)
-    n, size = db.purge_model(conn, key.model, key.pretrained)
+    n, size = admin.purge_model(conn, key.model, key.pretrained)
     click.echo(f"removed {n} vectors of model {key.describe()} ({size / 1e6:.1f} MB)")
 
 
@@ -378,12 +301,12 @@ def _purge_model(cfg: Config, conn: Any, model: str, pretrained: str | None) -> 
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
     """Create or upgrade the database schema (idempotent)."""
-    from watcherd.store import db
+    from watcherd.store import migrations, schema
 
     cfg = _load(ctx, "migrate", check_paths=False)
     try:
-        conn = db.connect(cfg.database.path, migrate_schema=False)
-        before, after = db.migrate(conn)
+        conn = schema.connect(cfg.database.path, migrate_schema=False)
+        before, after = migrations.migrate(conn)
     except Exception as exc:
         _fail(f"migration failed: {exc}", 1)
     click.echo(f"{cfg.database.path}: schema version {before} -> {after}"
@@ -469,7 +392,7 @@ def _installed(do: Callable[[], list[str]], next_step: str) -> None:
 @main.command()
 @click.pass_context
 def serve(ctx: click.Context) -> None:
-    """The search page, the JSON API and /metrics on [web] listen (default 127.0.0.1:8470)."""
+    """The search page, the JSON API and /metrics on [web] listen."""
     cfg = _load(ctx, "serve", check_paths=False)
     from watcherd.web import server
 
@@ -487,23 +410,6 @@ def serve(ctx: click.Context) -> None:
 
 
 # ------------------------------------------------------------------------- search, duplicates
-
-
-class _ModelUnavailable(Exception):
-    """The model for a text query (or an image file) could not be loaded."""
-
-
-def _encoder_loader(model: str, pretrained: str, device: str,
-                    precision: str) -> Callable[[], Any]:
-    def load() -> Any:
-        from watcherd.media.embeddings import Embedder, ModelLoadError
-
-        try:
-            return Embedder(model, pretrained or None, device, precision)
-        except ModelLoadError as exc:
-            raise _ModelUnavailable(str(exc)) from exc
-
-    return load
 
 
 def _open_for_search(cfg: Config) -> Any:
@@ -527,15 +433,16 @@ def _search_errors(run: Callable[[], Any]) -> Any:
     """Bad input exits 2 with its reason; a model or database problem exits 1."""
     import sqlite3
 
-    from watcherd.search.models import NoVectorsError
+    from watcherd.search.model_choice import NoVectorsError
     from watcherd.search.ranking import QueryError
+    from watcherd.search.service import ModelUnavailable
     from watcherd.store.vectors import VectorError
 
     try:
         return run()
     except QueryError as exc:
         _fail(str(exc), 2)
-    except _ModelUnavailable as exc:
+    except ModelUnavailable as exc:
         _fail(f"cannot load the model: {exc}", 1)
     except (NoVectorsError, VectorError, sqlite3.Error) as exc:
         _fail(str(exc), 1)
@@ -601,26 +508,24 @@ def _served_search(cfg: Config, a: _SearchArgs) -> _Found | None:
 
 
 def _local_search(cfg: Config, a: _SearchArgs) -> _Found:
-    import dataclasses
-
     from watcherd import models
-    from watcherd.search.engine import Query, Searcher, hits_json
-    from watcherd.search.models import pick
-    from watcherd.search.scan import ScanSource
+    from watcherd.search import service
+    from watcherd.search.engine import Query, hits_json
+    from watcherd.search.full_scan import ScanSource
 
     conn = _open_for_search(cfg)
     query = Query(texts=(a.text,) if a.text is not None else (), images=a.images,
                   not_texts=a.not_texts, not_images=a.not_images, n=a.n, min_score=a.min_score,
                   under=a.under)
+    e = cfg.embeddings
 
     def run() -> Any:
-        choice = pick(conn, models.configured_key(cfg, conn), a.model, a.pretrained)
-        key = choice.key
-        searcher = Searcher(ScanSource(conn, key),
-                            _encoder_loader(*models.loadable(cfg, conn, key),
-                                            cfg.embeddings.device, cfg.embeddings.precision),
-                            max_pixels=cfg.images.max_pixels)
-        return dataclasses.replace(searcher.search(query), note=choice.note)
+        return service.search(
+            conn, query, configured=models.configured_key(cfg, conn), model=a.model,
+            pretrained=a.pretrained, source=lambda key: ScanSource(conn, key),
+            encoder=lambda key: service.load_encoder(*models.loadable(cfg, conn, key),
+                                                     e.device, e.precision),
+            max_pixels=cfg.images.max_pixels)
 
     results = _search_errors(run)
     return _Found(results.note, results.model.describe(), results.considered,
@@ -708,7 +613,7 @@ def _local_duplicates(cfg: Config, threshold: float, model: str | None,
                       pretrained: str | None) -> tuple[dict[str, Any], int]:
     from watcherd import models
     from watcherd.search.duplicates import find_duplicates, report
-    from watcherd.search.models import pick
+    from watcherd.search.model_choice import pick
 
     conn = _open_for_search(cfg)
     choice = _search_errors(lambda: pick(conn, models.configured_key(cfg, conn), model,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -201,8 +201,30 @@ class Config:
         return self.database.path.parent / (self.database.path.name + ".spool")
 
 
+#: A key's default is its dataclass field's default, written once there.
+FROM_CLASS: Any = object()
+#: The dataclass of each section, where its defaults are written.
+CLASSES: dict[str, type] = {
+    "watch": WatchConfig, "database": DatabaseConfig, "broker": BrokerConfig,
+    "images": ImagesConfig, "thumbnails": ThumbnailsConfig, "embeddings": EmbeddingsConfig,
+    "log": LogConfig, "search": SearchConfig, "web": WebConfig,
+}
+
+
+def default_of(section: str, key: str) -> Any:
+    """The default of ``[section] key``, from its dataclass field."""
+    for f in fields(CLASSES[section]):
+        if f.name == key:
+            if f.default is not MISSING:
+                return f.default
+            if f.default_factory is not MISSING:
+                return f.default_factory()
+    raise KeyError(f"[{section}] {key} has no default")
+
+
 class _Section:
-    """Reads typed values out of one TOML table and remembers which keys were used."""
+    """Reads typed values out of one TOML table and remembers which keys were used. A key
+    absent from the table takes its dataclass field's default (``FROM_CLASS``)."""
 
     def __init__(self, name: str, table: Any, file: Path | None, base: Path) -> None:
         if not isinstance(table, Mapping):
@@ -213,10 +235,10 @@ class _Section:
     def _err(self, key: str, message: str) -> ConfigError:
         return ConfigError(message, key=f"{self.name}.{key}", file=self.file)
 
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = FROM_CLASS) -> Any:
         self.used.add(key)
         if key not in self.table:
-            return default
+            return default_of(self.name, key) if default is FROM_CLASS else default
         value = self.table[key]
         kinds = kind if isinstance(kind, tuple) else (kind,)
         # bool is an int in Python; never accept it where a number is meant.
@@ -226,19 +248,19 @@ class _Section:
             raise self._err(key, f"expected {_kind_name(kinds)}, got {value!r}")
         return value
 
-    def number(self, key: str, default: float, *, minimum: float = 0.0) -> float:
+    def number(self, key: str, default: Any = FROM_CLASS, *, minimum: float = 0.0) -> float:
         value = float(self.get(key, (int, float), default))
         if value < minimum:
             raise self._err(key, f"must be >= {minimum:g}, got {value:g}")
         return value
 
-    def integer(self, key: str, default: int, *, minimum: int = 1) -> int:
+    def integer(self, key: str, default: Any = FROM_CLASS, *, minimum: int = 1) -> int:
         value = int(self.get(key, int, default))
         if value < minimum:
             raise self._err(key, f"must be >= {minimum}, got {value}")
         return value
 
-    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+    def choice(self, key: str, choices: tuple[str, ...], default: Any = FROM_CLASS) -> str:
         value = str(self.get(key, str, default)).lower()
         if value not in choices:
             raise self._err(key, f"must be one of {', '.join(choices)}; got {value!r}")
@@ -307,12 +329,12 @@ def from_dict(raw: Mapping[str, Any], *, file: Path | None = None, base: Path | 
         watch_section=None if alone else _watch(sec["watch"], check_paths),
         database_section=None if alone else _database(sec["database"]),
         broker=_broker(sec["broker"], alone),
-        images=ImagesConfig(max_pixels=sec["images"].integer("max_pixels", 100_000_000)),
+        images=ImagesConfig(max_pixels=sec["images"].integer("max_pixels")),
         thumbnails=_thumbnails(sec["thumbnails"]),
         embeddings=_embeddings(sec["embeddings"]),
         log=LogConfig(
-            level=sec["log"].choice("level", "info", ("debug", "info", "warning", "error")),
-            format=sec["log"].choice("format", "auto", ("auto", "json", "console")),
+            level=sec["log"].choice("level", ("debug", "info", "warning", "error")),
+            format=sec["log"].choice("format", ("auto", "json", "console")),
         ),
         search=_search(sec["search"]),
         web=_web(sec["web"]),
@@ -345,11 +367,11 @@ def _watch(s: _Section, check_paths: bool) -> WatchConfig:
     return WatchConfig(
         paths=tuple(paths),
         exclude=tuple(exclude),
-        recursive=s.get("recursive", bool, True),
-        settle_seconds=s.number("settle_seconds", 2.0),
-        rescan_interval_seconds=s.number("rescan_interval_seconds", 3600.0),
-        polling=s.get("polling", bool, False),
-        polling_interval_seconds=s.number("polling_interval_seconds", 5.0, minimum=0.1),
+        recursive=s.get("recursive", bool),
+        settle_seconds=s.number("settle_seconds"),
+        rescan_interval_seconds=s.number("rescan_interval_seconds"),
+        polling=s.get("polling", bool),
+        polling_interval_seconds=s.number("polling_interval_seconds", minimum=0.1),
         extensions=tuple(e.lower().lstrip(".") for e in exts),
     )
 
@@ -359,15 +381,15 @@ def _database(s: _Section) -> DatabaseConfig:
     if path is None:
         raise s._err("path", "required: where the SQLite database lives")
     return DatabaseConfig(path=path,
-                          busy_timeout_seconds=s.number("busy_timeout_seconds", 30.0, minimum=0.1),
-                          keep_deleted_days=s.number("keep_deleted_days", 30.0))
+                          busy_timeout_seconds=s.number("busy_timeout_seconds", minimum=0.1),
+                          keep_deleted_days=s.number("keep_deleted_days"))
 
 
 _BROKER_SCHEMES = ("amqp://", "amqps://", "pyamqp://", "redis://", "rediss://")
 
 
 def _broker(s: _Section, remote: bool) -> BrokerConfig:
-    url = s.get("url", str, "").strip()
+    url = s.get("url", str).strip()
     url_file = s.path("url_file", None)
     if url and url_file is not None:
         raise s._err("url_file", "set url or url_file, not both")
@@ -396,49 +418,49 @@ def _broker(s: _Section, remote: bool) -> BrokerConfig:
         url=url,
         ca_file=ca_file,
         spool_dir=s.path("spool_dir", None),
-        queue_prefix=s.get("queue_prefix", str, ""),
-        resend_after_seconds=s.number("resend_after_seconds", 120.0, minimum=1.0),
-        outbox_interval_seconds=s.number("outbox_interval_seconds", 5.0, minimum=0.1),
-        max_attempts=s.integer("max_attempts", 3),
-        task_events=s.get("task_events", bool, True),
+        queue_prefix=s.get("queue_prefix", str),
+        resend_after_seconds=s.number("resend_after_seconds", minimum=1.0),
+        outbox_interval_seconds=s.number("outbox_interval_seconds", minimum=0.1),
+        max_attempts=s.integer("max_attempts"),
+        task_events=s.get("task_events", bool),
     )
 
 
 def _thumbnails(s: _Section) -> ThumbnailsConfig:
-    sizes = s.get("sizes", list, [256, 1024])
+    sizes = s.get("sizes", list, list(default_of("thumbnails", "sizes")))
     if not sizes or not all(isinstance(x, int) and not isinstance(x, bool) and 8 <= x <= 8192
                             for x in sizes):
         raise s._err("sizes", f"expected a non-empty list of integers 8..8192, got {sizes!r}")
-    quality = s.integer("quality", 80)
+    quality = s.integer("quality")
     if quality > 100:
         raise s._err("quality", f"must be 1..100, got {quality}")
-    soft = s.number("soft_time_limit_seconds", 240.0, minimum=1.0)
-    hard = s.number("time_limit_seconds", 300.0, minimum=1.0)
+    soft = s.number("soft_time_limit_seconds", minimum=1.0)
+    hard = s.number("time_limit_seconds", minimum=1.0)
     if hard <= soft:
         raise s._err("time_limit_seconds", f"must be more than soft_time_limit_seconds ({soft:g}),"
                      f" got {hard:g}")
     return ThumbnailsConfig(
         sizes=tuple(sorted(set(sizes))),
-        format=s.choice("format", "webp", ("webp", "jpeg")),
+        format=s.choice("format", ("webp", "jpeg")),
         quality=quality,
-        concurrency=s.integer("concurrency", 2),
+        concurrency=s.integer("concurrency"),
         soft_time_limit_seconds=soft,
         time_limit_seconds=hard,
-        max_memory_per_child_mb=s.integer("max_memory_per_child_mb", 1024, minimum=0),
+        max_memory_per_child_mb=s.integer("max_memory_per_child_mb", minimum=0),
     )
 
 
 def _embeddings(s: _Section) -> EmbeddingsConfig:
-    model = s.get("model", str, "ViT-B-32").strip()
+    model = s.get("model", str).strip()
     if not model:
         raise s._err("model", "must not be empty")
-    device = s.get("device", str, "auto").strip().lower()
+    device = s.get("device", str).strip().lower()
     if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
         raise s._err("device", f"must be auto, cpu, cuda or cuda:N; got {device!r}")
     # A tag only means something for a built-in model name; hf-hub: and local-dir: carry their
     # own weights, so the default tag does not apply to them.
     schema = model.startswith(("hf-hub:", "local-dir:"))
-    pretrained: str = s.get("pretrained", str, "" if schema else "laion2b_s34b_b79k").strip()
+    pretrained: str = s.get("pretrained", str, "" if schema else FROM_CLASS).strip()
     # A pretrained value that looks like a file path resolves against the config's folder.
     if pretrained and ("/" in pretrained or pretrained.endswith((".pt", ".bin", ".safetensors"))):
         pretrained = str(resolve_path(pretrained, s.base))
@@ -448,26 +470,26 @@ def _embeddings(s: _Section) -> EmbeddingsConfig:
         model=model,
         pretrained=pretrained,
         device=device,
-        precision=s.choice("precision", "auto", ("auto", "fp32", "bf16", "fp16")),
-        batch_size=s.integer("batch_size", 32),
-        max_wait_ms=s.integer("max_wait_ms", 200, minimum=0),
-        remote=s.get("remote", bool, False),
-        remote_in_flight=s.integer("remote_in_flight", 1000),
-        step_time_limit_seconds=s.number("step_time_limit_seconds", 300.0, minimum=1.0),
+        precision=s.choice("precision", ("auto", "fp32", "bf16", "fp16")),
+        batch_size=s.integer("batch_size"),
+        max_wait_ms=s.integer("max_wait_ms", minimum=0),
+        remote=s.get("remote", bool),
+        remote_in_flight=s.integer("remote_in_flight"),
+        step_time_limit_seconds=s.number("step_time_limit_seconds", minimum=1.0),
     )
 
 
 
 def _search(s: _Section) -> SearchConfig:
-    threshold = s.number("duplicate_threshold", 0.99, minimum=-1.0)
+    threshold = s.number("duplicate_threshold", minimum=-1.0)
     if threshold > 1.0:
         raise s._err("duplicate_threshold", f"a cosine: at most 1, got {threshold:g}")
     return SearchConfig(duplicate_threshold=threshold)
 
 
 def _web(s: _Section) -> WebConfig:
-    listen = s.get("listen", str, "127.0.0.1:8470").strip()
+    listen = s.get("listen", str).strip()
     host, sep, port = listen.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise s._err("listen", f"expected HOST:PORT (e.g. 127.0.0.1:8470), got {listen!r}")
-    return WebConfig(listen=listen, token=s.get("token", str, ""))
+    return WebConfig(listen=listen, token=s.get("token", str))

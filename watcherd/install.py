@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from watcherd.config import WebConfig
+
 __all__ = [
     "CONFIG_PATH",
     "DATABASE_PATH",
@@ -189,7 +191,7 @@ def render_units(
     *,
     read_only_paths: Sequence[str] | None = None,
     systemd_version: int | None = None,
-    web_listen: str = "127.0.0.1:8470",
+    web_listen: str = WebConfig.listen,
 ) -> dict[str, str]:
     """File name → text: the three units, and ``SYSUSERS_FILE`` for /etc/sysusers.d/.
 
@@ -340,9 +342,9 @@ def _web_listen(config_path: Path) -> str:
     """``[web] listen`` of an existing config file (the default for a new one)."""
     try:
         raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
-        return str(raw.get("web", {}).get("listen", "127.0.0.1:8470"))
+        return str(raw.get("web", {}).get("listen", WebConfig.listen))
     except (OSError, tomllib.TOMLDecodeError, AttributeError):
-        return "127.0.0.1:8470"
+        return WebConfig.listen
 
 
 def _toml_str(value: str) -> str:

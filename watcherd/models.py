@@ -11,7 +11,6 @@ model to search).
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING
 
 from watcherd import logs
 from watcherd.config import Config
@@ -22,11 +21,8 @@ from watcherd.media.identity import (
     identify,
     legacy_key,
 )
-from watcherd.store import db
+from watcherd.store import settings
 from watcherd.store.vectors import ModelKey, has_vectors
-
-if TYPE_CHECKING:
-    import sqlite_utils
 
 __all__ = ["ModelIdentity", "adopt", "configured", "configured_key", "key_of", "loadable",
            "worker_key"]
@@ -41,7 +37,8 @@ def key_of(identity: ModelIdentity) -> ModelKey:
 def configured(cfg: Config, conn: sqlite3.Connection | None = None) -> ModelIdentity:
     """The configured model's identity. Raises OSError when its weights cannot be read (yet)."""
     e = cfg.embeddings
-    return identify(e.model, e.pretrained, db.Fingerprints(conn) if conn is not None else None)
+    return identify(e.model, e.pretrained,
+                    settings.Fingerprints(conn) if conn is not None else None)
 
 
 def configured_key(cfg: Config, conn: sqlite3.Connection) -> ModelKey:
@@ -58,7 +55,7 @@ def configured_key(cfg: Config, conn: sqlite3.Connection) -> ModelKey:
             return legacy
         return key
     source = e.model[len("local-dir:"):] if e.model.startswith("local-dir:") else e.pretrained
-    for (model, pretrained), src in db.model_sources(conn).items():
+    for (model, pretrained), src in settings.model_sources(conn).items():
         if src and src == source:
             return ModelKey(model, pretrained)
     return legacy
@@ -74,15 +71,15 @@ def worker_key(cfg: Config, conn: sqlite3.Connection) -> ModelKey:
         return configured_key(cfg, conn)
 
 
-def adopt(conn: sqlite_utils.Database, cfg: Config) -> ModelIdentity:
+def adopt(conn: sqlite3.Connection, cfg: Config) -> ModelIdentity:
     """Compute the configured identity (hashing its weights once; cached), record where it
     was loaded from, and relabel vectors stored under the old path-based key of the same
     source. Raises OSError when the weights cannot be read (yet)."""
     e = cfg.embeddings
-    identity = configured(cfg, conn.conn)
-    db.record_model(conn, identity.model, identity.pretrained, identity.source)
+    identity = configured(cfg, conn)
+    settings.record_model(conn, identity.model, identity.pretrained, identity.source)
     old = legacy_key(e.model, e.pretrained)
-    moved = db.adopt_vectors(conn, old, (identity.model, identity.pretrained))
+    moved = settings.adopt_vectors(conn, old, (identity.model, identity.pretrained))
     if moved:
         log.info("vectors relabelled with the model's identity", old_model=old[0],
                  old_pretrained=old[1], model=identity.model, pretrained=identity.pretrained,
@@ -98,7 +95,7 @@ def loadable(cfg: Config, conn: sqlite3.Connection, key: ModelKey) -> tuple[str,
     e = cfg.embeddings
     if key == configured_key(cfg, conn):
         return e.model, e.pretrained
-    source = db.model_sources(conn).get((key.model, key.pretrained), "")
+    source = settings.model_sources(conn).get((key.model, key.pretrained), "")
     if source and key.model == LOCAL_DIR:
         return "local-dir:" + source, ""
     if source and key.pretrained.startswith(FINGERPRINT_PREFIX):

@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from watcherd import alerts as alert_rules
+from watcherd import humanize
 from watcherd.config import Config
-from watcherd.store import backlog, db, stats
+from watcherd.store import backlog, browse, schema, settings
 
 if TYPE_CHECKING:
     from watcherd.store.vectors import ModelKey
@@ -30,7 +31,7 @@ def with_liveness(cfg: Config, rows: list[dict[str, Any]], *,
     minute since it started).
     A row the watcher has not refreshed for a heartbeat deadline plus a tick is dead: nobody has
     heard the worker (or the watcher that writes the rows is not running)."""
-    from watcherd.queue.liveness import ALIVE, DEAD_AFTER_S, row_liveness
+    from watcherd.fleet.liveness import ALIVE, DEAD_AFTER_S, row_liveness
 
     stale_after = DEAD_AFTER_S + cfg.broker.outbox_interval_seconds + 2
     now = now or datetime.now(UTC)
@@ -61,7 +62,7 @@ def _rate(w: dict[str, Any]) -> float | None:
 
 def queues(cfg: Config) -> tuple[dict[str, int] | None, str | None]:
     """Messages waiting per queue, or (None, why) when the broker cannot tell."""
-    from watcherd.queue.app import make_app, queue_depths
+    from watcherd.broker.app import make_app, queue_depths
 
     try:
         return queue_depths(make_app(cfg), cfg), None
@@ -78,11 +79,11 @@ def alerts(cfg: Config, conn: Any, *, counts: dict[str, dict[str, int]] | None =
     from watcherd import models
 
     now = now or datetime.now(UTC)
-    counts = counts if counts is not None else db.status_counts(conn)
-    workers = workers if workers is not None else with_liveness(cfg, stats.workers(conn),
+    counts = counts if counts is not None else browse.status_counts(conn)
+    workers = workers if workers is not None else with_liveness(cfg, browse.workers(conn),
                                                                 now=now)
     configured = configured or models.worker_key(cfg, conn)
-    return alert_rules.evaluate(workers, {k: counts[k]["pending"] for k in db.KINDS},
+    return alert_rules.evaluate(workers, {k: counts[k]["pending"] for k in schema.KINDS},
                                 configured, now=now, remote=cfg.embeddings.remote)
 
 
@@ -91,18 +92,18 @@ def collect(cfg: Config, conn: Any, *, server_model: str | None = None,
     from watcherd import models
 
     now = datetime.now(UTC)
-    counts = db.status_counts(conn)
+    counts = browse.status_counts(conn)
     configured = models.configured_key(cfg, conn)
-    done = stats.done_since(conn, RATE_WINDOW_S)
+    done = browse.done_since(conn, RATE_WINDOW_S)
     progress: dict[str, Any] = {}
-    for kind in db.KINDS:
+    for kind in schema.KINDS:
         per_min = done[kind] / (RATE_WINDOW_S / 60.0)
         pending = counts[kind]["pending"]
         eta = round(pending / (per_min / 60.0)) if per_min > 0 and pending else (
             0 if not pending else None)
         progress[kind] = {"per_minute": round(per_min, 2), "window_s": RATE_WINDOW_S,
                           "pending": pending, "eta_s": eta}
-    workers = with_liveness(cfg, stats.workers(conn), now=now)
+    workers = with_liveness(cfg, browse.workers(conn), now=now)
     # the embedding worker's model, once its row says (the per-process workers table has a
     # model column; a row without one leaves it unknown)
     worker_model = next((w["model"] for w in sorted(workers, key=lambda w: w.get("role") !=
@@ -111,9 +112,9 @@ def collect(cfg: Config, conn: Any, *, server_model: str | None = None,
         "database": str(cfg.database.path),
         "counts": counts,
         "progress": progress,
-        "failures": stats.failure_groups(conn),
+        "failures": browse.failure_groups(conn),
         "workers": workers,
-        "scans": _scans(conn),
+        "scans": browse.scans(conn),
         "broker": cfg.broker.shown_url if cfg.broker.url else f"embedded ({cfg.spool_dir})",
         "models": {"configured": _describe(cfg), "embedding_worker": worker_model,
                    "server": server_model,
@@ -134,7 +135,7 @@ def stored_models(conn: Any, counts: dict[str, dict[str, int]],
     many live photos it covers (and what share), and whether it is the configured one."""
     from watcherd.store import vectors
 
-    sources = db.model_sources(conn)
+    sources = settings.model_sources(conn)
     live = counts["images"]["total"]
     out = [{"model": m.key.model, "pretrained": m.key.pretrained,
             "source": sources.get((m.key.model, m.key.pretrained)), "photos": m.photos,
@@ -147,22 +148,10 @@ def stored_models(conn: Any, counts: dict[str, dict[str, int]],
     return out
 
 
-def _scans(conn: Any) -> list[dict[str, Any]]:
-    cur = conn.execute("SELECT * FROM scans ORDER BY root")
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-
 def _describe(cfg: Config) -> str:
     e = cfg.embeddings
     return f"{e.model} ({e.pretrained})" if e.pretrained else e.model
 
 
-def eta_text(seconds: int | None) -> str:
-    if seconds is None:
-        return "unknown (nothing done lately)"
-    if seconds < 90:
-        return f"{seconds} s"
-    if seconds < 5400:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
+def eta_text(seconds: float | None) -> str:
+    return "unknown (nothing done lately)" if seconds is None else humanize.duration(seconds)

@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import Daemon, all_final, require_broker, rows_by_name, wait_for, write_config
 from tests.integration.test_daemon import photo
 from watcherd import config
-from watcherd.queue.app import make_app, queue_depths, queue_names
+from watcherd.broker.app import make_app, queue_depths, queue_names
 
 NAMES = {"e1.jpg", "e2.jpg", "e3.jpg"}
 

@@ -20,9 +20,9 @@ from tests import procs as ps
 from tests.conftest import Daemon, cli, query, require_broker, wait_for, write_config
 from tests.reliability.conftest import jpeg
 from watcherd import config
-from watcherd.queue.app import TASKS, make_app, queue_names
-from watcherd.queue.fleet import Listener, Publisher, connect, fleet_queue
-from watcherd.store import db
+from watcherd.broker.app import TASKS, make_app, queue_names
+from watcherd.broker.channel import Listener, Publisher, connect, fleet_queue
+from watcherd.store import discovery, schema
 
 
 @pytest.mark.parametrize("broker", ["embedded", "amqp", "redis"])
@@ -145,15 +145,15 @@ def test_a_locked_database_gives_tasks_back_to_the_queue_and_costs_no_attempt(
     config_path = write_config(tmp_path, model=tiny_model,
                                database={"busy_timeout_seconds": 0.5})
     cfg = config.load(config_path)
-    conn = db.connect(cfg.database.path)
+    conn = schema.connect(cfg.database.path)
     items = []
     for i in range(3):
         data = jpeg(i)
         path = tmp_path / "photos" / f"{i}.jpg"
         path.write_bytes(data)
         sha = hashlib.sha256(data).hexdigest()
-        items.append((db.record_file(conn, str(path), len(data), 1.0, sha,
-                                     db.Reuse("m", "p", (64,), "webp")).id, sha))
+        items.append((discovery.record_file(conn, str(path), len(data), 1.0, sha,
+                                     discovery.Reuse("m", "p", (64,), "webp")).id, sha))
     thumbs = Daemon(config_path, "worker", "thumbnails").start()
     embeds = Daemon(config_path, "worker", "embeddings").start()
     daemons.extend([thumbs, embeds])
@@ -163,7 +163,7 @@ def test_a_locked_database_gives_tasks_back_to_the_queue_and_costs_no_attempt(
     locker.execute("BEGIN IMMEDIATE")
     try:
         with app.producer_or_acquire() as producer:
-            for kind in db.KINDS:
+            for kind in schema.KINDS:
                 q = queue_names(cfg)[kind]
                 for image_id, sha in items:
                     app.send_task(TASKS[kind], args=[image_id, sha], queue=q, routing_key=q,
@@ -193,21 +193,21 @@ def test_redis_gives_a_killed_workers_messages_back_exactly(tmp_path: Path,
     """A real thumbnail worker on Redis keeps its unacknowledged messages under keys of its
     own; after `kill -9`, ``give_back`` moves exactly those back to the queue (kombu would
     after its one-hour visibility timeout), and ``orphans`` finds them before that."""
-    from watcherd.queue import giveback
-    from watcherd.queue.app import queue_depths
+    from watcherd.broker import redis_unacked
+    from watcherd.broker.app import queue_depths
 
     config_path = write_config(tmp_path, broker_url=require_broker("redis"),
                                thumbnails={"concurrency": 1, "sizes": [64, 1024]})
     cfg = config.load(config_path)
-    conn = db.connect(cfg.database.path)
+    conn = schema.connect(cfg.database.path)
     items = []
     for i in range(12):  # big enough to take a while each: the worker holds the rest
         data = jpeg(i, size=1600)
         path = tmp_path / "photos" / f"{i}.jpg"
         path.write_bytes(data)
         sha = hashlib.sha256(data).hexdigest()
-        items.append((db.record_file(conn, str(path), len(data), 1.0, sha,
-                                     db.Reuse("m", "p", (64,), "webp")).id, sha))
+        items.append((discovery.record_file(conn, str(path), len(data), 1.0, sha,
+                                     discovery.Reuse("m", "p", (64,), "webp")).id, sha))
     worker = Daemon(config_path, "worker", "thumbnails").start()
     daemons.append(worker)
     assert worker.proc is not None
@@ -223,12 +223,12 @@ def test_redis_gives_a_killed_workers_messages_back_exactly(tmp_path: Path,
     worker.proc.wait()
     done = len(query(cfg.database.path, "SELECT 1 FROM images WHERE thumbnail_status = 'done'"))
     waiting = queue_depths(app, cfg)[q]
-    assert name in giveback.orphans(cfg)
-    given = giveback.give_back(cfg, name)
+    assert name in redis_unacked.orphans(cfg)
+    given = redis_unacked.give_back(cfg, name)
     assert given >= 1
     assert queue_depths(app, cfg)[q] == waiting + given
     assert done + waiting + given >= len(items)  # none lost (one may be done and unacked)
-    assert name not in giveback.orphans(cfg)
-    assert giveback.give_back(cfg, name) == 0
+    assert name not in redis_unacked.orphans(cfg)
+    assert redis_unacked.give_back(cfg, name) == 0
     with app.connection_for_write() as c:
         c.default_channel.queue_delete(q)

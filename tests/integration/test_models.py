@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.conftest import Daemon, cli, query, wait_for, write_config
 from tests.integration.test_daemon import photo
-from watcherd.store import db
+from watcherd.store import outcomes
 from watcherd.testing import write_model_dir
 
 DONE_TIMEOUT = 90
@@ -111,7 +111,7 @@ def test_a_model_that_appears_late_catches_up(tmp_path: Path, daemons: list[Daem
     def failed_for_the_model() -> bool:
         rows = query(db_path, "SELECT embedding_status, embedding_error FROM images")
         return len(rows) == 3 and all(
-            r[0] == "failed" and r[1].startswith(db.MODEL_UNAVAILABLE) for r in rows)
+            r[0] == "failed" and r[1].startswith(outcomes.MODEL_UNAVAILABLE) for r in rows)
 
     wait_for(failed_for_the_model, DONE_TIMEOUT, "embeddings failed: no model yet")
     write_model_dir(late, seed=3)  # the weights arrive (a mount, a download finishing)

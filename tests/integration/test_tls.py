@@ -19,8 +19,8 @@ import pytest
 
 from tests.conftest import cli, require_broker, write_config
 from watcherd import config
-from watcherd.queue.app import make_app, queue_depths
-from watcherd.queue.fleet import Publisher, connect, fleet_queue
+from watcherd.broker.app import make_app, queue_depths
+from watcherd.broker.channel import Publisher, connect, fleet_queue
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
 

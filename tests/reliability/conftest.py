@@ -24,9 +24,9 @@ from PIL import Image
 from tests import procs as ps
 from tests.conftest import Daemon, query, wait_for, write_config
 from watcherd.config import DEFAULT_EXTENSIONS
+from watcherd.fleet import procinfo
 from watcherd.watch.rules import Rules
 from watcherd.watch.scan import walk
-from watcherd.worker import procinfo
 
 _FIGURES: list[dict[str, Any]] = []
 

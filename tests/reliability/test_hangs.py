@@ -1,6 +1,6 @@
 """No photo hangs a worker forever: a SIGSTOPped thumbnail pool child and a SIGSTOPped embedding
 worker, in a real ``watcherd run`` on RabbitMQ, mid-work. A stopped process cannot end itself
-(its heartbeat thread stops with it); the watcher ends it from outside (``queue/reaper``),
+(its heartbeat thread stops with it); the watcher ends it from outside (``fleet/reaper``),
 ``watcherd run`` starts a new one, the broker gives its messages back. Every photo ends final
 within ``max_attempts`` x the limit + 60 s; nothing is lost; only the stopped step's photos are
 charged an attempt.
@@ -33,7 +33,7 @@ from tests.reliability.conftest import (
 )
 from tests.reliability.test_poison import WatcherSide, photos, worker_name
 from watcherd import config
-from watcherd.worker import procinfo
+from watcherd.fleet import procinfo
 
 SOFT, HARD, STEP, ATTEMPTS = 2.0, 3.0, 5.0, 3
 BOUND_S = ATTEMPTS * max(HARD, STEP) + 60

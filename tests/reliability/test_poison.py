@@ -30,11 +30,11 @@ from PIL import Image
 from tests.conftest import Daemon, require_broker, wait_for
 from tests.reliability.conftest import jpeg, record, reliability_config
 from watcherd import config
+from watcherd.broker.app import make_app
 from watcherd.config import Config
-from watcherd.queue.app import make_app
-from watcherd.queue.monitor import FleetMonitor
-from watcherd.queue.outbox import Outbox
-from watcherd.store import db
+from watcherd.dispatch.outbox import Outbox
+from watcherd.fleet.monitor import FleetMonitor
+from watcherd.store import discovery, schema
 
 MAX_ATTEMPTS = 3
 
@@ -55,7 +55,7 @@ class WatcherSide:
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        self.conn = db.connect(cfg.database.path)
+        self.conn = schema.connect(cfg.database.path)
         self.monitor = FleetMonitor(cfg, self.conn)
         self.outbox = Outbox(make_app(cfg), self.conn, cfg)
         self.monitor.start()
@@ -67,8 +67,8 @@ class WatcherSide:
         path = Path(self.cfg.watch.paths[0]) / name
         path.write_bytes(data)
         sha = hashlib.sha256(data).hexdigest()
-        rec = db.record_file(self.conn, str(path), len(data), 1.0, sha,
-                             db.Reuse("m", "p", (64,), "webp"))
+        rec = discovery.record_file(self.conn, str(path), len(data), 1.0, sha,
+                             discovery.Reuse("m", "p", (64,), "webp"))
         return rec.id, sha
 
     def tick(self) -> None:

@@ -29,19 +29,14 @@ from typing import Any
 
 import pytest
 
+from tests.requires import cannot
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 WATCHERD_BIN = str(VENV_BIN / "watcherd")
 BOOT_TIMEOUT_S = 60.0
 SHARED = "/srv/wtest"  # the host folder's path inside the container
 UNITS = ("watcherd", "watcherd-thumbnails", "watcherd-embeddings")
-
-
-def cannot(reason: str) -> None:
-    """Skip (a developer machine without root or nspawn), or fail under CI=true."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{reason} (CI is set: the systemd tests must run)")
-    pytest.skip(reason)
 
 
 def require_tool(tool: str, package: str) -> str:

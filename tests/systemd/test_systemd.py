@@ -465,7 +465,7 @@ def test_watcherd_under_systemd(container: Container) -> None:
 
     # SIGSTOP the embedding worker: it cannot end itself and its heartbeats stop. The watcher
     # cannot read another unit's /proc (ProtectProc=invisible), so it ends it with SIGKILL once
-    # silent for 30 s (queue/reaper); systemd restarts it and new images still finish.
+    # silent for 30 s (fleet/reaper); systemd restarts it and new images still finish.
     before = _show(c, "watcherd-embeddings")
     c.systemctl("kill", "-s", "SIGSTOP", "--kill-whom=main", "watcherd-embeddings")
     t0 = time.monotonic()

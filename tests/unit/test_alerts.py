@@ -4,53 +4,54 @@ back the way every surface reads them (watcherd.status.alerts)."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import sqlite_utils
 
+from tests.conftest import put_vectors
 from watcherd import config, status
-from watcherd.store import db
+from watcherd.store import discovery, outcomes, schema, workers
 from watcherd.store.vectors import ModelKey
 
 CONFIGURED = ModelKey("local-dir", "sha256:5571aaaaaaaaaaaa")
 OTHER = ModelKey("local-dir", "sha256:a9aabbbbbbbbbbbb")
-REUSE = db.Reuse(CONFIGURED.model, CONFIGURED.pretrained, (64,), "webp")
+REUSE = discovery.Reuse(CONFIGURED.model, CONFIGURED.pretrained, (64,), "webp")
 
 
-def library(tmp_path: Path, *, pending: bool = True) -> tuple[config.Config, sqlite_utils.Database]:
+def library(tmp_path: Path, *, pending: bool = True) -> tuple[config.Config, sqlite3.Connection]:
     """Three photos, pending both kinds of work (or with all their work done)."""
     cfg = config.from_dict({"watch": {"paths": [str(tmp_path)]},
                             "database": {"path": str(tmp_path / "watcherd.db")}},
                            check_paths=False)
-    conn = db.connect(cfg.database.path)
+    conn = schema.connect(cfg.database.path)
     for i in range(3):
-        rec = db.record_file(conn, f"/photos/{i}.jpg", 10, 1.0, f"{i:064x}", REUSE)
+        rec = discovery.record_file(conn, f"/photos/{i}.jpg", 10, 1.0, f"{i:064x}", REUSE)
         if not pending:
-            db.save_thumbnails(conn, rec.id, f"{i:064x}", 8, 8, "jpeg",
-                               [db.ThumbRow(64, 8, 8, "webp", b"x")])
+            outcomes.save_thumbnails(conn, rec.id, f"{i:064x}", 8, 8, "jpeg",
+                               [outcomes.ThumbRow(64, 8, 8, "webp", b"x")])
             vec = np.ones(4, dtype=np.float32).tobytes()
-            db.save_embeddings(conn, CONFIGURED.model, CONFIGURED.pretrained, 4,
-                               [db.EmbeddingRow(rec.id, f"{i:064x}", vec)])
+            put_vectors(conn, CONFIGURED.model, CONFIGURED.pretrained, 4,
+                               [outcomes.EmbeddingRow(rec.id, f"{i:064x}", vec)])
     return cfg, conn
 
 
-def worker(conn: sqlite_utils.Database, role: str, *, pid: int = 1, state: str = "ready",
+def worker(conn: sqlite3.Connection, role: str, *, pid: int = 1, state: str = "ready",
            model: ModelKey | None = None, started_s_ago: float = 600.0,
            message: str | None = None, seen_s_ago: float = 0.0) -> str:
     now = datetime.now(UTC)
     name = f"{role}@host:{pid}"
-    db.save_workers(conn, [db.WorkerRow(
+    workers.save_workers(conn, [workers.WorkerRow(
         name=name, role=role, host="host", pid=pid, state=state, message=message,
         model=model.model if model else None, pretrained=model.pretrained if model else None,
         device="cpu" if model else None,
-        started_at=db.now_iso(now - timedelta(seconds=started_s_ago)),
-        last_seen=db.now_iso(now - timedelta(seconds=seen_s_ago)), processed=0, rss_kb=1000)])
+        started_at=schema.now_iso(now - timedelta(seconds=started_s_ago)),
+        last_seen=schema.now_iso(now - timedelta(seconds=seen_s_ago)), processed=0, rss_kb=1000)])
     return name
 
 
-def alerts(cfg: config.Config, conn: sqlite_utils.Database) -> dict[str, str]:
+def alerts(cfg: config.Config, conn: sqlite3.Connection) -> dict[str, str]:
     found = status.alerts(cfg, conn, configured=CONFIGURED)
     by_kind = {a["kind"]: a["message"] for a in found}
     assert len(by_kind) == len(found), found  # one alert per kind
@@ -128,7 +129,7 @@ def test_model_failed(tmp_path: Path) -> None:
         "it loads")
     assert found["embeddings_wait"].endswith(f"; running: {name} (model failed to load)")
     for row in conn.execute("SELECT id, sha256 FROM images").fetchall():
-        db.fail(conn, "embedding", row[0], row[1], "the model could not be loaded")
+        outcomes.fail(conn, "embedding", row[0], row[1], "the model could not be loaded")
     assert list(alerts(cfg, conn)) == ["model_failed"]
     worker(conn, "embeddings", pid=3, model=CONFIGURED)  # another host computes them
     assert alerts(cfg, conn)["model_failed"].startswith(
@@ -142,7 +143,7 @@ def test_nothing_pending_nothing_to_wait_for(tmp_path: Path) -> None:
     assert conn.execute("SELECT count(*) FROM images WHERE thumbnail_status = 'done' AND "
                         "embedding_status = 'done'").fetchone()[0] == 3
     assert alerts(cfg, conn) == {}
-    db.record_file(conn, "/photos/new.jpg", 10, 1.0, "e" * 64, REUSE)
+    discovery.record_file(conn, "/photos/new.jpg", 10, 1.0, "e" * 64, REUSE)
     assert set(alerts(cfg, conn)) == {"embeddings_wait", "thumbnails_wait"}
 
 

@@ -3,50 +3,51 @@ photos (a real embedded broker, no worker), and which stored model answers a sea
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
-from tests.conftest import write_config
+from tests.conftest import put_vectors, write_config
 from watcherd import config
-from watcherd.queue.app import make_app, queue_depths, queue_names
-from watcherd.queue.outbox import Outbox
-from watcherd.search.models import best_covering
-from watcherd.store import backlog, db
+from watcherd.broker.app import make_app, queue_depths, queue_names
+from watcherd.dispatch.outbox import Outbox
+from watcherd.search.model_choice import best_covering
+from watcherd.store import admin, backlog, discovery, outcomes, schema, sending, settings
 from watcherd.store.vectors import ModelKey, StoredModel
 
 A, B = ("local-dir", "sha256:aaaa"), ("local-dir", "sha256:bbbb")
-REUSE = db.Reuse("x", "", [64], "webp")
+REUSE = discovery.Reuse("x", "", [64], "webp")
 
 
-def library(tmp_path: Path, n: int) -> tuple[db.sqlite_utils.Database, list[int]]:
-    conn = db.connect(tmp_path / "w.db")
-    ids = [db.record_file(conn, f"/p/{i}.jpg", 1, 1.0, f"h{i}", REUSE).id for i in range(n)]
+def library(tmp_path: Path, n: int) -> tuple[sqlite3.Connection, list[int]]:
+    conn = schema.connect(tmp_path / "w.db")
+    ids = [discovery.record_file(conn, f"/p/{i}.jpg", 1, 1.0, f"h{i}", REUSE).id for i in range(n)]
     return conn, ids
 
 
-def statuses(conn: db.sqlite_utils.Database) -> dict[int, tuple[str, str | None]]:
+def statuses(conn: sqlite3.Connection) -> dict[int, tuple[str, str | None]]:
     return {r[0]: (r[1], r[2]) for r in conn.execute(
         "SELECT id, embedding_status, embedding_queued_at FROM images ORDER BY id")}
 
 
 def test_a_model_change_queues_exactly_the_photos_without_its_vector(tmp_path: Path) -> None:
     conn, (done_a, done_both, failed, new, sent) = library(tmp_path, 5)
-    db.save_embeddings(conn, *A, 2, [db.EmbeddingRow(done_a, "h0", b"v" * 8),
-                                     db.EmbeddingRow(done_both, "h1", b"v" * 8)])
-    db.save_embeddings(conn, *B, 2, [db.EmbeddingRow(done_both, "h1", b"w" * 8)])
-    db.fail(conn, "embedding", failed, "h2", "corrupt")
-    db.mark_queued(conn, "embedding", [sent])  # in a queue, with A's key
-    unreadable = db.record_unreadable(conn, "/p/locked.jpg", "permission denied")
+    put_vectors(conn, *A, 2, [outcomes.EmbeddingRow(done_a, "h0", b"v" * 8),
+                                     outcomes.EmbeddingRow(done_both, "h1", b"v" * 8)])
+    put_vectors(conn, *B, 2, [outcomes.EmbeddingRow(done_both, "h1", b"w" * 8)])
+    outcomes.fail(conn, "embedding", failed, "h2", "corrupt")
+    sending.mark_queued(conn, "embedding", [sent])  # in a queue, with A's key
+    unreadable = discovery.record_unreadable(conn, "/p/locked.jpg", "permission denied")
     assert backlog.sync_embeddings(conn, *A) == 2  # first sync: failed + sent, new stays new
     assert backlog.sync_embeddings(conn, *A) is None  # nothing changed since
     assert backlog.sync_embeddings(conn, *B) == 3  # A's photo joins failed + sent
     got = statuses(conn)
     assert got[done_both] == ("done", None)  # B covers it already
     for i in (done_a, failed, sent):
-        assert got[i] == ("pending", db.BACKLOG), i
+        assert got[i] == ("pending", schema.BACKLOG), i
     assert got[new] == ("pending", None), "a photo never sent stays new: it goes first"
     assert got[unreadable][0] == "failed", "unreadable files wait for the scan, not the model"
-    db.requeue(conn, failed=True)  # `watcherd retry` leaves the backlog to be fed in slices
-    assert statuses(conn)[done_a] == ("pending", db.BACKLOG)
+    admin.requeue(conn, failed=True)  # `watcherd retry` leaves the backlog to be fed in slices
+    assert statuses(conn)[done_a] == ("pending", schema.BACKLOG)
     # back to A: what A covers is done at once, nothing recomputed
     backlog.sync_embeddings(conn, *A)
     assert statuses(conn)[done_a] == ("done", None)
@@ -60,17 +61,17 @@ def test_thumbnail_settings_changes(tmp_path: Path) -> None:
     s64 = backlog.ThumbSettings((64,), "webp", 80)
     assert backlog.sync_thumbnails(conn, s64) is None  # no thumbnails yet: nothing to backfill
     for i in ids[:2]:
-        db.save_thumbnails(conn, i, f"h{i - 1}", 10, 10, "JPEG",
-                           [db.ThumbRow(64, 10, 10, "webp", b"x" * 100)])
+        outcomes.save_thumbnails(conn, i, f"h{i - 1}", 10, 10, "JPEG",
+                           [outcomes.ThumbRow(64, 10, 10, "webp", b"x" * 100)])
     added = backlog.sync_thumbnails(conn, backlog.ThumbSettings((64, 128), "webp", 80))
     assert added == (2, "sizes added: 128")  # the third photo is still pending: it gets both
     assert backlog.due_backlog(conn, "thumbnail", 10) == [(ids[1], "h1"), (ids[0], "h0")]
-    e = backlog.estimate(conn.conn, "thumbnail", 2, "sizes added", new_sizes=(128,))
+    e = backlog.estimate(conn, "thumbnail", 2, "sizes added", new_sizes=(128,))
     assert e.photos == 2 and e.bytes == 800  # 100 bytes at 64 px -> 400 at 128 px, x 2
     # a size removed: nothing to do (its thumbnails are kept until `purge --thumbnail-size`)
     assert backlog.sync_thumbnails(conn, backlog.ThumbSettings((128,), "webp", 80)) is None
-    db.save_thumbnails(conn, ids[0], "h0", 10, 10, "JPEG",
-                       [db.ThumbRow(128, 10, 10, "webp", b"y" * 400)])
+    outcomes.save_thumbnails(conn, ids[0], "h0", 10, 10, "JPEG",
+                       [outcomes.ThumbRow(128, 10, 10, "webp", b"y" * 400)])
     assert {r[0] for r in conn.execute("SELECT size FROM thumbnails WHERE image_id = ?",
                                        (ids[0],))} == {64, 128}
     # a quality change: every photo with thumbnails again
@@ -80,28 +81,30 @@ def test_thumbnail_settings_changes(tmp_path: Path) -> None:
 
 def test_the_backlog_is_fed_in_slices_behind_new_photos(tmp_path: Path) -> None:
     cfg = config.load(write_config(tmp_path, embeddings={"batch_size": 8}))
-    conn = db.connect(cfg.database.path)
-    reuse = db.Reuse(*A, [64], "webp")
-    old = [db.record_file(conn, f"/p/{i}.jpg", 1, 1.0, f"h{i}", reuse).id for i in range(400)]
-    db.save_embeddings(conn, *A, 2, [db.EmbeddingRow(i, f"h{n}", b"v" * 8)
-                                     for n, i in enumerate(old)])
+    conn = schema.connect(cfg.database.path)
+    reuse = discovery.Reuse(*A, [64], "webp")
+    old = [discovery.record_file(conn, f"/p/{i}.jpg", 1, 1.0, f"h{i}", reuse).id
+           for i in range(400)]
+    put_vectors(conn, *A, 2, [outcomes.EmbeddingRow(i, f"h{n}", b"v" * 8)
+                                           for n, i in enumerate(old)])
     assert backlog.sync_embeddings(conn, *B) == 400
     app = make_app(cfg)
     outbox = Outbox(app, conn, cfg, model_key=B)
     queue = queue_names(cfg)["embedding"]
-    new = db.record_file(conn, "/p/new.jpg", 1, 1.0, "new", reuse).id
+    new = discovery.record_file(conn, "/p/new.jpg", 1, 1.0, "new", reuse).id
     assert outbox.send_due()["embedding"] == 1, "the new photo is sent at once"
     target = outbox.backlog_target("embedding")
     assert outbox.feed_backlog()["embedding"] == target - 1  # topped up to the target
     assert queue_depths(app, cfg)[queue] == target
     assert outbox.feed_backlog()["embedding"] == 0  # the queue is not short yet
     # however old "sent" is, rows still in the backlog are never taken for lost messages
-    assert len(db.due_for_dispatch(conn, "embedding", resend_before="9999", limit=1000)) == target
-    left = backlog.backlog_size(conn.conn, "embedding")
+    due = sending.due_for_dispatch(conn, "embedding", resend_before="9999", limit=1000)
+    assert len(due) == target
+    left = backlog.backlog_size(conn, "embedding")
     assert left == 400 - (target - 1)
     # the slice went out newest first, and the new photo is not in the backlog
     sent = {r[0] for r in conn.execute("SELECT id FROM images WHERE embedding_queued_at != ?",
-                                       (db.BACKLOG,))}
+                                       (schema.BACKLOG,))}
     assert new in sent and max(old) in sent and min(old) not in sent
 
 
@@ -110,11 +113,11 @@ def test_a_remote_backlog_counts_the_prepares_waiting_on_the_thumbnails_queue(
     """With [embeddings] remote, backlog embeddings go out as prepare tasks on the thumbnails
     queue: that is where they wait ahead of new photos, so that is what the feed must see."""
     from tests.conftest import BROKERS
-    from watcherd.queue.app import PREPARE_TASK
+    from watcherd.broker.app import PREPARE_TASK
 
     cfg = config.load(write_config(tmp_path, broker_url=BROKERS["redis"],
                                    embeddings={"remote": True}))
-    conn = db.connect(cfg.database.path)
+    conn = schema.connect(cfg.database.path)
     app = make_app(cfg)
     thumbs = queue_names(cfg)["thumbnail"]
     try:
@@ -153,17 +156,17 @@ def test_search_during_a_reembed_answers_with_the_old_model_and_says_so(tmp_path
 
     config_path = write_config(tmp_path, model=new,
                                web={"listen": f"127.0.0.1:{free_port()}"})
-    conn = db.connect(config.load(config_path).database.path)
-    ids = [db.record_file(conn, str(tmp_path / "photos" / f"{i}.jpg"), 1, 1.0, f"h{i}",
-                          REUSE).id for i in range(3)]
+    conn = schema.connect(config.load(config_path).database.path)
+    ids = [discovery.record_file(conn, str(tmp_path / "photos" / f"{i}.jpg"), 1, 1.0, f"h{i}",
+                                 REUSE).id for i in range(3)]
     rng = np.random.default_rng(0)
     for source, covered in ((old, ids), (new, ids[:1])):
         found = identify(source, "")
-        db.record_model(conn, found.model, found.pretrained, found.source)
+        settings.record_model(conn, found.model, found.pretrained, found.source)
         vecs = rng.normal(size=(len(covered), 32)).astype("<f4")
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-        db.save_embeddings(conn, found.model, found.pretrained, 32, [
-            db.EmbeddingRow(i, f"h{n}", v.tobytes()) for n, (i, v) in enumerate(
+        put_vectors(conn, found.model, found.pretrained, 32, [
+            outcomes.EmbeddingRow(i, f"h{n}", v.tobytes()) for n, (i, v) in enumerate(
                 zip(covered, vecs, strict=True))])
     old_key = identify(old, "")
     # the old model answers (its text tower loaded from where the models table says it lies)

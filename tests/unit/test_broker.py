@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kombu import Connection, Exchange, Queue
 
-from watcherd.queue.spool import spool_options
+from watcherd.broker.spool import spool_options
 
 QUEUE = Queue("q", Exchange("q", "direct"), routing_key="q")
 
@@ -171,7 +171,7 @@ def test_a_connected_consumer_takes_over_when_another_dies(tmp_path: Path) -> No
     """The second consumer connects while the first lives (nothing to give back then); when the
     first is killed later, the second gets its messages without reconnecting. The same periodic
     pass removes what a dead writer left in tmp/ since the consumer connected."""
-    from watcherd.queue.spool import TMP_MAX_AGE
+    from watcherd.broker.spool import TMP_MAX_AGE
 
     _publish(tmp_path, range(10))
     leftover = tmp_path / "tmp" / "left-by-a-dead-writer.msg"

@@ -12,14 +12,14 @@ import pytest
 
 import watcherd
 from tests.conftest import BROKERS, write_config
+from watcherd.broker import celery_cli
+from watcherd.broker.app import events_enabled
 from watcherd.config import load
-from watcherd.queue import tools
-from watcherd.queue.app import events_enabled
 
 
 @pytest.fixture(autouse=True)
 def fresh(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tools, "_app", None)
+    monkeypatch.setattr(celery_cli, "_app", None)
 
 
 def _celery_cli(*args: str, config: Path | None) -> subprocess.CompletedProcess[str]:
@@ -34,7 +34,7 @@ def test_import_watcherd_builds_no_app_and_imports_no_celery(tmp_path: Path) -> 
     env = {**os.environ, "WATCHERD_CONFIG": str(tmp_path / "missing.toml")}
     code = ("import sys, watcherd, watcherd.config; "
             "print(sorted(m for m in sys.modules if m == 'celery' or m.startswith('kombu') "
-            "or m == 'watcherd.queue.tools'))")
+            "or m == 'watcherd.broker.celery_cli'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, env=env, check=True)
     assert out.stdout.strip() == "[]"

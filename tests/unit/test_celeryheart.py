@@ -1,4 +1,4 @@
-"""Celery's worker heartbeats from a thread (watcherd.worker.celeryheart), on a real broker and
+"""Celery's worker heartbeats from a thread (watcherd.fleet.celery_heart), on a real broker and
 read back by a real Celery event receiver and Celery's own event state (what Flower keeps)."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from celery.events.state import State
 from tests.conftest import require_broker, wait_for, write_config
 from tests.integration.test_celery_tools import Events
 from watcherd import config
-from watcherd.queue.app import make_app
-from watcherd.worker.celeryheart import ThreadHeart
+from watcherd.broker.app import make_app
+from watcherd.fleet.celery_heart import ThreadHeart
 
 
 @pytest.mark.parametrize("broker", ["amqp", "redis"])

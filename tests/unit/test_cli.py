@@ -8,7 +8,7 @@ from pathlib import Path
 from PIL import Image
 
 from tests.conftest import cli, query, write_config
-from watcherd.store.db import SCHEMA_VERSION
+from watcherd.store.migrations import SCHEMA_VERSION
 
 
 def test_bad_config_exits_2_naming_key_and_file(tmp_path: Path) -> None:

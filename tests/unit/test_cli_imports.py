@@ -42,7 +42,7 @@ def test_the_cli_module_imports_none_of_them() -> None:
 
 def test_search_by_an_indexed_photo_and_duplicates_import_numpy_only(tmp_path: Path) -> None:
     conn, _, _ = library(tmp_path / "watcherd.db", 50, key=MODEL_A)
-    conn.conn.close()  # type: ignore[attr-defined]
+    conn.close()  # type: ignore[attr-defined]
     config = write_config(tmp_path, model=MODEL_A.model)
     photo = "/photos/f1/sub1/img00001.jpg"
     for args in (["search", "--image", photo, "--local", "--json"],

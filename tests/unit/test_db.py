@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from watcherd.store import db
+from watcherd.store import admin, browse, discovery, migrations, outcomes, schema, sending
 
-REUSE = db.Reuse("m", "p", (64, 256), "webp")
+REUSE = discovery.Reuse("m", "p", (64, 256), "webp")
 
 
 def test_migrate_creates_schema_once_and_is_idempotent(tmp_path: Path) -> None:
-    conn = db.connect(tmp_path / "a.db")
-    assert db.schema_version(conn) == db.SCHEMA_VERSION
-    assert db.migrate(conn) == (db.SCHEMA_VERSION, db.SCHEMA_VERSION)
+    conn = schema.connect(tmp_path / "a.db")
+    assert migrations.schema_version(conn) == migrations.SCHEMA_VERSION
+    assert migrations.migrate(conn) == (migrations.SCHEMA_VERSION, migrations.SCHEMA_VERSION)
     cols = {r[1] for r in conn.execute("PRAGMA table_info(images)")}
     assert {"id", "path", "sha256", "size", "mtime", "width", "height", "format",
             "discovered_at", "thumbnail_status", "thumbnail_error", "embedding_status",
@@ -27,8 +27,8 @@ def test_migrate_creates_schema_once_and_is_idempotent(tmp_path: Path) -> None:
         "image_id", "model", "pretrained", "dim", "vector", "created_at"}
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     # A second process connecting migrates nothing and sees the same version.
-    other = db.connect(tmp_path / "a.db")
-    assert db.schema_version(other) == db.SCHEMA_VERSION
+    other = schema.connect(tmp_path / "a.db")
+    assert migrations.schema_version(other) == migrations.SCHEMA_VERSION
 
 
 def _schema(conn: Any) -> list[tuple[str, str]]:
@@ -43,7 +43,7 @@ def test_migration_7_keeps_every_row_and_blob_and_never_reuses_an_id(tmp_path: P
     path = tmp_path / "v6.db"
     raw = sqlite3.connect(path, isolation_level=None)
     raw.execute("PRAGMA foreign_keys = ON")
-    for script in db.MIGRATIONS[:6]:
+    for script in migrations.MIGRATIONS[:6]:
         for statement in (s.strip() for s in script.split(";") if s.strip()):
             raw.execute(statement)
     raw.execute("PRAGMA user_version = 6")
@@ -54,72 +54,77 @@ def test_migration_7_keeps_every_row_and_blob_and_never_reuses_an_id(tmp_path: P
         raw.execute("INSERT INTO embeddings (image_id, model, pretrained, vector) "
                     "VALUES (?, 'm', 'p', x'00')", (i,))
     columns = [tuple(r) for r in raw.execute("PRAGMA table_info(images)")]
-    schema = _schema(raw)
+    tables = _schema(raw)
     raw.close()
 
-    conn = db.connect(path)
-    assert db.schema_version(conn) == db.SCHEMA_VERSION
+    conn = schema.connect(path)
+    assert migrations.schema_version(conn) == migrations.SCHEMA_VERSION
     assert conn.execute("SELECT count(*) FROM images").fetchone()[0] == 3
     assert conn.execute("SELECT count(*) FROM thumbnails").fetchone()[0] == 3
     assert conn.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 3
     assert [tuple(r) for r in conn.execute("PRAGMA table_info(images)")] == columns
-    assert _schema(conn) == schema
+    assert _schema(conn) == tables
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.execute("DELETE FROM thumbnails WHERE image_id = 3")
     conn.execute("DELETE FROM embeddings WHERE image_id = 3")
     conn.execute("DELETE FROM images WHERE id = 3")
-    assert db.record_file(conn, "/p/new.jpg", 1, 1.0, "new", REUSE).id == 4
+    assert discovery.record_file(conn, "/p/new.jpg", 1, 1.0, "new", REUSE).id == 4
     # foreign keys hold again after the migration: a thumbnail of no photo is refused
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute("INSERT INTO thumbnails (image_id, size) VALUES (999, 64)")
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    conn = db.connect(tmp_path / "a.db")
-    conn.execute(f"PRAGMA user_version = {db.SCHEMA_VERSION + 1}")
+    conn = schema.connect(tmp_path / "a.db")
+    conn.execute(f"PRAGMA user_version = {migrations.SCHEMA_VERSION + 1}")
     with pytest.raises(RuntimeError, match="newer"):
-        db.connect(tmp_path / "a.db")
+        schema.connect(tmp_path / "a.db")
 
 
 def test_status_values_are_constrained(tmp_path: Path) -> None:
-    conn = db.connect(tmp_path / "a.db")
-    rec = db.record_file(conn, "/p/a.jpg", 1, 1.0, "aa", REUSE)
+    conn = schema.connect(tmp_path / "a.db")
+    rec = discovery.record_file(conn, "/p/a.jpg", 1, 1.0, "aa", REUSE)
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute("UPDATE images SET thumbnail_status = 'bogus' WHERE id = ?", (rec.id,))
 
 
 def test_record_new_unchanged_changed(tmp_path: Path) -> None:
-    conn = db.connect(tmp_path / "a.db")
-    a = db.record_file(conn, "/p/a.jpg", 10, 1.0, "h1", REUSE)
+    conn = schema.connect(tmp_path / "a.db")
+    a = discovery.record_file(conn, "/p/a.jpg", 10, 1.0, "h1", REUSE)
     assert a.action == "new"
-    assert db.record_file(conn, "/p/a.jpg", 10, 2.0, "h1", REUSE) == db.Recorded(a.id, "unchanged")
+    assert discovery.record_file(conn, "/p/a.jpg", 10, 2.0, "h1", REUSE) == discovery.Recorded(
+        a.id, "unchanged")
     conn.execute("UPDATE images SET thumbnail_status='done', thumbnail_attempts=2 WHERE id=?",
                  (a.id,))
-    changed = db.record_file(conn, "/p/a.jpg", 11, 3.0, "h2", REUSE)
-    assert changed == db.Recorded(a.id, "changed")
+    changed = discovery.record_file(conn, "/p/a.jpg", 11, 3.0, "h2", REUSE)
+    assert changed == discovery.Recorded(a.id, "changed")
     row = conn.execute("SELECT * FROM images WHERE id = ?", (a.id,)).fetchone()
     assert (row["sha256"], row["thumbnail_status"], row["thumbnail_attempts"]) == ("h2",
                                                                                   "pending", 0)
 
 
 def test_deleted_then_same_content_elsewhere_is_a_move(tmp_path: Path) -> None:
-    conn = db.connect(tmp_path / "a.db")
-    a = db.record_file(conn, "/p/a.jpg", 10, 1.0, "h1", REUSE)
-    assert db.mark_deleted(conn, ["/p/a.jpg"]) == 1
-    moved = db.record_file(conn, "/p/sub/b.jpg", 10, 1.0, "h1", REUSE)
-    assert moved == db.Recorded(a.id, "moved")
+    conn = schema.connect(tmp_path / "a.db")
+    a = discovery.record_file(conn, "/p/a.jpg", 10, 1.0, "h1", REUSE)
+    assert discovery.mark_deleted(conn, ["/p/a.jpg"]) == 1
+    moved = discovery.record_file(conn, "/p/sub/b.jpg", 10, 1.0, "h1", REUSE)
+    assert moved == discovery.Recorded(a.id, "moved")
     row = conn.execute("SELECT path, deleted_at FROM images WHERE id = ?", (a.id,)).fetchone()
     assert tuple(row) == ("/p/sub/b.jpg", None)
 
 
 def test_identical_content_reuses_embedding_and_thumbnails(tmp_path: Path) -> None:
-    conn = db.connect(tmp_path / "a.db")
-    a = db.record_file(conn, "/p/a.jpg", 10, 1.0, "h1", REUSE)
-    thumbs = [db.ThumbRow(64, 64, 48, "webp", b"x"), db.ThumbRow(256, 256, 192, "webp", b"y")]
-    assert db.save_thumbnails(conn, a.id, "h1", 640, 480, "JPEG", thumbs)
-    assert db.save_embeddings(conn, "m", "p", 2, [db.EmbeddingRow(a.id, "h1", b"12345678")]) == 1
-    b = db.record_file(conn, "/p/copy.jpg", 10, 1.0, "h1", REUSE)
+    conn = schema.connect(tmp_path / "a.db")
+    a = discovery.record_file(conn, "/p/a.jpg", 10, 1.0, "h1", REUSE)
+    thumbs = [outcomes.ThumbRow(64, 64, 48, "webp", b"x"),
+              outcomes.ThumbRow(256, 256, 192, "webp", b"y")]
+    assert outcomes.save_thumbnails(conn, a.id, "h1", 640, 480, "JPEG", thumbs)
+    saved = outcomes.save_vectors(conn, [outcomes.Vectors(
+        "m", "p", 2, None, [outcomes.EmbeddingRow(a.id, "h1", b"12345678")])],
+        configured=("m", "p"))
+    assert saved.saved == 1
+    b = discovery.record_file(conn, "/p/copy.jpg", 10, 1.0, "h1", REUSE)
     assert b.action == "new" and b.id != a.id
     row = conn.execute("SELECT * FROM images WHERE id = ?", (b.id,)).fetchone()
     assert (row["thumbnail_status"], row["embedding_status"]) == ("done", "done")
@@ -129,75 +134,79 @@ def test_identical_content_reuses_embedding_and_thumbnails(tmp_path: Path) -> No
     assert conn.execute("SELECT count(*) FROM thumbnails WHERE image_id = ?",
                         (b.id,)).fetchone()[0] == 2
     # Another model's embedding is not reused.
-    other = db.Reuse("other", "p", (64, 256), "webp")
-    c = db.record_file(conn, "/p/copy2.jpg", 10, 1.0, "h1", other)
+    other = discovery.Reuse("other", "p", (64, 256), "webp")
+    c = discovery.record_file(conn, "/p/copy2.jpg", 10, 1.0, "h1", other)
     assert conn.execute("SELECT embedding_status FROM images WHERE id = ?",
                         (c.id,)).fetchone()[0] == "pending"
 
 
 def test_moves_keep_the_row(tmp_path: Path) -> None:
-    conn = db.connect(tmp_path / "a.db")
-    a = db.record_file(conn, "/p/d/a.jpg", 10, 1.0, "h1", REUSE)
-    b = db.record_file(conn, "/p/d/e/b.jpg", 10, 1.0, "h2", REUSE)
-    c = db.record_file(conn, "/p/dd/c.jpg", 10, 1.0, "h3", REUSE)
-    assert db.move_path(conn, "/p/d/a.jpg", "/p/d/a2.jpg") == a.id
-    assert db.move_path(conn, "/p/nothing.jpg", "/p/x.jpg") is None
-    assert db.move_folder(conn, Path("/p/d"), Path("/p/z")) == 2
+    conn = schema.connect(tmp_path / "a.db")
+    a = discovery.record_file(conn, "/p/d/a.jpg", 10, 1.0, "h1", REUSE)
+    b = discovery.record_file(conn, "/p/d/e/b.jpg", 10, 1.0, "h2", REUSE)
+    c = discovery.record_file(conn, "/p/dd/c.jpg", 10, 1.0, "h3", REUSE)
+    assert discovery.move_path(conn, "/p/d/a.jpg", "/p/d/a2.jpg") == a.id
+    assert discovery.move_path(conn, "/p/nothing.jpg", "/p/x.jpg") is None
+    assert discovery.move_folder(conn, Path("/p/d"), Path("/p/z")) == 2
     paths = dict(conn.execute("SELECT id, path FROM images").fetchall())
     assert paths == {a.id: "/p/z/a2.jpg", b.id: "/p/z/e/b.jpg", c.id: "/p/dd/c.jpg"}
     # Moving onto an existing file replaces that file's row: retired, its id never reused.
-    assert db.move_path(conn, "/p/z/a2.jpg", "/p/dd/c.jpg") == a.id
+    assert discovery.move_path(conn, "/p/z/a2.jpg", "/p/dd/c.jpg") == a.id
     assert dict(conn.execute("SELECT id, path FROM images").fetchall()) == {
         a.id: "/p/dd/c.jpg", b.id: "/p/z/e/b.jpg", c.id: f"retired:{c.id}:/p/dd/c.jpg"}
-    assert db.mark_folder_deleted(conn, Path("/p/z")) == 1
+    assert discovery.mark_folder_deleted(conn, Path("/p/z")) == 1
 
 
 def test_outbox_and_task_claims(tmp_path: Path) -> None:
-    conn = db.connect(tmp_path / "a.db")
-    a = db.record_file(conn, "/p/a.jpg", 10, 1.0, "h1", REUSE)
-    assert db.due_for_dispatch(conn, "thumbnail", resend_before=None) == [(a.id, "h1")]
-    db.mark_queued(conn, "thumbnail", [a.id])
-    assert db.due_for_dispatch(conn, "thumbnail", resend_before=None) == []
-    assert db.due_for_dispatch(conn, "thumbnail", resend_before=db.iso_ago(-60)) == [(a.id, "h1")]
-    assert db.due_for_dispatch(conn, "thumbnail", resend_before=db.iso_ago(60)) == []
+    conn = schema.connect(tmp_path / "a.db")
+    a = discovery.record_file(conn, "/p/a.jpg", 10, 1.0, "h1", REUSE)
+    assert sending.due_for_dispatch(conn, "thumbnail", resend_before=None) == [(a.id, "h1")]
+    sending.mark_queued(conn, "thumbnail", [a.id])
+    assert sending.due_for_dispatch(conn, "thumbnail", resend_before=None) == []
+    assert sending.due_for_dispatch(conn, "thumbnail",
+                                    resend_before=schema.iso_ago(-60)) == [(a.id, "h1")]
+    assert sending.due_for_dispatch(conn, "thumbnail", resend_before=schema.iso_ago(60)) == []
     # A stale message (other content) claims nothing; the right one does, as often as it comes
     # (attempts count worker deaths, written by the watcher: tests/unit/test_db_workers.py).
-    assert db.begin_task(conn, "thumbnail", a.id, "old") is None
+    assert outcomes.begin_task(conn, "thumbnail", a.id, "old") is None
     for _ in range(5):
-        assert db.begin_task(conn, "thumbnail", a.id, "h1") == "/p/a.jpg"
-    assert db.died_while_processing(conn, "thumbnail", [(a.id, "h1")] * 2, 2)[-1].failed
-    assert db.begin_task(conn, "thumbnail", a.id, "h1") is None
+        assert outcomes.begin_task(conn, "thumbnail", a.id, "h1") == "/p/a.jpg"
+    assert outcomes.died_while_processing(conn, "thumbnail", [(a.id, "h1")] * 2, 2)[-1].failed
+    assert outcomes.begin_task(conn, "thumbnail", a.id, "h1") is None
     row = conn.execute("SELECT thumbnail_status, thumbnail_error FROM images").fetchone()
     assert row[0] == "failed" and "the worker died 2 times" in row[1]
-    assert db.requeue(conn, failed=False) == {"thumbnail": 0, "embedding": 1}
-    assert db.requeue(conn, failed=True)["thumbnail"] == 1
-    assert db.begin_task(conn, "thumbnail", a.id, "h1") == "/p/a.jpg"
+    assert admin.requeue(conn, failed=False) == {"thumbnail": 0, "embedding": 1}
+    assert admin.requeue(conn, failed=True)["thumbnail"] == 1
+    assert outcomes.begin_task(conn, "thumbnail", a.id, "h1") == "/p/a.jpg"
 
 
 def test_results_for_changed_content_are_dropped(tmp_path: Path) -> None:
-    conn = db.connect(tmp_path / "a.db")
-    a = db.record_file(conn, "/p/a.jpg", 10, 1.0, "h1", REUSE)
-    db.record_file(conn, "/p/a.jpg", 12, 2.0, "h2", REUSE)
-    assert not db.save_thumbnails(conn, a.id, "h1", 1, 1, "PNG", [db.ThumbRow(64, 1, 1, "webp",
-                                                                              b"x")])
-    assert db.save_embeddings(conn, "m", "p", 2, [db.EmbeddingRow(a.id, "h1", b"v" * 8)]) == 0
-    assert not db.fail(conn, "embedding", a.id, "h1", "nope")
+    conn = schema.connect(tmp_path / "a.db")
+    a = discovery.record_file(conn, "/p/a.jpg", 10, 1.0, "h1", REUSE)
+    discovery.record_file(conn, "/p/a.jpg", 12, 2.0, "h2", REUSE)
+    assert not outcomes.save_thumbnails(conn, a.id, "h1", 1, 1, "PNG",
+                                        [outcomes.ThumbRow(64, 1, 1, "webp", b"x")])
+    assert outcomes.save_vectors(conn, [outcomes.Vectors(
+        "m", "p", 2, None, [outcomes.EmbeddingRow(a.id, "h1", b"v" * 8)])],
+        configured=("m", "p")).saved == 0
+    assert not outcomes.fail(conn, "embedding", a.id, "h1", "nope")
     assert conn.execute("SELECT count(*) FROM thumbnails").fetchone()[0] == 0
-    counts = db.status_counts(conn)
+    counts = browse.status_counts(conn)
     assert counts["thumbnail"] == {"pending": 1, "done": 0, "failed": 0}
 
 
 def test_unreadable_file_gets_a_failed_row_and_is_taken_once_readable(tmp_path: Path) -> None:
-    conn = db.connect(tmp_path / "a.db")
-    image_id = db.record_unreadable(conn, "/p/secret.jpg", "unreadable: Permission denied")
+    conn = schema.connect(tmp_path / "a.db")
+    image_id = discovery.record_unreadable(conn, "/p/secret.jpg", "unreadable: Permission denied")
     row = conn.execute("SELECT * FROM images WHERE id = ?", (image_id,)).fetchone()
     assert (row["thumbnail_status"], row["embedding_status"]) == ("failed", "failed")
     assert row["thumbnail_error"] == row["embedding_error"] == "unreadable: Permission denied"
     assert (row["sha256"], row["size"], row["mtime"]) == (None, None, None)  # the scan retries
-    assert db.record_unreadable(conn, "/p/secret.jpg", "unreadable: again") == image_id
+    assert discovery.record_unreadable(conn, "/p/secret.jpg", "unreadable: again") == image_id
     # `retry --failed` cannot send a row without a hash: it leaves it failed, not stuck pending.
-    assert db.requeue(conn, failed=True) == {"thumbnail": 0, "embedding": 0}
+    assert admin.requeue(conn, failed=True) == {"thumbnail": 0, "embedding": 0}
     # Readable again: recorded as changed, pending, same row.
-    rec = db.record_file(conn, "/p/secret.jpg", 10, 1.0, "ab" * 32, REUSE)
+    rec = discovery.record_file(conn, "/p/secret.jpg", 10, 1.0, "ab" * 32, REUSE)
     assert (rec.id, rec.action) == (image_id, "changed")
-    assert db.due_for_dispatch(conn, "thumbnail", resend_before=None) == [(image_id, "ab" * 32)]
+    assert sending.due_for_dispatch(conn, "thumbnail", resend_before=None) == [
+        (image_id, "ab" * 32)]

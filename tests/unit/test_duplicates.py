@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import put_vectors
 from tests.searchlib import unit_rows
 from tests.unit.test_embeddings import _scene
 from watcherd.media.embeddings import Embedder, to_blob
@@ -20,7 +21,7 @@ from watcherd.search import kernels
 from watcherd.search.duplicates import connected_groups, find_duplicates, similar_pairs
 from watcherd.search.engine import embed_image_bytes
 from watcherd.search.ranking import QueryError
-from watcherd.store import db, vectors
+from watcherd.store import discovery, outcomes, schema, vectors
 from watcherd.store.vectors import ModelKey
 
 
@@ -75,7 +76,7 @@ def copies(tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> dict[st
     """Four scenes, each as an original, a half-size copy and a strongly recompressed copy,
     plus a byte-identical copy of one original, embedded with the worker's decode path."""
     tmp = tmp_path_factory.mktemp("dups")
-    conn = db.connect(tmp / "watcherd.db")
+    conn = schema.connect(tmp / "watcherd.db")
     embedder = Embedder(tiny_model)
     key = ModelKey(tiny_model, "")
     scene_of: dict[int, int] = {}
@@ -87,16 +88,16 @@ def copies(tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> dict[st
             path = tmp / f"s{scene}-{name}.jpg"
             path.write_bytes(data)
             sha = hashlib.sha256(data).hexdigest()
-            reuse = db.Reuse(key.model, key.pretrained, (64,), "webp")
-            rec = db.record_file(conn, str(path), len(data), 1.0, sha, reuse)
+            reuse = discovery.Reuse(key.model, key.pretrained, (64,), "webp")
+            rec = discovery.record_file(conn, str(path), len(data), 1.0, sha, reuse)
             scene_of[rec.id] = scene
             vec = embed_image_bytes(embedder, data, max_pixels=10**8)
-            db.save_embeddings(conn, key.model, key.pretrained, embedder.dim,
-                               [db.EmbeddingRow(rec.id, sha, to_blob(vec))])
+            put_vectors(conn, key.model, key.pretrained, embedder.dim,
+                               [outcomes.EmbeddingRow(rec.id, sha, to_blob(vec))])
     twin = tmp / "s2-orig copy.jpg"
     twin.write_bytes((tmp / "s2-orig.jpg").read_bytes())
     sha = hashlib.sha256(twin.read_bytes()).hexdigest()
-    twin_id = db.record_file(conn, str(twin), 1, 1.0, sha, db.Reuse(
+    twin_id = discovery.record_file(conn, str(twin), 1, 1.0, sha, discovery.Reuse(
         key.model, key.pretrained, (64,), "webp")).id  # reuses the original's vector
     return {"db": tmp / "watcherd.db", "key": key, "scene_of": scene_of, "twin": twin_id,
             "conn": conn, "tmp": tmp}
@@ -147,11 +148,12 @@ def test_deleted_photos_are_not_duplicates(copies: dict[str, Any], tmp_path: Pat
     threshold = _threshold(copies)
     conn = copies["conn"]
     gone = str(copies["tmp"] / "s1-half.jpg")
-    db.mark_deleted(conn, [gone])
+    discovery.mark_deleted(conn, [gone])
     try:
         found = find_duplicates(vectors.connect_readonly(copies["db"]), copies["key"], threshold)
         assert all(p.path != gone for g in found.near for p in g.photos)
         assert sorted(len(g.photos) for g in found.near) == [2, 3, 3, 3]
     finally:
-        db.record_file(conn, gone, 1, 1.0, hashlib.sha256(Path(gone).read_bytes()).hexdigest(),
-                       db.Reuse(copies["key"].model, "", (64,), "webp"))
+        discovery.record_file(conn, gone, 1, 1.0,
+                              hashlib.sha256(Path(gone).read_bytes()).hexdigest(),
+                              discovery.Reuse(copies["key"].model, "", (64,), "webp"))

@@ -12,7 +12,7 @@ import pytest
 
 from tests import requires
 from tests.conftest import WATCHERD, write_config
-from watcherd.queue.fstype import (
+from watcherd.broker.fstype import (
     NetworkFilesystemError,
     check_local,
     filesystem_of,
@@ -112,8 +112,8 @@ for name, argv in commands.items():
     r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     result[name] = [r.returncode, r.stdout, r.stderr]
 from kombu import Connection
-from watcherd.queue.fstype import filesystem_of
-from watcherd.queue.spool import spool_options
+from watcherd.broker.fstype import filesystem_of
+from watcherd.broker.spool import spool_options
 result["fstype"] = filesystem_of(Path(spool)).fstype
 try:
     with Connection("spool://", transport_options=spool_options(Path(spool))) as conn:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from watcherd.store import db
+from watcherd.store import discovery, schema
 from watcherd.watch.ingest import Ingest
 from watcherd.watch.lane import Hashed, Unreadable
 
-REUSE = db.Reuse("m", "p", (64,), "webp")
+REUSE = discovery.Reuse("m", "p", (64,), "webp")
 
 
 class Clock:
@@ -25,7 +25,7 @@ def hashed(path: str, started: float, sha: str = "s") -> Hashed:
 
 
 def test_rows_in_one_batch_and_stale_results_dropped(tmp_path: Path) -> None:
-    conn = db.connect(tmp_path / "w.db")
+    conn = schema.connect(tmp_path / "w.db")
     clock = Clock()
     ingest = Ingest(conn, REUSE, clock=clock)
     ingest.went_away("/p/deleted.jpg")           # at 10.0

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from watcherd.queue.events import READY, STOPPED, STOPPING, Busy, Heartbeat, parse
-from watcherd.queue.liveness import (
+from watcherd.fleet.liveness import (
     DEAD_AFTER_S,
     END_SILENT_AFTER_S,
     END_STOPPED_AFTER_S,
@@ -13,6 +12,7 @@ from watcherd.queue.liveness import (
     Fleet,
     row_liveness,
 )
+from watcherd.fleet.messages import READY, STOPPED, STOPPING, Busy, Heartbeat, parse
 
 X, Y, Z, W = (1, "x" * 64), (2, "y" * 64), (3, "z" * 64), (4, "w" * 64)
 SPACE = "boot/4026531836"  # the workers' pid space: every process to end carries it (reaper)
@@ -209,7 +209,7 @@ def test_changed_reports_each_update_once() -> None:
 def test_events_round_trip_through_json_and_bad_ones_are_refused() -> None:
     import pytest
 
-    from watcherd.queue.events import BadEvent
+    from watcherd.fleet.messages import BadEvent
 
     h = hb(pids=(100, 101), held=(X, Y))
     assert parse(h.to_json()) == h

@@ -11,12 +11,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import write_config
+from tests.conftest import put_vectors, write_config
 from watcherd import config, models
 from watcherd.media.identity import LOCAL_DIR, identify
-from watcherd.store import db
+from watcherd.store import discovery, outcomes, schema, settings
 from watcherd.store.vectors import ModelKey
-from watcherd.worker.held import by_model
+from watcherd.worker.unacked import by_model
 
 
 def model_dir(path: Path, weights: bytes = b"weights-a") -> Path:
@@ -55,38 +55,39 @@ def test_checkpoints_tags_and_hub_models(tmp_path: Path) -> None:
 
 
 def test_fingerprints_are_cached_by_path_size_and_mtime(tmp_path: Path) -> None:
-    conn = db.connect(tmp_path / "w.db")
+    conn = schema.connect(tmp_path / "w.db")
     folder = model_dir(tmp_path / "m")
-    first = identify(f"local-dir:{folder}", "", db.Fingerprints(conn.conn))
+    first = identify(f"local-dir:{folder}", "", settings.Fingerprints(conn))
     assert conn.execute("SELECT count(*) FROM fingerprints").fetchone()[0] == 2
     # Same size and mtime, other bytes: the cache answers without reading the file.
     weights = folder / "open_clip_model.safetensors"
     st = weights.stat()
     weights.write_bytes(b"weights-z")
     os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert identify(f"local-dir:{folder}", "", db.Fingerprints(conn.conn)) == first
+    assert identify(f"local-dir:{folder}", "", settings.Fingerprints(conn)) == first
     assert identify(f"local-dir:{folder}", "") != first  # without the cache: read again
 
 
 def test_vectors_under_the_old_path_key_are_relabelled(tmp_path: Path) -> None:
     folder = model_dir(tmp_path / "model")
     cfg = config.load(write_config(tmp_path, model=f"local-dir:{folder}"))
-    conn = db.connect(cfg.database.path)
-    rec = db.record_file(conn, str(tmp_path / "photos" / "a.jpg"), 1, 1.0, "h1",
-                         db.Reuse("x", "", [], "webp"))
+    conn = schema.connect(cfg.database.path)
+    rec = discovery.record_file(conn, str(tmp_path / "photos" / "a.jpg"), 1, 1.0, "h1",
+                         discovery.Reuse("x", "", [], "webp"))
     legacy = ModelKey(cfg.embeddings.model, "")  # what watcherd before schema 6 stored
-    db.save_embeddings(conn, legacy.model, "", 2, [db.EmbeddingRow(rec.id, "h1", b"v" * 8)])
+    put_vectors(conn, legacy.model, "", 2,
+                             [outcomes.EmbeddingRow(rec.id, "h1", b"v" * 8)])
     # Before the watcher relabels them, search still finds them under the old key...
-    assert models.configured_key(cfg, conn.conn) == legacy
+    assert models.configured_key(cfg, conn) == legacy
     identity = models.adopt(conn, cfg)
     assert identity is not None
     # ...after, under the identity; where the weights lie is in the models table.
-    key = models.configured_key(cfg, conn.conn)
+    key = models.configured_key(cfg, conn)
     assert key == ModelKey(LOCAL_DIR, identity.pretrained)
     assert [tuple(r) for r in conn.execute("SELECT model, pretrained FROM embeddings")] == [
         (key.model, key.pretrained)]
-    assert db.model_sources(conn.conn) == {(key.model, key.pretrained): str(folder)}
-    assert models.loadable(cfg, conn.conn, key) == (cfg.embeddings.model, "")
+    assert settings.model_sources(conn) == {(key.model, key.pretrained): str(folder)}
+    assert models.loadable(cfg, conn, key) == (cfg.embeddings.model, "")
 
 
 def request(*args: object) -> SimpleNamespace:

@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tests.conftest import put_vectors
 from watcherd import config
-from watcherd.queue.events import READY, STOPPED, Busy, Heartbeat
-from watcherd.queue.liveness import DEAD_AFTER_S
-from watcherd.queue.monitor import FleetMonitor
-from watcherd.store import db
+from watcherd.fleet.liveness import DEAD_AFTER_S
+from watcherd.fleet.messages import READY, STOPPED, Busy, Heartbeat
+from watcherd.fleet.monitor import FleetMonitor
+from watcherd.store import discovery, outcomes, schema, sending, workers
 
-REUSE = db.Reuse("m", "p", (64,), "webp")
+REUSE = discovery.Reuse("m", "p", (64,), "webp")
 REDIS = "redis://127.0.0.1:6379/0"
 AMQP = "amqp://guest:guest@127.0.0.1:5672//"
 
@@ -31,14 +32,14 @@ def setup(tmp_path: Path, url: str = "", max_attempts: int = 3,
                             "database": {"path": str(tmp_path / "w.db")},
                             "broker": {"url": url, "max_attempts": max_attempts}},
                            check_paths=False)
-    conn = db.connect(cfg.database.path)
+    conn = schema.connect(cfg.database.path)
     items = []
     for i in range(photos):
         sha = f"{i:064x}"
-        rec = db.record_file(conn, f"/p/{i}.jpg", 10, 1.0, sha, REUSE)
+        rec = discovery.record_file(conn, f"/p/{i}.jpg", 10, 1.0, sha, REUSE)
         items.append((rec.id, sha))
-    for kind in db.KINDS:
-        db.mark_queued(conn, kind, [i for i, _ in items])
+    for kind in schema.KINDS:
+        sending.mark_queued(conn, kind, [i for i, _ in items])
     clock = Clock()
     monitor = FleetMonitor(cfg, conn, clock=clock, wall=lambda: 1_800_000_000.0 + clock.t)
     monitor.fleet.listening(0.0)
@@ -107,9 +108,9 @@ def test_a_photo_done_or_changed_before_the_death_is_not_charged(tmp_path: Path)
     monitor.received(heartbeat(200, held=items), clock.t)
     monitor.received(marker(200, items[:2]), clock.t)
     monitor.tick()
-    db.save_embeddings(monitor.conn, "m", "p", 1, [db.EmbeddingRow(items[0][0], items[0][1],
-                                                                   b"\0" * 4)])
-    db.record_file(monitor.conn, "/p/1.jpg", 11, 2.0, "f" * 64, REUSE)  # new content
+    put_vectors(monitor.conn, "m", "p", 1,
+                             [outcomes.EmbeddingRow(items[0][0], items[0][1], b"\0" * 4)])
+    discovery.record_file(monitor.conn, "/p/1.jpg", 11, 2.0, "f" * 64, REUSE)  # new content
     die(monitor, clock)
     assert row(monitor, items[0][0])["embedding_attempts"] == 0
     assert row(monitor, items[1][0])["embedding_attempts"] == 0
@@ -201,19 +202,20 @@ def test_brokers_that_redeliver_give_nothing_back_and_resend_nothing(tmp_path: P
 
 
 def due(monitor: FleetMonitor) -> list[int]:
-    return [i for i, _ in db.due_for_dispatch(monitor.conn, "embedding", resend_before=None)]
+    return [i for i, _ in sending.due_for_dispatch(monitor.conn, "embedding", resend_before=None)]
 
 
 def test_what_a_live_worker_holds_is_never_resent_as_stale(tmp_path: Path) -> None:
     monitor, clock, items = setup(tmp_path)
-    monitor.conn.execute("UPDATE images SET embedding_queued_at = ?", (db.iso_ago(3600),))
-    resend_before = db.iso_ago(120)
-    assert len(db.due_for_dispatch(monitor.conn, "embedding", resend_before=resend_before)) == 4
+    monitor.conn.execute("UPDATE images SET embedding_queued_at = ?", (schema.iso_ago(3600),))
+    resend_before = schema.iso_ago(120)
+    due = sending.due_for_dispatch(monitor.conn, "embedding", resend_before=resend_before)
+    assert len(due) == 4
     monitor.received(heartbeat(200, held=items[:3]), clock.t)
     monitor.tick()
     # Sent an hour ago but still in a live worker's prefetch: not lost, not due again.
-    assert [i for i, _ in db.due_for_dispatch(monitor.conn, "embedding",
-                                              resend_before=resend_before)] == [items[3][0]]
+    assert [i for i, _ in sending.due_for_dispatch(monitor.conn, "embedding",
+                                                   resend_before=resend_before)] == [items[3][0]]
 
 
 def test_one_workers_row_per_process_with_its_state(tmp_path: Path) -> None:
@@ -222,18 +224,18 @@ def test_one_workers_row_per_process_with_its_state(tmp_path: Path) -> None:
     monitor.received(heartbeat(100, kind="thumbnail", pids=(100, 101, 102)), clock.t)
     monitor.received(heartbeat(150, kind="thumbnail", state=STOPPED), clock.t)
     monitor.tick()
-    rows = {r["name"]: r for r in db.worker_states(monitor.conn)}
+    rows = {r["name"]: r for r in workers.worker_states(monitor.conn)}
     assert set(rows) == {"embeddings@h:200", "thumbnails@h:100", "thumbnails@h:150"}
     assert rows["embeddings@h:200"]["state"] == "ready"
     assert rows["embeddings@h:200"]["rss_kb"] == 1024
     assert rows["embeddings@h:200"]["processed"] == 7
     assert rows["thumbnails@h:150"]["state"] == "stopped"
-    assert rows["embeddings@h:200"]["last_seen"] == db.now_iso(
+    assert rows["embeddings@h:200"]["last_seen"] == schema.now_iso(
         datetime.fromtimestamp(1_800_000_000.0 + clock.t, UTC))
     clock.t += 2
     monitor.received(heartbeat(100, kind="thumbnail", pids=(100, 101, 102), at=2), clock.t)
     die(monitor, clock)
-    rows = {r["name"]: r for r in db.worker_states(monitor.conn)}
+    rows = {r["name"]: r for r in workers.worker_states(monitor.conn)}
     assert rows["embeddings@h:200"]["state"] == "dead"
     assert rows["thumbnails@h:100"]["state"] == "dead"
 
@@ -244,7 +246,7 @@ def test_bad_messages_are_ignored(tmp_path: Path) -> None:
     monitor.received("not json object", clock.t)
     monitor.received({**marker(200, items[:1]), "kind": "images; DROP TABLE images"}, clock.t)
     monitor.tick()
-    assert db.worker_states(monitor.conn) == []
+    assert workers.worker_states(monitor.conn) == []
     die(monitor, clock)
     assert row(monitor, items[0][0])["embedding_attempts"] == 0
 
@@ -257,10 +259,10 @@ def test_of_the_messages_from_before_the_watcher_only_a_clean_stop_is_kept(
     monitor.stale(marker(200, items[:1], at=wall - 99))
     monitor.stale(heartbeat(100, kind="thumbnail", state=STOPPED, at=wall - 30))
     monitor.tick()
-    rows = {r["name"]: r for r in db.worker_states(monitor.conn)}
+    rows = {r["name"]: r for r in workers.worker_states(monitor.conn)}
     assert list(rows) == ["thumbnails@h:100"]
     assert rows["thumbnails@h:100"]["state"] == "stopped"
-    assert rows["thumbnails@h:100"]["last_seen"] == db.now_iso(
+    assert rows["thumbnails@h:100"]["last_seen"] == schema.now_iso(
         datetime.fromtimestamp(wall - 30, UTC))
     die(monitor, clock)
     assert row(monitor, items[0][0])["embedding_attempts"] == 0
@@ -271,7 +273,7 @@ def test_on_redis_a_death_asks_for_an_early_resend_of_what_is_in_no_queue(
     """A message the worker popped but had not yet recorded as its own when it was killed is
     in no queue and no key: 15 s after the death the outbox may send again what was queued
     before it (not 120 s later)."""
-    from watcherd.queue.monitor import EARLY_RESEND_S
+    from watcherd.fleet.monitor import EARLY_RESEND_S
 
     backs = GiveBacks()
     monitor, clock, items = redis_monitor(tmp_path, backs)
@@ -282,7 +284,7 @@ def test_on_redis_a_death_asks_for_an_early_resend_of_what_is_in_no_queue(
     assert monitor.early_resends() == {}  # not yet: the restarted worker takes what is back
     clock.t += EARLY_RESEND_S
     when = monitor.early_resends()
-    assert list(when) == ["embedding"] and when["embedding"] <= db.now_iso()
+    assert list(when) == ["embedding"] and when["embedding"] <= schema.now_iso()
     assert monitor.early_resends() == {}  # once
 
 

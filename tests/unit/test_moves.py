@@ -8,6 +8,7 @@ file has exactly one live row with its content, and a moved file keeps its id.""
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -15,20 +16,20 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from watcherd.store import db
+from watcherd.store import discovery, schema
 
-REUSE = db.Reuse("m", "p", (64,), "webp")
+REUSE = discovery.Reuse("m", "p", (64,), "webp")
 
 
 def sha(content: int) -> str:
     return hashlib.sha256(str(content).encode()).hexdigest()
 
 
-def record(conn: db.sqlite_utils.Database, path: str, content: int) -> db.Recorded:
-    return db.record_file(conn, path, content, float(content), sha(content), REUSE)
+def record(conn: sqlite3.Connection, path: str, content: int) -> discovery.Recorded:
+    return discovery.record_file(conn, path, content, float(content), sha(content), REUSE)
 
 
-def live(conn: db.sqlite_utils.Database) -> dict[str, tuple[int, str]]:
+def live(conn: sqlite3.Connection) -> dict[str, tuple[int, str]]:
     return {r[0]: (r[1], r[2]) for r in conn.execute(
         "SELECT path, id, sha256 FROM images WHERE deleted_at IS NULL")}
 
@@ -36,12 +37,12 @@ def live(conn: db.sqlite_utils.Database) -> dict[str, tuple[int, str]]:
 def test_folder_moved_onto_a_name_whose_files_were_deleted(tmp_path: Path) -> None:
     """The reported sequence: A/x.jpg recorded then deleted; B (holding another x.jpg) is
     renamed to A. No crash, and the moved photo keeps its own id."""
-    conn = db.connect(tmp_path / "w.db")
+    conn = schema.connect(tmp_path / "w.db")
     old = record(conn, "/p/A/x.jpg", 1).id
-    db.mark_deleted(conn, ["/p/A/x.jpg"])
+    discovery.mark_deleted(conn, ["/p/A/x.jpg"])
     moved = record(conn, "/p/B/x.jpg", 2).id
     conn.execute("INSERT INTO thumbnails (image_id, size, data) VALUES (?, 64, x'00')", (moved,))
-    assert db.move_folder(conn, Path("/p/B"), Path("/p/A")) == 1
+    assert discovery.move_folder(conn, Path("/p/B"), Path("/p/A")) == 1
     assert live(conn) == {"/p/A/x.jpg": (moved, sha(2))}
     retired = conn.execute("SELECT path, deleted_at FROM images WHERE id = ?", (old,)).fetchone()
     assert retired[0] == f"retired:{old}:/p/A/x.jpg" and retired[1] is not None
@@ -49,12 +50,12 @@ def test_folder_moved_onto_a_name_whose_files_were_deleted(tmp_path: Path) -> No
 
 
 def test_restore_from_trash_revives_the_row_other_content_gets_a_new_id(tmp_path: Path) -> None:
-    conn = db.connect(tmp_path / "w.db")
+    conn = schema.connect(tmp_path / "w.db")
     first = record(conn, "/p/x.jpg", 1).id
-    db.mark_deleted(conn, ["/p/x.jpg"])
+    discovery.mark_deleted(conn, ["/p/x.jpg"])
     back = record(conn, "/p/x.jpg", 1)
     assert (back.id, back.action) == (first, "restored")
-    db.mark_deleted(conn, ["/p/x.jpg"])
+    discovery.mark_deleted(conn, ["/p/x.jpg"])
     other = record(conn, "/p/x.jpg", 2)
     assert other.action == "new" and other.id != first  # never the retired row's id
     assert live(conn) == {"/p/x.jpg": (other.id, sha(2))}
@@ -63,15 +64,15 @@ def test_restore_from_trash_revives_the_row_other_content_gets_a_new_id(tmp_path
 def test_a_live_row_whose_file_is_gone_is_moved_not_duplicated(tmp_path: Path) -> None:
     """A file moved while watcherd was down, found by the scan in its new folder before the
     old folder was reached: the lane passes the gone twin as ``moved_from``."""
-    conn = db.connect(tmp_path / "w.db")
+    conn = schema.connect(tmp_path / "w.db")
     first = record(conn, "/p/A/x.jpg", 1).id
-    rec = db.record_file(conn, "/p/B/x.jpg", 1, 1.0, sha(1), REUSE,
-                         moved_from=(first, "/p/A/x.jpg"))
+    rec = discovery.record_file(conn, "/p/B/x.jpg", 1, 1.0, sha(1), REUSE,
+                                moved_from=(first, "/p/A/x.jpg"))
     assert (rec.id, rec.action) == (first, "moved")
     assert live(conn) == {"/p/B/x.jpg": (first, sha(1))}
     # A stale hint (that row has moved on meanwhile) is ignored: a new row, not a theft.
-    rec = db.record_file(conn, "/p/C/x.jpg", 1, 1.0, sha(1), REUSE,
-                         moved_from=(first, "/p/A/x.jpg"))
+    rec = discovery.record_file(conn, "/p/C/x.jpg", 1, 1.0, sha(1), REUSE,
+                                moved_from=(first, "/p/A/x.jpg"))
     assert rec.action == "new" and rec.id != first
 
 
@@ -84,7 +85,7 @@ class FileOperations(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.tmp = Path(__import__("tempfile").mkdtemp())
-        self.conn = db.connect(self.tmp / "w.db")
+        self.conn = schema.connect(self.tmp / "w.db")
         self.files: dict[str, int] = {}  # path -> content
         self.ids: dict[str, int] = {}    # path -> the id its row must have
         self.trash: dict[str, int] = {}  # deleted path -> content
@@ -103,7 +104,7 @@ class FileOperations(RuleBasedStateMachine):
     @rule(data=st.data())
     def delete(self, data: st.DataObject) -> None:
         path = data.draw(st.sampled_from(sorted(self.files)))
-        db.mark_deleted(self.conn, [path])
+        discovery.mark_deleted(self.conn, [path])
         self.trash[path] = self.files.pop(path)
         self.ids.pop(path)
 
@@ -121,7 +122,7 @@ class FileOperations(RuleBasedStateMachine):
         src = data.draw(st.sampled_from(sorted(self.files)))
         if src == dest:
             return
-        image_id = db.move_path(self.conn, src, dest)  # rename(2) replaces dest
+        image_id = discovery.move_path(self.conn, src, dest)  # rename(2) replaces dest
         self.files[dest] = self.files.pop(src)
         if image_id is None:
             image_id = record(self.conn, dest, self.files[dest]).id
@@ -136,7 +137,7 @@ class FileOperations(RuleBasedStateMachine):
             return  # rename(2) refuses a non-empty destination
         if not any(p.startswith(src + "/") for p in self.files):
             return
-        db.move_folder(self.conn, Path(src), Path(dest))
+        discovery.move_folder(self.conn, Path(src), Path(dest))
         for p in [p for p in self.files if p.startswith(src + "/")]:
             new = dest + p[len(src):]
             self.files[new] = self.files.pop(p)

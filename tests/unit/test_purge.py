@@ -6,32 +6,32 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import Daemon, cli, query, wait_for, write_config
-from watcherd.store import db
+from watcherd.store import discovery, schema
 
-REUSE = db.Reuse("m", "p", (64,), "webp")
+REUSE = discovery.Reuse("m", "p", (64,), "webp")
 
 
 def library(db_path: Path) -> dict[str, int]:
     """Six rows: live, deleted 40 days ago (two, one with BLOBs), deleted just now, a retired
     one from 40 days ago, and the newest row (the highest id), deleted 40 days ago with its
     BLOBs."""
-    conn = db.connect(db_path)
+    conn = schema.connect(db_path)
     ids = {}
     for name in ("live", "old", "old_blobs", "recent", "retired"):
-        ids[name] = db.record_file(conn, f"/p/{name}.jpg", 1, 1.0, name, REUSE).id
-    db.record_file(conn, "/p/x.jpg", 1, 1.0, "x", REUSE)  # then retired by a rename onto it
-    db.move_path(conn, "/p/x.jpg", "/p/retired.jpg")
-    ids["newest"] = db.record_file(conn, "/p/newest.jpg", 1, 1.0, "newest", REUSE).id
+        ids[name] = discovery.record_file(conn, f"/p/{name}.jpg", 1, 1.0, name, REUSE).id
+    discovery.record_file(conn, "/p/x.jpg", 1, 1.0, "x", REUSE)  # then retired by a rename onto it
+    discovery.move_path(conn, "/p/x.jpg", "/p/retired.jpg")
+    ids["newest"] = discovery.record_file(conn, "/p/newest.jpg", 1, 1.0, "newest", REUSE).id
     for name in ("old_blobs", "newest"):
         conn.execute("INSERT INTO thumbnails (image_id, size, data) "
                      "VALUES (?, 64, zeroblob(5000))", (ids[name],))
         conn.execute("INSERT INTO embeddings (image_id, model, pretrained, dim, vector) "
                      "VALUES (?, 'm', 'p', 512, zeroblob(2048))", (ids[name],))
-    db.mark_deleted(conn, [f"/p/{n}.jpg" for n in ("old", "old_blobs", "recent", "newest")])
+    discovery.mark_deleted(conn, [f"/p/{n}.jpg" for n in ("old", "old_blobs", "recent", "newest")])
     conn.execute("UPDATE images SET deleted_at = ? WHERE path NOT LIKE '/p/recent.jpg' AND "
-                 "deleted_at IS NOT NULL", (db.iso_ago(40 * 86400),))
+                 "deleted_at IS NOT NULL", (schema.iso_ago(40 * 86400),))
     assert ids["newest"] == conn.execute("SELECT max(id) FROM images").fetchone()[0]
-    conn.conn.close()
+    conn.close()
     return ids
 
 
@@ -56,9 +56,9 @@ def test_purge_removes_old_deleted_rows_and_their_blobs(tmp_path: Path) -> None:
     assert query(db_path, "SELECT count(*) AS n FROM thumbnails")[0]["n"] == 0
     assert query(db_path, "SELECT count(*) AS n FROM embeddings")[0]["n"] == 0
     newest = max(ids.values())
-    conn = db.connect(db_path)
-    assert db.record_file(conn, "/p/after.jpg", 1, 1.0, "after", REUSE).id == newest + 1
-    conn.conn.close()
+    conn = schema.connect(db_path)
+    assert discovery.record_file(conn, "/p/after.jpg", 1, 1.0, "after", REUSE).id == newest + 1
+    conn.close()
     again = cli(config, "purge", "--older-than", "0", "--vacuum")
     assert again.returncode == 0 and "removed 1 photos" in again.stdout  # 'recent'
     assert "vacuumed" in again.stdout

@@ -15,16 +15,16 @@ from kombu import Connection
 
 from tests.conftest import cli, require_broker, write_config
 from watcherd import config
-from watcherd.config import Config
-from watcherd.queue.app import (
+from watcherd.broker.app import (
     TASKS,
     QueueDepthError,
     make_app,
     queue_depths,
     queue_names,
 )
-from watcherd.queue.outbox import Outbox
-from watcherd.store import db
+from watcherd.config import Config
+from watcherd.dispatch.outbox import Outbox
+from watcherd.store import discovery, schema
 
 
 def _send(cfg: Config, n: int) -> None:
@@ -109,12 +109,13 @@ def test_a_depth_that_cannot_be_read_raises(tmp_path: Path, broker: str) -> None
 def _stale_row(cfg: Config) -> int:
     """A pending row whose thumbnail task was sent long ago: due for a re-send if (and only if)
     its queue is empty."""
-    conn = db.connect(cfg.database.path)
-    reuse = db.Reuse(model="m", pretrained="p", thumbnail_sizes=[64], thumbnail_format="webp")
-    image_id = db.record_file(conn, str(tmp_photo(cfg)), 1, 1.0, "a" * 64, reuse).id
+    conn = schema.connect(cfg.database.path)
+    reuse = discovery.Reuse(model="m", pretrained="p", thumbnail_sizes=[64],
+                            thumbnail_format="webp")
+    image_id = discovery.record_file(conn, str(tmp_photo(cfg)), 1, 1.0, "a" * 64, reuse).id
     conn.execute("UPDATE images SET thumbnail_queued_at = '2000-01-01T00:00:00.000Z', "
                  "embedding_queued_at = '2999-01-01T00:00:00.000Z' WHERE id = ?", [image_id])
-    conn.conn.commit()
+    conn.commit()
     return image_id
 
 
@@ -123,7 +124,7 @@ def tmp_photo(cfg: Config) -> Path:
 
 
 def _queued_at(cfg: Config, image_id: int) -> str:
-    conn = db.connect(cfg.database.path)
+    conn = schema.connect(cfg.database.path)
     return str(conn.execute("SELECT thumbnail_queued_at FROM images WHERE id = ?",
                             [image_id]).fetchone()[0])
 
@@ -131,7 +132,7 @@ def _queued_at(cfg: Config, image_id: int) -> str:
 def test_the_outbox_does_not_resend_to_a_queue_of_unknown_depth(tmp_path: Path) -> None:
     cfg = config.load(write_config(tmp_path, broker={"resend_after_seconds": 1}))
     image_id = _stale_row(cfg)
-    outbox = Outbox(make_app(cfg), db.connect(cfg.database.path), cfg)
+    outbox = Outbox(make_app(cfg), schema.connect(cfg.database.path), cfg)
     queue = queue_names(cfg)["thumbnail"]
     with structlog.testing.capture_logs() as events, _spool_folder_is_a_file(cfg):
         sent = outbox.send_due(resend_stale=True)

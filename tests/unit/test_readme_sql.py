@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.searchlib import add_photos, reference, store_vectors, unit_rows
-from watcherd.store import db
+from watcherd.store import discovery, schema
 from watcherd.store.vectors import ModelKey
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -32,7 +32,7 @@ def block(name: str) -> str:
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[str, float]]]:
     path = tmp_path_factory.mktemp("readme") / "watcherd.db"
-    conn = db.connect(path)
+    conn = schema.connect(path)
     paths = [BEACH] + [f"/srv/photos/2024/img{i:03d}.jpg" for i in range(60)]
     ids = add_photos(conn, paths)
     matrix = unit_rows(len(ids), 64, seed=1)
@@ -41,7 +41,7 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[
     store_vectors(conn, KEY, ids, matrix)
     # Another model's vectors and a deleted photo: the recipes must leave both out.
     store_vectors(conn, ModelKey("RN50", "openai"), ids, unit_rows(len(ids), 64, seed=2))
-    db.mark_deleted(conn, ["/srv/photos/2024/img007.jpg"])
+    discovery.mark_deleted(conn, ["/srv/photos/2024/img007.jpg"])
     conn.close()
     query = matrix[0]
     want = [(p, s) for _, p, s in reference(path, KEY, query, 20)]

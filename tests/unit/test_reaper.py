@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_for
-from watcherd.queue import reaper
+from watcherd.fleet import reaper
 
 HOST = socket.gethostname()
 
@@ -84,7 +84,7 @@ def test_a_pid_namespace_is_another_pid_space() -> None:
     """What a worker in its own pid namespace reports (a real one, made with unshare: root)."""
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         pytest.skip("needs root and unshare(1)")
-    code = "from watcherd.queue.reaper import pid_space; print(pid_space())"
+    code = "from watcherd.fleet.reaper import pid_space; print(pid_space())"
     inside = subprocess.run(
         ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", code],
         capture_output=True, text=True, timeout=60, check=True,

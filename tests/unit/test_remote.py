@@ -13,15 +13,15 @@ from PIL import Image
 
 from watcherd import config, logs
 from watcherd.config import ConfigError
+from watcherd.dispatch import remote
 from watcherd.media import clipinput
 from watcherd.media.clipinput import InputSpec
-from watcherd.queue import remote
 from watcherd.redact import mask_text
-from watcherd.store import db
+from watcherd.store import discovery, outcomes, schema
 from watcherd.worker.remote_embed import Refused, check
 
 SPEC = InputSpec(draft=64, resize=64, interpolation="bicubic", crop=(64, 64))
-REUSE = db.Reuse("m", "p", (64,), "webp")
+REUSE = discovery.Reuse("m", "p", (64,), "webp")
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -136,16 +136,17 @@ def test_a_worker_refuses_another_model_protocol_or_input() -> None:
 
 
 def test_results_are_applied_once_and_only_to_the_same_pending_photo(tmp_path: Path) -> None:
-    conn = db.connect(tmp_path / "a.db")
-    ids = [db.record_file(conn, f"/p/{n}.jpg", 10, 1.0, f"h{n}", REUSE).id for n in range(4)]
-    db.mark_deleted(conn, ["/p/2.jpg"])
-    db.record_file(conn, "/p/3.jpg", 11, 2.0, "h3-new", REUSE)  # changed since it was sent
+    conn = schema.connect(tmp_path / "a.db")
+    ids = [discovery.record_file(conn, f"/p/{n}.jpg", 10, 1.0, f"h{n}", REUSE).id for n in range(4)]
+    discovery.mark_deleted(conn, ["/p/2.jpg"])
+    discovery.record_file(conn, "/p/3.jpg", 11, 2.0, "h3-new", REUSE)  # changed since it was sent
     vec = np.ones(4, dtype="<f4").tobytes()
-    rows = [db.EmbeddingRow(i, f"h{n}", vec, 8, 6, "JPEG") for n, i in enumerate(ids)]
-    batch = [db.Vectors("m", "p", 4, "fp32", rows)]
-    first = db.apply_results(conn, batch, [(ids[1], "h1", "pixels damaged")])
+    rows = [outcomes.EmbeddingRow(i, f"h{n}", vec, 8, 6, "JPEG") for n, i in enumerate(ids)]
+    batch = [outcomes.Vectors("m", "p", 4, "fp32", rows)]
+    first = outcomes.save_vectors(conn, batch, configured=("m", "p"),
+                                  failures=[(ids[1], "h1", "pixels damaged")])
     assert (first.saved, first.failed, first.dropped) == (2, 0, 3)
-    again = db.apply_results(conn, batch, [])
+    again = outcomes.save_vectors(conn, batch, configured=("m", "p"))
     assert (again.saved, again.dropped) == (0, 4)
     status = {r["path"]: r["embedding_status"] for r in conn.execute(
         "SELECT path, embedding_status FROM images")}
@@ -161,16 +162,16 @@ def test_the_outbox_prepares_remote_embeddings_once_a_worker_said_its_input(
         tmp_path: Path) -> None:
     """On the embedded broker, in-process: nothing is sent before a worker of the model said
     what it takes; then prepare tasks go to the thumbnails queue, at most remote_in_flight."""
-    from watcherd.queue.app import make_app, queue_depths, queue_names
-    from watcherd.queue.outbox import Outbox
+    from watcherd.broker.app import make_app, queue_depths, queue_names
+    from watcherd.dispatch.outbox import Outbox
 
     (tmp_path / "photos").mkdir()
     cfg = config.from_dict({"watch": {"paths": [str(tmp_path / "photos")]},
                             "database": {"path": str(tmp_path / "w.db")},
                             "embeddings": {"remote": True, "remote_in_flight": 5}})
-    conn = db.connect(cfg.database.path)
+    conn = schema.connect(cfg.database.path)
     for n in range(12):
-        db.record_file(conn, f"/p/{n}.jpg", 10, 1.0, f"h{n}", REUSE)
+        discovery.record_file(conn, f"/p/{n}.jpg", 10, 1.0, f"h{n}", REUSE)
     conn.execute("UPDATE images SET thumbnail_status = 'done'")
     spec: list[InputSpec] = []
     app = make_app(cfg)

@@ -7,6 +7,7 @@ import json
 import os
 import pwd
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -15,24 +16,24 @@ from pathlib import Path
 
 import pytest
 
-from watcherd.store import db
+from watcherd.store import discovery, schema
 from watcherd.watch import scan
 from watcherd.watch.rules import Rules
 
 EXTS = ("jpg", "png")
-REUSE = db.Reuse("m", "p", (64,), "webp")
+REUSE = discovery.Reuse("m", "p", (64,), "webp")
 
 
 def _rules(root: Path) -> Rules:
     return Rules.of([root], EXTS)
 
 
-def _record_all(conn: db.sqlite_utils.Database, root: Path) -> None:
+def _record_all(conn: sqlite3.Connection, root: Path) -> None:
     for info in scan.reconcile(conn, root, _rules(root)).to_take:
-        db.record_file(conn, info.path, info.size, info.mtime, info.path, REUSE)
+        discovery.record_file(conn, info.path, info.size, info.mtime, info.path, REUSE)
 
 
-def _deleted(conn: db.sqlite_utils.Database) -> set[str]:
+def _deleted(conn: sqlite3.Connection) -> set[str]:
     return {Path(r[0]).name for r in conn.execute(
         "SELECT path FROM images WHERE deleted_at IS NOT NULL")}
 
@@ -46,7 +47,7 @@ def _tree(root: Path) -> None:
 def test_reconcile_takes_new_skips_unchanged_and_marks_removed(tmp_path: Path) -> None:
     root = tmp_path / "photos"
     _tree(root)
-    conn = db.connect(tmp_path / "w.db")
+    conn = schema.connect(tmp_path / "w.db")
     first = scan.reconcile(conn, root, _rules(root))
     assert sorted(Path(i.path).name for i in first.to_take) == ["B.PNG", "a.jpg", "c.jpg"]
     _record_all(conn, root)
@@ -63,7 +64,7 @@ def test_missing_root_marks_nothing_deleted(tmp_path: Path) -> None:
     """An unmounted disk or a renamed root is not 'every photo deleted'."""
     root = tmp_path / "photos"
     _tree(root)
-    conn = db.connect(tmp_path / "w.db")
+    conn = schema.connect(tmp_path / "w.db")
     _record_all(conn, root)
     root.rename(tmp_path / "elsewhere")
     result = scan.reconcile(conn, root, _rules(root))
@@ -93,17 +94,17 @@ def test_unreadable_subfolder_keeps_its_rows(tmp_path: Path) -> None:
         root = base / "photos"
         _tree(root)
         (root / "sub" / "d.jpg").write_bytes(b"z" * 3)
-        conn = db.connect(base / "w.db")
+        conn = schema.connect(base / "w.db")
         _record_all(conn, root)
-        conn.conn.close()
+        conn.close()
         for p in [base, *base.rglob("*")]:
             p.chmod(0o777 if p.is_dir() else 0o666)
         (root / "sub").chmod(0)
         code = (
-            "import json, sys; from pathlib import Path; from watcherd.store import db; "
+            "import json, sys; from pathlib import Path; from watcherd.store import schema; "
             "from watcherd.watch import scan; EXTS = ('jpg', 'png'); "
             "from watcherd.watch.rules import Rules; root = Path(sys.argv[2]); "
-            "r = scan.reconcile(db.connect(Path(sys.argv[1])), root, Rules.of([root], EXTS));"
+            "r = scan.reconcile(schema.connect(Path(sys.argv[1])), root, Rules.of([root], EXTS));"
             "print(json.dumps({'deleted': r.deleted, 'unreadable': r.unreadable}))"
         )
         cmd = [sys.executable, "-c", code, str(base / "w.db"), str(root)]
@@ -116,7 +117,7 @@ def test_unreadable_subfolder_keeps_its_rows(tmp_path: Path) -> None:
         assert result == {"deleted": 0,
                           "unreadable": [[str(root / "sub"), "Permission denied"]]}, out
         (root / "sub").chmod(0o777)
-        assert _deleted(db.connect(base / "w.db")) == set()
+        assert _deleted(schema.connect(base / "w.db")) == set()
     finally:
         (base / "photos" / "sub").chmod(0o777)
         shutil.rmtree(base, ignore_errors=True)
@@ -127,7 +128,7 @@ def test_an_emptied_root_is_not_a_deleted_library(tmp_path: Path) -> None:
     leaves the rows alone. One file left in it, and the rest are marked deleted as usual."""
     root = tmp_path / "photos"
     _tree(root)
-    conn = db.connect(tmp_path / "w.db")
+    conn = schema.connect(tmp_path / "w.db")
     _record_all(conn, root)
     shutil.rmtree(root)
     root.mkdir()
@@ -146,13 +147,13 @@ def test_a_folder_created_while_the_scan_runs_is_not_gone(tmp_path: Path) -> Non
     root = tmp_path / "photos"
     (root / "a").mkdir(parents=True)
     (root / "a" / "x.jpg").write_bytes(b"x")
-    conn = db.connect(tmp_path / "w.db")
+    conn = schema.connect(tmp_path / "w.db")
     s = scan.Scan(conn, root, _rules(root))
     assert s.step() is not None  # the root: 'a' queued, 'b' not there yet
     time.sleep(0.002)
     (root / "b").mkdir()
     (root / "b" / "new.jpg").write_bytes(b"n")
-    db.record_file(conn, str(root / "b" / "new.jpg"), 1, 1.0, "n", REUSE)  # a live event
+    discovery.record_file(conn, str(root / "b" / "new.jpg"), 1, 1.0, "n", REUSE)  # a live event
     while s.step() is not None:
         pass
     assert s.finish() == []
@@ -161,11 +162,11 @@ def test_a_folder_created_while_the_scan_runs_is_not_gone(tmp_path: Path) -> Non
 def test_a_stale_gone_never_deletes_a_row_changed_since(tmp_path: Path) -> None:
     """A folder listed without p, then a rename onto p recorded by a live event: the scan's
     'p is gone' (applied later) must leave the moved row alone."""
-    conn = db.connect(tmp_path / "w.db")
-    db.record_file(conn, "/p/q.jpg", 1, 1.0, "q", REUSE)
-    listed_at = db.now_iso()
+    conn = schema.connect(tmp_path / "w.db")
+    discovery.record_file(conn, "/p/q.jpg", 1, 1.0, "q", REUSE)
+    listed_at = schema.now_iso()
     time.sleep(0.002)
-    db.move_path(conn, "/p/q.jpg", "/p/p.jpg")
-    assert db.mark_deleted(conn, ["/p/p.jpg"], before=listed_at) == 0
-    assert db.mark_folder_files_deleted(conn, "/p", before=listed_at) == 0
-    assert db.mark_deleted(conn, ["/p/p.jpg"]) == 1
+    discovery.move_path(conn, "/p/q.jpg", "/p/p.jpg")
+    assert discovery.mark_deleted(conn, ["/p/p.jpg"], before=listed_at) == 0
+    assert discovery.mark_folder_files_deleted(conn, "/p", before=listed_at) == 0
+    assert discovery.mark_deleted(conn, ["/p/p.jpg"]) == 1

@@ -25,7 +25,7 @@ from tests.searchlib import (
 from tests.unit.test_embeddings import _scene
 from tests.unit.test_search_engine import jpeg, open_clip_text
 from watcherd import config
-from watcherd.store import db
+from watcherd.store import discovery, schema
 from watcherd.store.vectors import ModelKey
 from watcherd.worker import tasks
 
@@ -35,7 +35,7 @@ def lib(tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> dict[str, 
     tmp = tmp_path_factory.mktemp("search-cli")
     cfg_path = write_config(tmp, model=tiny_model, log={"level": "info", "format": "console"})
     cfg = config.load(cfg_path)
-    conn = db.connect(cfg.database.path)
+    conn = schema.connect(cfg.database.path)
     items, ids = [], []
     for i in range(16):
         folder = tmp / "photos" / ("beach" if i % 2 else "city")
@@ -44,8 +44,8 @@ def lib(tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> dict[str, 
         path.write_bytes(jpeg(_scene(320, 240, 200 + i)))
         data = path.read_bytes()
         sha = hashlib.sha256(data).hexdigest()
-        rec = db.record_file(conn, str(path), len(data), 1.0, sha,
-                             db.Reuse(tiny_model, "", (64,), "webp"))
+        rec = discovery.record_file(conn, str(path), len(data), 1.0, sha,
+                             discovery.Reuse(tiny_model, "", (64,), "webp"))
         items.append((rec.id, sha))
         ids.append(rec.id)
     holder = tasks.EmbedderHolder()
@@ -88,8 +88,8 @@ def test_an_indexed_photo_needs_no_torch(lib: dict[str, Any]) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()
                 if line.startswith("import time:")}
-    assert "watcherd.search.scan" in imported and not {m for m in imported if m.split(".")[0] in
-                                        ("torch", "open_clip", "torchvision")}
+    assert "watcherd.search.full_scan" in imported
+    assert not {m for m in imported if m.split(".")[0] in ("torch", "open_clip", "torchvision")}
     got = [(h["image_id"], h["path"], h["score"]) for h in json.loads(result.stdout)]
     from watcherd.store.vectors import connect_readonly, live_image_at, vector_of
 
@@ -122,15 +122,15 @@ def test_under_model_and_deleted_rows(lib: dict[str, Any]) -> None:
     # Deleted photos never come back, even when they would be the best match.
     best = parse_json(cli(lib["config"], "search", "--image", photo, "-n", "3", "--json"))
     second = best[1][1]
-    db.mark_deleted(lib["conn"], [second])
+    discovery.mark_deleted(lib["conn"], [second])
     try:
         after = parse_json(cli(lib["config"], "search", "--image", photo, "-n", "50",
                                "--json"))
         assert second not in [p for _, p, _ in after] and len(after) == 15
     finally:
         data = Path(second).read_bytes()
-        db.record_file(lib["conn"], second, len(data), 1.0, hashlib.sha256(data).hexdigest(),
-                       db.Reuse(lib["key"].model, "", (64,), "webp"))
+        discovery.record_file(lib["conn"], second, len(data), 1.0, hashlib.sha256(data).hexdigest(),
+                       discovery.Reuse(lib["key"].model, "", (64,), "webp"))
 
 
 @pytest.mark.parametrize(("args", "reason"), [
@@ -164,8 +164,8 @@ def test_duplicates_command(lib: dict[str, Any]) -> None:
     copy = lib["tmp"] / "photos" / "beach" / "copy of p00.jpg"
     copy.write_bytes(original.read_bytes())
     sha = hashlib.sha256(copy.read_bytes()).hexdigest()
-    db.record_file(lib["conn"], str(copy), 1, 1.0, sha,
-                   db.Reuse(lib["key"].model, "", (64,), "webp"))
+    discovery.record_file(lib["conn"], str(copy), 1, 1.0, sha,
+                   discovery.Reuse(lib["key"].model, "", (64,), "webp"))
     try:
         result = cli(lib["config"], "duplicates", "--json", "--threshold", "0.9999")
         assert result.returncode == 0, result.stderr
@@ -180,4 +180,4 @@ def test_duplicates_command(lib: dict[str, Any]) -> None:
         bad = cli(lib["config"], "duplicates", "--threshold", "2")
         assert bad.returncode == 2 and "between -1 and 1" in bad.stderr
     finally:
-        db.mark_deleted(lib["conn"], [str(copy)])
+        discovery.mark_deleted(lib["conn"], [str(copy)])

@@ -21,9 +21,9 @@ from watcherd import config
 from watcherd.media.embeddings import Embedder, from_blob
 from watcherd.media.identity import ModelIdentity
 from watcherd.search.engine import Query, QueryError, Searcher, embed_image_bytes
+from watcherd.search.full_scan import ScanSource
 from watcherd.search.index import SearchIndex
-from watcherd.search.scan import ScanSource
-from watcherd.store import db, vectors
+from watcherd.store import discovery, schema, vectors
 from watcherd.store.vectors import ModelKey
 from watcherd.worker import tasks
 
@@ -42,7 +42,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> dict[st
     these tests compare query vectors with open_clip's own to 1e-5."""
     tmp = tmp_path_factory.mktemp("engine")
     cfg = config.load(write_config(tmp, model=tiny_model, embeddings={"precision": "fp32"}))
-    conn = db.connect(cfg.database.path)
+    conn = schema.connect(cfg.database.path)
     items = []
     for i in range(24):
         folder = tmp / "photos" / ("beach" if i % 2 else "city")
@@ -50,8 +50,9 @@ def photos(tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> dict[st
         path = folder / f"p{i:02d}.jpg"
         path.write_bytes(jpeg(_scene(640, 480, 100 + i)))
         data = path.read_bytes()
-        rec = db.record_file(conn, str(path), len(data), 1.0, hashlib.sha256(data).hexdigest(),
-                             db.Reuse(tiny_model, "", (64,), "webp"))
+        rec = discovery.record_file(conn, str(path), len(data), 1.0,
+                                    hashlib.sha256(data).hexdigest(),
+                                    discovery.Reuse(tiny_model, "", (64,), "webp"))
         items.append((rec.id, hashlib.sha256(data).hexdigest()))
     holder = tasks.EmbedderHolder()
     holder.load(cfg)
@@ -117,8 +118,9 @@ def test_an_image_file_not_in_the_library_is_embedded_like_the_worker(
     target.write_bytes(outside.read_bytes())
     data = target.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
-    rec = db.record_file(conn, str(target), len(data), 1.0, sha,
-                         db.Reuse(photos["key"].model, photos["key"].pretrained, (64,), "webp"))
+    rec = discovery.record_file(conn, str(target), len(data), 1.0, sha,
+                                discovery.Reuse(photos["key"].model, photos["key"].pretrained,
+                                                (64,), "webp"))
     try:
         assert embed_stored(photos["cfg"], _holder(photos), [(rec.id, sha)]) == 1
         worker = from_blob(conn.execute("SELECT vector FROM embeddings WHERE image_id = ?",
@@ -126,7 +128,7 @@ def test_an_image_file_not_in_the_library_is_embedded_like_the_worker(
         for on_the_fly in vectors_used:
             assert float(worker @ on_the_fly) >= 0.99999
     finally:
-        db.mark_deleted(conn, [str(target)])
+        discovery.mark_deleted(conn, [str(target)])
 
 
 def _holder(photos: dict[str, Any]) -> tasks.EmbedderHolder:

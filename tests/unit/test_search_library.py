@@ -23,10 +23,10 @@ from tests.searchlib import (
 )
 from watcherd.search import kernels
 from watcherd.search.engine import Query, QueryError, Searcher
+from watcherd.search.full_scan import ScanSource
 from watcherd.search.index import SearchIndex
-from watcherd.search.models import NoVectorsError, choose_model
-from watcherd.search.scan import ScanSource
-from watcherd.store import db, vectors
+from watcherd.search.model_choice import NoVectorsError, choose_model
+from watcherd.store import discovery, schema, vectors
 from watcherd.store.vectors import ModelKey
 
 N, DIM = 3000, 32
@@ -112,7 +112,7 @@ def test_deleted_rows_are_never_returned(lib: tuple[Path, Any, list[int], np.nda
     index = SearchIndex(path, MODEL_A, kernel="torch-float16")
     before = [r.image_id for r in index.top(q, 10)[0]]
     gone = before[:3]
-    db.mark_deleted(conn, [r[0] for r in conn.execute(
+    discovery.mark_deleted(conn, [r[0] for r in conn.execute(
         f"SELECT path FROM images WHERE id IN ({','.join('?' * len(gone))})", gone)])
     # Even an index that has not refreshed since never returns them: the candidates are
     # checked against the database at query time.
@@ -142,31 +142,31 @@ def test_the_index_follows_new_deleted_moved_and_changed_rows(tmp_path: Path) ->
     store_vectors(conn, MODEL_A, [new], q[None, :])
     assert check()[0] == new
     # Moved: the same row under another folder; `under` follows it.
-    db.move_path(conn, "/photos/new/best.jpg", "/photos/elsewhere/best.jpg")
+    discovery.move_path(conn, "/photos/new/best.jpg", "/photos/elsewhere/best.jpg")
     assert new in check("/photos/elsewhere") and new not in check("/photos/new")
-    db.move_folder(conn, Path("/photos/elsewhere"), Path("/photos/again"))
+    discovery.move_folder(conn, Path("/photos/elsewhere"), Path("/photos/again"))
     assert new in check("/photos/again")
     # Changed content: the old vector goes at once, the new one counts once stored.
-    db.record_file(conn, "/photos/again/best.jpg", 1, 2.0, "other-content", db.Reuse(
+    discovery.record_file(conn, "/photos/again/best.jpg", 1, 2.0, "other-content", discovery.Reuse(
         MODEL_A.model, MODEL_A.pretrained, (256,), "webp"))
     assert new not in check()
     store_vectors(conn, MODEL_A, [new], -q[None, :])
     assert new not in check()
     assert index.top(-q, 1)[0][0].image_id == new
     # Deleted, then restored (same content back at the same path).
-    db.mark_deleted(conn, ["/photos/again/best.jpg"])
+    discovery.mark_deleted(conn, ["/photos/again/best.jpg"])
     assert new not in check() and new not in index
-    db.record_file(conn, "/photos/again/best.jpg", 1, 3.0, "other-content", db.Reuse(
+    discovery.record_file(conn, "/photos/again/best.jpg", 1, 3.0, "other-content", discovery.Reuse(
         MODEL_A.model, MODEL_A.pretrained, (256,), "webp"))
     assert index.top(-q, 1)[0][0].image_id == new
     # Changed and re-embedded between two looks: the vector held is replaced.
-    db.record_file(conn, "/photos/again/best.jpg", 1, 4.0, "third-content", db.Reuse(
+    discovery.record_file(conn, "/photos/again/best.jpg", 1, 4.0, "third-content", discovery.Reuse(
         MODEL_A.model, MODEL_A.pretrained, (256,), "webp"))
     store_vectors(conn, MODEL_A, [new], q[None, :])
     assert check()[0] == new
     # A whole folder deleted: many free slots, compacted away, results unchanged.
-    db.mark_folder_deleted(conn, Path("/photos/f0"))
-    db.mark_folder_deleted(conn, Path("/photos/f1"))
+    discovery.mark_folder_deleted(conn, Path("/photos/f0"))
+    discovery.mark_folder_deleted(conn, Path("/photos/f1"))
     check()
     assert len(index) == len(reference(path, MODEL_A, q, 10_000))
 
@@ -179,8 +179,8 @@ def test_a_vector_committed_late_with_an_old_stamp_is_not_missed(tmp_path: Path)
     index = SearchIndex(path, MODEL_A, kernel="numpy-float32")
     q = unit_rows(1, DIM, 8)[0]
     [late] = add_photos(conn, ["/photos/late.jpg"])
-    old = db.iso_ago(30)
-    with db.transaction(conn) as c:
+    old = schema.iso_ago(30)
+    with schema.transaction(conn) as c:
         c.execute("INSERT INTO embeddings (image_id, model, pretrained, dim, vector, "
                   "created_at) VALUES (?, ?, ?, ?, ?, ?)",
                   (late, MODEL_A.model, MODEL_A.pretrained, DIM, q.astype("<f4").tobytes(), old))
@@ -225,7 +225,7 @@ def test_choose_model(tmp_path: Path) -> None:
     with pytest.raises(QueryError, match="no vectors of model 'nope'"):
         choose_model(ro, MODEL_A, model="nope")
     empty = tmp_path / "empty.db"
-    db.connect(empty).close()
+    schema.connect(empty).close()
     with pytest.raises(NoVectorsError, match="no photo has a vector yet"):
         choose_model(vectors.connect_readonly(empty), MODEL_A)
 

@@ -42,13 +42,13 @@ def test_a_message_that_cannot_be_decoded_is_set_aside_and_logged(
     for name, data in damaged.items():
         (tmp_path / "queues" / "q" / name).write_bytes(data)
 
-    with caplog.at_level(logging.ERROR, logger="watcherd.queue.spool"):
+    with caplog.at_level(logging.ERROR, logger="watcherd.broker.spool"):
         assert sorted(_drain(tmp_path)) == [0, 1, 2]
 
     bad = tmp_path / "bad" / "q"
     assert {p.name: p.read_bytes() for p in bad.iterdir()} == damaged  # kept, byte for byte
     assert _queued(tmp_path) == []
-    lines = [r.getMessage() for r in caplog.records if r.name == "watcherd.queue.spool"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "watcherd.broker.spool"]
     reasons = {"-empty": "empty file", "-truncated": "JSONDecodeError",
                "-foreign": "not a kombu message"}
     for suffix, reason in reasons.items():
@@ -62,7 +62,7 @@ def test_tmp_leftovers_are_removed_when_a_channel_opens(
     than TMP_MAX_AGE (its send failed, the outbox sends the row again); a fresh one, which a
     live writer may be about to rename, is left alone. (A consumer that stays connected does
     the same periodically: test_broker's test_a_connected_consumer_takes_over_when_another_dies.)"""
-    from watcherd.queue.spool import TMP_MAX_AGE
+    from watcherd.broker.spool import TMP_MAX_AGE
 
     _open_and_close(tmp_path)  # creates the folders
     old, fresh = tmp_path / "tmp" / "old.msg", tmp_path / "tmp" / "fresh.msg"
@@ -70,7 +70,7 @@ def test_tmp_leftovers_are_removed_when_a_channel_opens(
     fresh.write_bytes(b"{}")
     then = time.time() - TMP_MAX_AGE - 60
     os.utime(old, (then, then))
-    with caplog.at_level(logging.WARNING, logger="watcherd.queue.spool"):
+    with caplog.at_level(logging.WARNING, logger="watcherd.broker.spool"):
         _open_and_close(tmp_path)
     assert os.listdir(tmp_path / "tmp") == ["fresh.msg"]
     assert any("old.msg" in r.getMessage() for r in caplog.records)

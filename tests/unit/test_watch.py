@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import query, wait_for
 from watcherd import config
-from watcherd.queue.app import make_app
+from watcherd.broker.app import make_app
 from watcherd.watch.files import sha256_file
 from watcherd.watch.loop import Watcher
 
@@ -113,7 +113,7 @@ def test_hidden_and_excluded_folders_never_get_rows_or_watches(tmp_path: Path) -
         jpg(photos / ".private" / "d.jpg")  # no watch there: no event, no row
         # A rescan agrees with the live view: no flip-flop.
         w.request_rescan()
-        wait_for(lambda: w.stats["scans"] >= 2, 10, "the rescan")
+        wait_for(lambda: w.stats.scans >= 2, 10, "the rescan")
         time.sleep(0.5)
         assert live_names(db) == {"ok.jpg", "y.jpg"}
 
@@ -126,7 +126,7 @@ def test_a_folder_that_becomes_excluded_loses_its_rows_at_the_next_scan(tmp_path
     with running(make_cfg(tmp_path, [photos])):
         wait_for(lambda: live_names(db) == {"x.jpg", "keep.jpg"}, 10, "the first scan")
     with running(make_cfg(tmp_path, [photos], exclude=[".*", "Backup"])) as w:
-        wait_for(lambda: w.stats["scans"] >= 1, 10, "the scan")
+        wait_for(lambda: w.stats.scans >= 1, 10, "the scan")
         assert live_names(db) == {"keep.jpg"}
 
 

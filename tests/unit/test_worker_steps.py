@@ -22,18 +22,18 @@ from PIL import Image
 
 from tests.conftest import wait_for
 from watcherd import config
+from watcherd.broker.app import THUMBNAIL_TASK, make_app
+from watcherd.broker.channel import Listener
 from watcherd.config import Config
-from watcherd.queue.app import THUMBNAIL_TASK, make_app
-from watcherd.queue.events import Busy, parse
-from watcherd.queue.fleet import Listener
-from watcherd.store import db
+from watcherd.fleet.busy import Markers
+from watcherd.fleet.messages import Busy, parse
+from watcherd.store import discovery, schema
 from watcherd.worker import tasks
-from watcherd.worker.dbconn import database
+from watcherd.worker.database import database
 from watcherd.worker.embedding import EmbedderHolder, embed_batch
-from watcherd.worker.markers import Markers
 from watcherd.worker.thumbnail import thumbnail_one, timed_out
 
-REUSE = db.Reuse("m", "p", (32,), "webp")
+REUSE = discovery.Reuse("m", "p", (32,), "webp")
 
 
 def make_cfg(tmp_path: Path, model: str, **database: Any) -> Config:
@@ -58,7 +58,7 @@ def add_photo(conn: Any, folder: Path, name: str, data: bytes) -> tuple[int, str
     path = folder / name
     path.write_bytes(data)
     sha = hashlib.sha256(data).hexdigest()
-    return db.record_file(conn, str(path), len(data), 1.0, sha, REUSE).id, sha
+    return discovery.record_file(conn, str(path), len(data), 1.0, sha, REUSE).id, sha
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ class Heard:
 @pytest.fixture
 def setup(tmp_path: Path, tiny_model: str) -> Iterator[tuple[Config, Any, Markers, Heard]]:
     cfg = make_cfg(tmp_path, tiny_model)
-    conn = db.connect(cfg.database.path)
+    conn = schema.connect(cfg.database.path)
     heard = Heard(cfg)
     markers = Markers(cfg, "embeddings@test:1")
     yield cfg, conn, markers, heard
@@ -120,7 +120,7 @@ def test_the_task_encodes_batch_size_at_a_time_whatever_celery_batches_flushed(
     batch that kills the worker blames no more photos than that."""
     from celery_batches import SimpleRequest
 
-    from watcherd.queue.app import EMBED_TASK
+    from watcherd.broker.app import EMBED_TASK
 
     cfg, conn, markers, heard = setup
     items = [add_photo(conn, tmp_path, f"{i}.jpg", jpeg(i)) for i in range(16)]
@@ -212,7 +212,7 @@ def test_a_database_locked_past_the_busy_timeout_gives_the_task_back_with_a_reas
     (Celery's Reject with requeue) within about that time, the row stays pending with no attempt
     counted, and its error says what happened."""
     cfg = make_cfg(tmp_path, tiny_model, busy_timeout_seconds=0.2)
-    conn = db.connect(cfg.database.path)
+    conn = schema.connect(cfg.database.path)
     item = add_photo(conn, tmp_path, "a.jpg", jpeg(1))
     app = make_app(cfg)
     tasks.register(app, cfg, EmbedderHolder(), Markers(cfg, "thumbnails@test:1"))
@@ -281,9 +281,9 @@ def test_a_remote_prepare_carries_the_hard_limit_from_the_read_on(
         setup: tuple[Config, Any, Markers, Heard], tmp_path: Path) -> None:
     """Preparing a remote embedding runs in the thumbnail pool under its hard limit: the busy
     marker goes up before the read and carries the deadline (a kill past it is a timeout)."""
+    from watcherd.dispatch import remote
     from watcherd.media.clipinput import InputSpec
-    from watcherd.queue import remote
-    from watcherd.worker.prepare import prepare_one
+    from watcherd.worker.remote_prepare import prepare_one
 
     cfg, conn, markers, heard = setup
     item = add_photo(conn, tmp_path, "p.jpg", jpeg(11))
@@ -322,7 +322,7 @@ def test_each_app_runs_its_own_tasks(tmp_path: Path, tiny_model: str) -> None:
         folder = tmp_path / f"app{i}"
         folder.mkdir()
         cfg = make_cfg(folder, tiny_model)
-        photos.append(add_photo(db.connect(cfg.database.path), folder, "p.jpg", jpeg(40 + i)))
+        photos.append(add_photo(schema.connect(cfg.database.path), folder, "p.jpg", jpeg(40 + i)))
         app = make_app(cfg)
         tasks.register(app, cfg, EmbedderHolder(), Markers(cfg, f"thumbnails@test:{i}"))
         apps.append((app, cfg))

@@ -7,30 +7,29 @@ from __future__ import annotations
 import html
 import json
 import socket
+import sqlite3
 from pathlib import Path
-
-import sqlite_utils
 
 from tests.conftest import cli
 from tests.web.weblib import Serve, build, get
 from watcherd.media.identity import identify
-from watcherd.store import db
+from watcherd.store import schema, workers
 
 OTHER = ("local-dir", "sha256:a9aa00000000beef")
 
 
-def save_rows(conn: sqlite_utils.Database, model: tuple[str, str]) -> None:
+def save_rows(conn: sqlite3.Connection, model: tuple[str, str]) -> None:
     """What the watcher writes from the workers' heartbeats, refreshed as it does every tick (a
     row not refreshed for a few seconds is a dead worker's)."""
-    now = db.now_iso()
-    db.save_workers(conn, [
-        db.WorkerRow(name="thumbnails@photos:41", role="thumbnails", host=socket.gethostname(),
-                     pid=41, state="ready", message=None, model=None, pretrained=None,
-                     device=None, started_at=now, last_seen=now, processed=5, rss_kb=90_000),
-        db.WorkerRow(name="embeddings@gpubox:4242", role="embeddings", host="gpubox", pid=4242,
-                     state="ready", message=None, model=model[0], pretrained=model[1],
-                     device="cuda", started_at=now, last_seen=now, processed=0,
-                     rss_kb=900_000)])
+    now = schema.now_iso()
+    workers.save_workers(conn, [
+        workers.WorkerRow(name="thumbnails@photos:41", role="thumbnails", host=socket.gethostname(),
+                          pid=41, state="ready", message=None, model=None, pretrained=None,
+                          device=None, started_at=now, last_seen=now, processed=5, rss_kb=90_000),
+        workers.WorkerRow(name="embeddings@gpubox:4242", role="embeddings", host="gpubox", pid=4242,
+                          state="ready", message=None, model=model[0], pretrained=model[1],
+                          device="cuda", started_at=now, last_seen=now, processed=0,
+                          rss_kb=900_000)])
 
 
 def test_embeddings_wait_for_the_configured_model_on_every_surface(tmp_path: Path,
@@ -43,7 +42,7 @@ def test_embeddings_wait_for_the_configured_model_on_every_surface(tmp_path: Pat
         f"EMBEDDINGS WAIT: no live embedding worker runs the configured model local-dir "
         f"{configured.pretrained}; running: embeddings@gpubox:4242 (local-dir "
         f"{OTHER[1]})")}
-    conn = db.connect(lib.db_path)
+    conn = schema.connect(lib.db_path)
     server = Serve(lib.config).wait_ready()
     try:
         save_rows(conn, OTHER)
@@ -77,4 +76,4 @@ def test_embeddings_wait_for_the_configured_model_on_every_surface(tmp_path: Pat
         assert get(server.base + "/api/status").json()["alerts"] == []
     finally:
         server.stop()
-        conn.conn.close()
+        conn.close()

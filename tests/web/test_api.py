@@ -11,7 +11,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from tests.conftest import cli
+from tests.conftest import cli, put_vectors
 from tests.web.weblib import Lib, Serve, get
 
 
@@ -250,7 +250,7 @@ def test_a_new_photo_is_found_without_a_restart(token_library: Lib, token_server
     from PIL import Image
 
     from watcherd.media.embeddings import Embedder, to_blob
-    from watcherd.store import db
+    from watcherd.store import discovery, outcomes, schema
 
     auth = {"Authorization": f"Bearer {TOKEN}"}
     assert get(token_server.base + "/api/search?q=warm", auth).status == 200  # index built
@@ -258,13 +258,14 @@ def test_a_new_photo_is_found_without_a_restart(token_library: Lib, token_server
     img = Image.new("RGB", (50, 40), (250, 10, 200))
     img.save(path, "JPEG")
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    conn = db.connect(token_library.db_path)
-    rec = db.record_file(conn, str(path), path.stat().st_size, 2_000_000_000.0, sha,
-                         db.Reuse(tiny_model, "", (64, 256), "webp"))
+    conn = schema.connect(token_library.db_path)
+    rec = discovery.record_file(conn, str(path), path.stat().st_size, 2_000_000_000.0, sha,
+                         discovery.Reuse(tiny_model, "", (64, 256), "webp"))
     emb = Embedder(tiny_model, None, "cpu")
     vec = emb.encode([emb.preprocess(img)])[0]
-    db.save_embeddings(conn, tiny_model, "", emb.dim, [db.EmbeddingRow(rec.id, sha, to_blob(vec))])
-    conn.conn.close()
+    put_vectors(conn, tiny_model, "", emb.dim,
+                             [outcomes.EmbeddingRow(rec.id, sha, to_blob(vec))])
+    conn.close()
     found = get(f"{token_server.base}/api/search?image={rec.id}&n=1", auth).json()["results"]
     assert found[0]["image_id"] == rec.id and found[0]["score"] > 0.999
     page = get(token_server.base + "/", auth).body.decode()

@@ -195,13 +195,13 @@ def reembedding(tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> It
     """A library in the middle of a model change: another model's vectors cover more photos
     than the configured one's, so search and duplicates say which model answers (a note)."""
     from tests.searchlib import MODEL_B, store_vectors, unit_rows
-    from watcherd.store import db
+    from watcherd.store import schema
 
     lib = build(tmp_path_factory.mktemp("reembed"), tiny_model, photos=6)
-    conn = db.connect(lib.db_path)
+    conn = schema.connect(lib.db_path)
     ids = sorted(lib.ids.values())
     store_vectors(conn, MODEL_B, ids, unit_rows(len(ids), 48, seed=3))
-    conn.conn.close()
+    conn.close()
     s = Serve(lib.config).wait_ready()
     yield lib
     s.stop()

@@ -11,15 +11,15 @@ from pathlib import Path
 from tests.conftest import cli, write_config
 from watcherd import config, status
 from watcherd.config import ConfigError
-from watcherd.store import db, stats
+from watcherd.store import browse, schema, workers
 
 
 def test_per_process_worker_rows(tmp_path: Path) -> None:
     """A worker the watcher last heard of long ago is dead, in `status`, `status --json` and
     so `/api/status`; its model still shows."""
     path = write_config(tmp_path)
-    conn = db.connect(tmp_path / "watcherd.db")
-    conn.conn.close()
+    conn = schema.connect(tmp_path / "watcherd.db")
+    conn.close()
     raw = sqlite3.connect(tmp_path / "watcherd.db")
     raw.execute("INSERT INTO workers (name, role, host, pid, state, model, pretrained, device, "
                 "started_at, last_seen, processed, rss_kb) VALUES ('embeddings-1', "
@@ -60,12 +60,12 @@ def test_each_live_workers_memory_shows_in_status_and_metrics(tmp_path: Path) ->
     from watcherd.web.metrics import LibraryCollector
 
     path = write_config(tmp_path)
-    conn = db.connect(tmp_path / "watcherd.db")
-    db.save_workers(conn, [db.WorkerRow(
+    conn = schema.connect(tmp_path / "watcherd.db")
+    workers.save_workers(conn, [workers.WorkerRow(
         name="thumbnails@h:7", role="thumbnails", host=socket.gethostname(),
         pid=7, state="ready", message=None,
-        model=None, pretrained=None, device=None, started_at=db.now_iso(),
-        last_seen=db.now_iso(), processed=3, rss_kb=512_000)])
+        model=None, pretrained=None, device=None, started_at=schema.now_iso(),
+        last_seen=schema.now_iso(), processed=3, rss_kb=512_000)])
     report = json.loads(cli(path, "status", "--json").stdout)
     (w,) = report["workers"]
     assert w["alive"] is True and w["rss_kb"] == 512_000
@@ -74,7 +74,7 @@ def test_each_live_workers_memory_shows_in_status_and_metrics(tmp_path: Path) ->
     cfg = config.load(path)
     registry = CollectorRegistry()
     registry.register(LibraryCollector(lambda: conn, lambda: None,
-                                       lambda: status.with_liveness(cfg, stats.workers(conn)),
+                                       lambda: status.with_liveness(cfg, browse.workers(conn)),
                                        lambda: status.alerts(cfg, conn)))
     metrics = generate_latest(registry).decode()
     assert ('watcherd_worker_rss_bytes{role="thumbnails",worker="thumbnails@h:7"} 5.24288e+08'

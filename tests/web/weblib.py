@@ -20,8 +20,8 @@ from typing import Any
 
 from PIL import Image
 
-from tests.conftest import WATCHERD, kill_group, wait_for, write_config
-from watcherd.store import db
+from tests.conftest import WATCHERD, kill_group, put_vectors, wait_for, write_config
+from watcherd.store import discovery, outcomes, schema
 
 SIZES = (64, 256)
 PHOTOS = 130  # more than two pages of 60
@@ -41,12 +41,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _thumb(img: Image.Image, size: int) -> db.ThumbRow:
+def _thumb(img: Image.Image, size: int) -> outcomes.ThumbRow:
     t = img.copy()
     t.thumbnail((size, size))
     out = io.BytesIO()
     t.save(out, "WEBP", quality=80)
-    return db.ThumbRow(size, t.width, t.height, "webp", out.getvalue())
+    return outcomes.ThumbRow(size, t.width, t.height, "webp", out.getvalue())
 
 
 def build(tmp: Path, model: str, *, listen: str | None = None, token: str = "",
@@ -60,8 +60,8 @@ def build(tmp: Path, model: str, *, listen: str | None = None, token: str = "",
         web["token"] = token
     config = write_config(tmp, model=model, web=web)
     lib = Lib(config, tmp / "watcherd.db", tmp / "photos")
-    conn = db.connect(lib.db_path)
-    reuse = db.Reuse(model, "", SIZES, "webp")
+    conn = schema.connect(lib.db_path)
+    reuse = discovery.Reuse(model, "", SIZES, "webp")
     embedder = Embedder(model, None, "cpu")
     files: list[tuple[Path, Image.Image, str]] = []
     for i in range(photos):
@@ -82,27 +82,27 @@ def build(tmp: Path, model: str, *, listen: str | None = None, token: str = "",
         sha = hashlib.sha256(data).hexdigest()
         mtime = 1_700_000_000 + n * 3600  # newest: the last written
         os.utime(path, (mtime, mtime))
-        rec = db.record_file(conn, str(path), len(data), mtime, sha, reuse)
+        rec = discovery.record_file(conn, str(path), len(data), mtime, sha, reuse)
         lib.ids[path.name] = rec.id
-        db.save_thumbnails(conn, rec.id, sha, img.width, img.height, fmt.lower(),
-                           [_thumb(img, s) for s in SIZES])
+        outcomes.save_thumbnails(conn, rec.id, sha, img.width, img.height, fmt.lower(),
+                                 [_thumb(img, s) for s in SIZES])
         vec = embedder.encode([embedder.preprocess(img)])[0]
-        rows.append(db.EmbeddingRow(rec.id, sha, to_blob(vec)))
-    db.save_embeddings(conn, model, "", embedder.dim, rows)
+        rows.append(outcomes.EmbeddingRow(rec.id, sha, to_blob(vec)))
+    put_vectors(conn, model, "", embedder.dim, rows)
     for k in range(3):
         p = lib.photos / f"broken{k}.jpg"
         p.write_bytes(b"not a jpeg")
-        rec = db.record_file(conn, str(p), 10, 1.0, f"{k:064d}", reuse)
-        db.fail(conn, "thumbnail", rec.id, f"{k:064d}", "cannot identify image file")
+        rec = discovery.record_file(conn, str(p), 10, 1.0, f"{k:064d}", reuse)
+        outcomes.fail(conn, "thumbnail", rec.id, f"{k:064d}", "cannot identify image file")
         lib.ids[p.name] = rec.id
     # a link inside the folder to a file outside it: its row must never be served
     outside = tmp / "secret.jpg"
     Image.new("RGB", (8, 8)).save(outside, "JPEG")
     link = lib.photos / "link.jpg"
     link.symlink_to(outside)
-    rec = db.record_file(conn, str(link), 10, 1.0, "f" * 64, reuse)
+    rec = discovery.record_file(conn, str(link), 10, 1.0, "f" * 64, reuse)
     lib.ids["link.jpg"] = rec.id
-    conn.conn.close()
+    conn.close()
     return lib
 
 

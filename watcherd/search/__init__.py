@@ -2,5 +2,7 @@
 
 A library first (``engine.Searcher`` over a ``scan.ScanSource`` for one-shot use, or over an
 ``index.SearchIndex`` held by a long-lived process); ``watcherd search`` and ``watcherd
-duplicates`` are thin commands over it. Nothing here knows Celery, click or the config.
+duplicates`` are thin commands over it.
+
+Must not import: celery, kombu, click, ``watcherd.config`` (it may use ``store`` and ``media``).
 """

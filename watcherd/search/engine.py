@@ -2,7 +2,7 @@
 
 :class:`Searcher` turns the parts of a :class:`Query` (texts, photos, their negations) into one
 vector, ``normalize(sum of positive vectors - sum of negative vectors)``, and asks a source (a
-:class:`~watcherd.search.scan.ScanSource` or a :class:`~watcherd.search.index.SearchIndex`) for
+:class:`~watcherd.search.full_scan.ScanSource` or a :class:`~watcherd.search.index.SearchIndex`) for
 the exact best matches.
 
 * A text part goes through the model's own text tower (:meth:`Embedder.encode_text`).

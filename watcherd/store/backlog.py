@@ -15,9 +15,8 @@ import sqlite3
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import sqlite_utils
-
-from watcherd.store.db import BACKLOG, Kind, now_iso, set_setting, setting, transaction
+from watcherd.store.schema import BACKLOG, Kind, now_iso, transaction
+from watcherd.store.settings import set_setting, setting
 
 EMBEDDING_MODEL = "embedding_model"  # settings: the identity embedding_status describes
 THUMBNAILS = "thumbnails"  # settings: the sizes, format and quality thumbnail_status describes
@@ -62,18 +61,18 @@ class Estimate:
 # ---------------------------------------------------------------------------------- embeddings
 
 
-def sync_embeddings(db: sqlite_utils.Database, model: str, pretrained: str) -> int | None:
+def sync_embeddings(conn: sqlite3.Connection, model: str, pretrained: str) -> int | None:
     """Make ``embedding_status`` describe (model, pretrained) when it described another model
     (or nothing yet): photos with a vector of it become ``done``; live photos without one
     join the backlog (those never sent stay new: they go first). Returns the size of the
     backlog added, or None when the statuses already described this model."""
     key = json.dumps([model, pretrained])
-    if setting(db.conn, EMBEDDING_MODEL) == key:
+    if setting(conn, EMBEDDING_MODEL) == key:
         return None
     now = now_iso()
     has = ("EXISTS (SELECT 1 FROM embeddings e WHERE e.image_id = images.id AND e.model = ? "
            "AND e.pretrained = ?)")
-    with transaction(db) as c:
+    with transaction(conn) as c:
         c.execute(f"UPDATE images SET embedding_status = 'done', embedding_error = NULL, "
                   f"embedding_queued_at = NULL, updated_at = ? WHERE deleted_at IS NULL "
                   f"AND embedding_status != 'done' AND {has}", (now, model, pretrained))
@@ -90,13 +89,13 @@ def sync_embeddings(db: sqlite_utils.Database, model: str, pretrained: str) -> i
 # ---------------------------------------------------------------------------------- thumbnails
 
 
-def sync_thumbnails(db: sqlite_utils.Database, wanted: ThumbSettings) -> tuple[int, str] | None:
+def sync_thumbnails(conn: sqlite3.Connection, wanted: ThumbSettings) -> tuple[int, str] | None:
     """Make ``thumbnail_status`` describe ``wanted``: a changed format or quality puts every
     photo with thumbnails in the backlog; an added size, the photos without it. Sizes no
     longer configured are kept. Returns (photos added, why) or None when nothing changed."""
-    before = ThumbSettings.from_json(setting(db.conn, THUMBNAILS))
-    if before == wanted or (before is None and _no_thumbnails(db.conn)):
-        with transaction(db) as c:
+    before = ThumbSettings.from_json(setting(conn, THUMBNAILS))
+    if before == wanted or (before is None and _no_thumbnails(conn)):
+        with transaction(conn) as c:
             set_setting(c, THUMBNAILS, wanted.to_json())
         return None
     now = now_iso()
@@ -114,7 +113,7 @@ def sync_thumbnails(db: sqlite_utils.Database, wanted: ThumbSettings) -> tuple[i
         where += (f" AND thumbnail_status = 'done' AND (SELECT count(*) FROM thumbnails t WHERE "
                   f"t.image_id = images.id AND t.size IN ({marks})) < ?")
         params = (*sizes, len(sizes))
-    with transaction(db) as c:
+    with transaction(conn) as c:
         added = c.execute(
             f"UPDATE images SET thumbnail_status = 'pending', thumbnail_error = NULL, "
             f"thumbnail_queued_at = ?, thumbnail_attempts = 0, updated_at = ? WHERE {where}",
@@ -130,9 +129,9 @@ def _no_thumbnails(conn: sqlite3.Connection) -> bool:
 # -------------------------------------------------------------------------- feeding, figures
 
 
-def due_backlog(db: sqlite_utils.Database, kind: Kind, limit: int) -> list[tuple[int, str]]:
+def due_backlog(conn: sqlite3.Connection, kind: Kind, limit: int) -> list[tuple[int, str]]:
     """The next slice of the backlog, most recently discovered photos first."""
-    return [(r[0], r[1]) for r in db.execute(
+    return [(r[0], r[1]) for r in conn.execute(
         f"SELECT id, sha256 FROM images INDEXED BY images_{kind}_backlog WHERE "
         f"{kind}_status = 'pending' AND {kind}_queued_at = '{BACKLOG}' AND deleted_at IS NULL "
         f"AND sha256 IS NOT NULL ORDER BY id DESC LIMIT ?", (limit,))]
@@ -177,8 +176,8 @@ def estimate(conn: sqlite3.Connection, kind: Kind, photos: int, reason: str, *,
                     None if per_photo is None else round(per_photo * photos, 1), now_iso())
 
 
-def save_estimate(db: sqlite_utils.Database, e: Estimate) -> None:
-    with transaction(db) as c:
+def save_estimate(conn: sqlite3.Connection, e: Estimate) -> None:
+    with transaction(conn) as c:
         set_setting(c, ESTIMATE + e.kind, e.to_json())
 
 

@@ -14,10 +14,10 @@ from typing import Literal
 
 import numpy as np
 
-from watcherd.store.db import FOLDER_SQL
 from watcherd.store.readonly import ModelKey as ModelKey
 from watcherd.store.readonly import connect_readonly as connect_readonly
 from watcherd.store.readonly import live_image_at as live_image_at
+from watcherd.store.schema import FOLDER_SQL, folder_range
 
 VECTOR_DTYPE = np.dtype("<f4")
 #: Rows per chunk when streaming vectors: 8192 x 512 float32 = 16 MiB at a time.
@@ -62,12 +62,6 @@ class Change:
     folder: str
     live: bool  # not deleted
     vector_at: str | None  # embeddings.created_at of this model's vector; None: no vector
-
-
-def folder_range(folder: str) -> tuple[str, str]:
-    """``path >= lo AND path < hi`` selects exactly the paths below ``folder``."""
-    prefix = folder.rstrip("/") + "/"
-    return prefix, prefix[:-1] + chr(ord("/") + 1)
 
 
 def data_version(conn: sqlite3.Connection) -> int:

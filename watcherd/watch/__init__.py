@@ -1,3 +1,6 @@
-"""Finding photos: the observer, settle logic, ingest (hash and record), the reconcile scan,
-watched roots and the name rules.
+"""The watcher: the observer, settle logic, the lanes that hash and scan, ingest (record), the
+reconcile scan, watched roots and the name rules, and the loop that ties them together and
+sends the work (through ``dispatch``) and hears the workers (through ``fleet``).
+
+Must not import: ``worker``, ``web``, the CLI or the supervisor.
 """

@@ -8,13 +8,12 @@ a deleted photo back.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 
-import sqlite_utils
-
 from watcherd import logs
-from watcherd.store import db
+from watcherd.store import discovery, schema
 from watcherd.watch.lane import Hashed, Unreadable
 
 log = logs.get("watcherd.watch.ingest")
@@ -24,7 +23,7 @@ BATCH = 500
 
 
 class Ingest:
-    def __init__(self, conn: sqlite_utils.Database, reuse: db.Reuse,
+    def __init__(self, conn: sqlite3.Connection, reuse: discovery.Reuse,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.conn = conn
         self.reuse = reuse
@@ -72,17 +71,17 @@ class Ingest:
             if not chunk:
                 continue
             logged: list[tuple[str, dict[str, object]]] = []
-            now = db.now_iso()
-            with db.transaction(self.conn) as c:
+            now = schema.now_iso()
+            with schema.transaction(self.conn) as c:
                 for r in chunk:
                     if isinstance(r, Unreadable):
-                        image_id = db.unreadable_in(c, r.path, r.reason)
+                        image_id = discovery.unreadable_in(c, r.path, r.reason)
                         self.stats["unreadable"] += 1
                         logged.append(("failed", {"image_id": image_id, "path": r.path,
                                                   "reason": r.reason}))
                         continue
-                    rec = db.record_in(c, r.path, r.size, r.mtime, r.sha256, self.reuse,
-                                       moved_from=r.moved_from, now=now)
+                    rec = discovery.record_in(c, r.path, r.size, r.mtime, r.sha256, self.reuse,
+                                              moved_from=r.moved_from, now=now)
                     self.stats["taken"] += 1
                     if rec.action in ("new", "changed"):
                         work += 1

@@ -20,6 +20,7 @@ import errno
 import functools
 import os
 import queue
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -28,10 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import sqlite_utils
-
 from watcherd import logs
-from watcherd.store import db
+from watcherd.store import discovery, schema
 from watcherd.watch import roots
 from watcherd.watch.files import FileInfo, regular_file, sha256_file
 from watcherd.watch.rules import Rules
@@ -122,7 +121,7 @@ class Lane(threading.Thread):
         self.hashed = 0
         self.hasher: Callable[[str], str] = sha256_file
         self._halt = threading.Event()
-        self._conn: sqlite_utils.Database | None = None
+        self._conn: sqlite3.Connection | None = None
 
     # ------------------------------------------------------------ commands (any thread)
 
@@ -171,7 +170,7 @@ class Lane(threading.Thread):
     # -------------------------------------------------------------------------- thread
 
     def run(self) -> None:
-        self._conn = db.connect(self.db_path, migrate_schema=False)
+        self._conn = schema.connect(self.db_path, migrate_schema=False)
         self.root_ident = roots.identity(self.root)
         next_settle = self.clock()
         try:
@@ -195,7 +194,7 @@ class Lane(threading.Thread):
             log.exception("lane failed", root=str(self.root))
             raise
         finally:
-            self._conn.conn.close()
+            self._conn.close()
 
     def _wait(self) -> float | None:
         """How long to wait for a command: not at all with work that can go on, a moment
@@ -278,7 +277,7 @@ class Lane(threading.Thread):
         info = regular_file(path)
         if info is None:
             return
-        known = db.known(self._conn, path)
+        known = discovery.known(self._conn, path)
         if known and not known.deleted and (known.size, known.mtime) == (info.size, info.mtime):
             return  # the file we have (a touch, a chmod, or taken by a live event already)
         started = self.clock()
@@ -308,7 +307,7 @@ class Lane(threading.Thread):
         """A live row with this content whose file is gone: this file is that photo, moved
         (while watcherd was down, or before the scan reached its old folder)."""
         assert self._conn is not None
-        for image_id, other in db.live_twins(self._conn, digest, path):
+        for image_id, other in discovery.live_twins(self._conn, digest, path):
             if os.path.lexists(other):
                 continue
             root = self.rules.root_of(other)

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import sqlite_utils
-
-from watcherd.store import db
+from watcherd.store import discovery, schema
 from watcherd.watch.files import FileInfo
 from watcherd.watch.rules import Rules
 
@@ -54,7 +53,7 @@ class Progress:
 class Scan:
     """The reconcile of one root. Call ``step()`` until it returns None, then ``finish()``."""
 
-    def __init__(self, conn: sqlite_utils.Database, root: Path, rules: Rules,
+    def __init__(self, conn: sqlite3.Connection, root: Path, rules: Rules,
                  recursive: bool = True) -> None:
         self.conn = conn
         self.root = str(root)
@@ -65,7 +64,7 @@ class Scan:
         self.skipped: list[tuple[str, str]] = []
         self._stack = [self.root]
         self._visited: set[str] = set()
-        self.started_at = db.now_iso()
+        self.started_at = schema.now_iso()
 
     def step(self) -> FolderDiff | None:
         """List the next folder and compare it with its rows; None when every folder is done."""
@@ -74,8 +73,8 @@ class Scan:
             # Rows first, then the listing: a photo that arrives in between has no row in
             # ``known`` (never 'gone'), and rows changed after ``listed_at`` (a move onto a
             # path the listing did not have yet) are never marked deleted for it.
-            listed_at = db.now_iso()
-            known = db.rows_in_folder(self.conn, folder)
+            listed_at = schema.now_iso()
+            known = discovery.rows_in_folder(self.conn, folder)
             try:
                 with os.scandir(folder) as it:
                     entries = list(it)
@@ -85,7 +84,7 @@ class Scan:
                 if folder == self.root or exc.errno != errno.ENOENT:
                     self.skipped.append((folder, exc.strerror or str(exc)))
                 continue
-            if folder == self.root and not entries and db.has_live_rows_under(self.conn,
+            if folder == self.root and not entries and discovery.has_live_rows_under(self.conn,
                                                                            Path(folder)):
                 self.skipped.append((folder, "folder is empty (disk not mounted?)"))
                 continue
@@ -94,7 +93,7 @@ class Scan:
             return self._diff(folder, entries, known, listed_at)
         return None
 
-    def _diff(self, folder: str, entries: list[os.DirEntry[str]], known: dict[str, db.Known],
+    def _diff(self, folder: str, entries: list[os.DirEntry[str]], known: dict[str, discovery.Known],
               listed_at: str) -> FolderDiff:
         diff = FolderDiff(folder, listed_at)
         present: set[str] = set()
@@ -134,8 +133,8 @@ class Scan:
         if not self.recursive or any(f == self.root for f, _ in self.skipped):
             return []
         skipped = tuple(f.rstrip("/") + "/" for f, _ in self.skipped)
-        return [f for f in db.live_folders_under(self.conn, Path(self.root),
-                                                 before=self.started_at)
+        return [f for f in discovery.live_folders_under(self.conn, Path(self.root),
+                                                        before=self.started_at)
                 if f not in self._visited and not (f + "/").startswith(skipped)]
 
 
@@ -147,7 +146,7 @@ class ScanResult:
     unreadable: list[tuple[str, str]] = field(default_factory=list)
 
 
-def reconcile(conn: sqlite_utils.Database, root: Path, rules: Rules,
+def reconcile(conn: sqlite3.Connection, root: Path, rules: Rules,
               recursive: bool = True) -> ScanResult:
     """The whole scan at once, in the caller's thread: rows whose file is gone are marked
     deleted; files that are new or changed are returned for the caller to take."""
@@ -157,9 +156,9 @@ def reconcile(conn: sqlite_utils.Database, root: Path, rules: Rules,
         result.to_take.extend(diff.take)
         result.unchanged += diff.unchanged
         if diff.gone:
-            result.deleted += db.mark_deleted(conn, diff.gone, before=diff.listed_at)
+            result.deleted += discovery.mark_deleted(conn, diff.gone, before=diff.listed_at)
     for folder in scan.finish():
-        result.deleted += db.mark_folder_files_deleted(conn, folder, before=scan.started_at)
+        result.deleted += discovery.mark_folder_files_deleted(conn, folder, before=scan.started_at)
     result.unreadable = scan.skipped
     return result
 

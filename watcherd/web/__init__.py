@@ -1,3 +1,6 @@
-"""``watcherd serve``: the search page, the JSON API, the status view and /metrics.
+"""``watcherd serve``: the search page, the JSON API, the status view and /metrics; and the
+client ``watcherd search``/``duplicates`` use to ask a running server.
 
-Web code may read the config; ``search``, ``store`` and ``media`` never import from here."""
+Must not import: ``worker``, ``watch``, the CLI or the supervisor (``search``, ``store`` and
+``media`` never import from here).
+"""

@@ -67,7 +67,7 @@ class Server:
 
     # ------------------------------------------------------------------ status and metrics
     def queues(self) -> dict[str, int] | None:
-        from watcherd.queue.app import make_app, queue_depths
+        from watcherd.broker.app import make_app, queue_depths
 
         try:
             if self._celery is None:
@@ -77,9 +77,9 @@ class Server:
             return None
 
     def workers(self) -> list[dict[str, Any]]:
-        from watcherd.store import stats
+        from watcherd.store import browse
 
-        return status_model.with_liveness(self.cfg, stats.workers(self.lib.conn()))
+        return status_model.with_liveness(self.cfg, browse.workers(self.lib.conn()))
 
     def alerts(self) -> list[dict[str, str]]:
         return status_model.alerts(self.cfg, self.lib.conn())
@@ -87,7 +87,7 @@ class Server:
     def status(self) -> dict[str, Any]:
         report = status_model.collect(self.cfg, self.lib.conn(),
                                       server_model=self.lib.model_loaded, with_queues=False)
-        from watcherd.queue.app import make_app, queue_depths
+        from watcherd.broker.app import make_app, queue_depths
 
         try:
             if self._celery is None:

@@ -14,7 +14,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.registry import Collector
 
 from watcherd.alerts import KINDS as ALERT_KINDS
-from watcherd.store import db, stats
+from watcherd.store import browse, schema
 
 DURATION_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 
@@ -29,10 +29,10 @@ class LibraryCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         conn = self._conn()
-        counts = db.status_counts(conn)
+        counts = browse.status_counts(conn)
         images = GaugeMetricFamily("watcherd_images", "Live photos per kind of work and status",
                                    labels=["kind", "status"])
-        for kind in db.KINDS:
+        for kind in schema.KINDS:
             for status, n in counts[kind].items():
                 images.add_metric([kind, status], n)
         yield images
@@ -41,15 +41,15 @@ class LibraryCollector(Collector):
         processed = GaugeMetricFamily(
             "watcherd_processed", "Live photos done per kind of work (falls when rows are "
             "deleted or re-queued, so a gauge)", labels=["kind"])
-        for kind in db.KINDS:
+        for kind in schema.KINDS:
             processed.add_metric([kind], counts[kind]["done"])
         yield processed
         hist = HistogramMetricFamily(
             "watcherd_processing_seconds", "Discovery to stored result for the last 1000 "
             "photos of each kind (from the rows' timestamps; includes the queue wait)",
             labels=["kind"])
-        for kind in db.KINDS:
-            values = stats.processing_seconds(conn, kind)
+        for kind in schema.KINDS:
+            values = browse.processing_seconds(conn, kind)
             buckets = [(str(b), sum(1 for v in values if v <= b)) for b in DURATION_BUCKETS]
             buckets.append(("+Inf", len(values)))
             hist.add_metric([kind], buckets, sum(values))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode
 
 import jinja2
@@ -14,13 +14,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from watcherd import status as status_model
-from watcherd.search.engine import Query
+from watcherd.search.engine import Query, Results
 from watcherd.web import params as p
 from watcherd.web import searching
-from watcherd.web.library import Tile
+from watcherd.web.library import Library, Tile
 
 if TYPE_CHECKING:
-    from watcherd.web.app import Server
+    from watcherd.config import Config
 
 PAGE = 60
 NEAREST = 24
@@ -43,8 +43,19 @@ def render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(_ENV.get_template(name).render(**context), status_code=status_code)
 
 
+class Site(Protocol):
+    """What the pages need of the server (``web.app.Server``)."""
+
+    cfg: Config
+    lib: Library
+
+    def search(self, query: Query, model: str | None) -> Results: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
 class Pages:
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Site) -> None:
         self.server = server
         self.lib = server.lib
         sizes = server.cfg.thumbnails.sizes

@@ -11,11 +11,12 @@ from starlette.datastructures import QueryParams
 
 from watcherd.search.duplicates import Duplicates, find_duplicates
 from watcherd.search.engine import Query, Results
-from watcherd.search.models import Choice, NoVectorsError, pick
+from watcherd.search.model_choice import Choice, NoVectorsError, pick
 from watcherd.search.ranking import QueryError
+from watcherd.search.service import ModelUnavailable
 from watcherd.store.vectors import VectorError
 from watcherd.web import params as p
-from watcherd.web.library import Library, ModelUnavailable
+from watcherd.web.library import Library
 
 SEARCH_PARAMS = ("q", "image", "not", "not_image", "n", "min_score", "under", "model")
 DUPLICATES_PARAMS = ("threshold", "model", "pretrained")

@@ -11,7 +11,7 @@ heartbeats, so the watcher took their messages for alive and never re-sent them.
 
 from __future__ import annotations
 
-from watcherd.queue.app import Consumer as ReconnectingConsumer
+from watcherd.broker.app import Consumer as ReconnectingConsumer
 
 
 class Consumer(ReconnectingConsumer):

@@ -8,25 +8,24 @@ Blame: each photo is marked busy while it is read and decoded (a decoder crash o
 killer there blames that photo alone), the prepared batch while it is encoded. Each step carries
 ``[embeddings] step_time_limit_seconds``: a step still running past it (a read stuck on a dead
 mount, a pathological file, a stopped process) is ended by the watcher from outside, and only
-that step's photos are charged (``watcherd.queue.liveness``).
+that step's photos are charged (``watcherd.fleet.liveness``).
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
-
 from watcherd import logs
 from watcherd.config import Config
+from watcherd.fleet.busy import Markers
 from watcherd.media.images import ImageError
-from watcherd.store import db
-from watcherd.worker.claim import Claim, claim_marked, internal_reason
-from watcherd.worker.markers import Markers
+from watcherd.store import outcomes, settings
+from watcherd.worker.intake import Claim, claim_marked, internal_reason
 
 if TYPE_CHECKING:
     from watcherd.media.embeddings import Embedder
@@ -54,7 +53,7 @@ class EmbedderHolder:
     def key(self) -> tuple[str, str] | None:
         return None if self.identity is None else (self.identity.model, self.identity.pretrained)
 
-    def load(self, cfg: Config, conn: sqlite_utils.Database | None = None) -> None:
+    def load(self, cfg: Config, conn: sqlite3.Connection | None = None) -> None:
         if self.error is None:  # the first try (the retries say only what changed)
             log.info("loading the embedding model", model=cfg.embeddings.model,
                      pretrained=cfg.embeddings.pretrained, device=cfg.embeddings.device)
@@ -66,7 +65,7 @@ class EmbedderHolder:
         try:
             embedder = Embedder(e.model, e.pretrained or None, e.device, e.precision)
             identity = identify(e.model, e.pretrained,
-                                db.Fingerprints(conn.conn) if conn is not None else None)
+                                settings.Fingerprints(conn) if conn is not None else None)
         except (ModelLoadError, OSError) as exc:
             if str(exc) != self.error:  # once per distinct reason, not at every retry
                 log.error("embedding model could not be loaded; embeddings are marked failed "
@@ -81,12 +80,12 @@ class EmbedderHolder:
                  source=identity.source, device=embedder.device, precision=embedder.precision,
                  dim=embedder.dim, duration_ms=round((time.perf_counter() - started) * 1000, 1))
         if conn is not None:
-            again = db.requeue_model_failures(conn)
+            again = outcomes.requeue_model_failures(conn)
             if again:
                 log.info("photos that failed because the model could not be loaded are queued "
                          "again", photos=again)
 
-    def keep_loading(self, cfg: Config, conn: Callable[[], sqlite_utils.Database | None],
+    def keep_loading(self, cfg: Config, conn: Callable[[], sqlite3.Connection | None],
                      on_loaded: Callable[[], None], stop: threading.Event) -> threading.Thread:
         """Try loading again in a daemon thread, with backoff (``RETRY_FIRST_S`` doubling up
         to ``RETRY_MAX_S``), until it loads or ``stop`` is set; then ``on_loaded()``."""
@@ -165,14 +164,17 @@ def encode(embedder: Embedder, tensors: Sequence[Any]) -> Any:
                                encode(embedder, tensors[half:])])
 
 
-def save(conn: sqlite_utils.Database, embedder: Embedder, key: tuple[str, str],
+def save(conn: sqlite3.Connection, embedder: Embedder, key: tuple[str, str],
          prepared: Sequence[Prepared], vectors: Any) -> int:
-    """Record the vectors under the model's identity ``key``."""
+    """Record the vectors under the model's identity ``key`` (the model the requests asked
+    for: a request for another model is refused before it gets here); a photo changed,
+    deleted or no longer pending meanwhile is dropped."""
     from watcherd.media.embeddings import to_blob
 
-    rows = [db.EmbeddingRow(p.image_id, p.sha256, to_blob(v), p.width, p.height, p.format)
+    rows = [outcomes.EmbeddingRow(p.image_id, p.sha256, to_blob(v), p.width, p.height, p.format)
             for p, v in zip(prepared, vectors, strict=True)]
-    return db.save_embeddings(conn, key[0], key[1], embedder.dim, rows, embedder.precision)
+    batch = outcomes.Vectors(key[0], key[1], embedder.dim, embedder.precision, rows)
+    return outcomes.save_vectors(conn, [batch], configured=key).saved
 
 
 @dataclass
@@ -182,7 +184,7 @@ class BatchResult:
     skipped: int = 0  # nothing to do: stale, done, deleted, gone
 
 
-def embed_batch(cfg: Config, conn: sqlite_utils.Database, holder: EmbedderHolder,
+def embed_batch(cfg: Config, conn: sqlite3.Connection, holder: EmbedderHolder,
                 markers: Markers, items: Sequence[tuple[int, str]]) -> BatchResult:
     """Embed a batch of (image id, sha256). Two messages for the same photo in one batch (a
     redelivery next to a re-send) compute it once."""
@@ -192,10 +194,10 @@ def embed_batch(cfg: Config, conn: sqlite_utils.Database, holder: EmbedderHolder
     with holder.lock:
         embedder, key = holder.embedder, holder.key
         if embedder is None or key is None:
-            reason = f"{db.MODEL_UNAVAILABLE}: {holder.error}"
+            reason = f"{outcomes.MODEL_UNAVAILABLE}: {holder.error}"
             for image_id, sha256 in items:
-                if db.begin_task(conn, "embedding", image_id, sha256) is not None:
-                    db.fail(conn, "embedding", image_id, sha256, reason)
+                if outcomes.begin_task(conn, "embedding", image_id, sha256) is not None:
+                    outcomes.fail(conn, "embedding", image_id, sha256, reason)
                     result.failed += 1
             return result
         try:
@@ -210,7 +212,7 @@ def embed_batch(cfg: Config, conn: sqlite_utils.Database, holder: EmbedderHolder
     return result
 
 
-def _prepare_all(cfg: Config, conn: sqlite_utils.Database, embedder: Embedder, markers: Markers,
+def _prepare_all(cfg: Config, conn: sqlite3.Connection, embedder: Embedder, markers: Markers,
                  items: Sequence[tuple[int, str]], result: BatchResult) -> list[Prepared]:
     """Claim and prepare each photo in turn, one photo's bytes in memory at a time."""
     prepared: list[Prepared] = []
@@ -225,7 +227,7 @@ def _prepare_all(cfg: Config, conn: sqlite_utils.Database, embedder: Embedder, m
             prepared.append(prepare(embedder, c, cfg.images.max_pixels))
         except ImageError as exc:
             reason = str(exc)
-            db.fail(conn, "embedding", image_id, sha256, reason)
+            outcomes.fail(conn, "embedding", image_id, sha256, reason)
             log.warning("failed", image_id=image_id, path=c.path, task="embedding",
                         reason=reason)
             result.failed += 1
@@ -233,7 +235,7 @@ def _prepare_all(cfg: Config, conn: sqlite_utils.Database, embedder: Embedder, m
     return prepared
 
 
-def _encode_all(cfg: Config, conn: sqlite_utils.Database, embedder: Embedder,
+def _encode_all(cfg: Config, conn: sqlite3.Connection, embedder: Embedder,
                 key: tuple[str, str], markers: Markers, prepared: Sequence[Prepared],
                 result: BatchResult) -> list[int]:
     """Encode and save in chunks of ``batch_size``; the ids whose vectors were computed."""
@@ -250,7 +252,7 @@ def _encode_all(cfg: Config, conn: sqlite_utils.Database, embedder: Embedder,
             log.error("embedding failed", task="embedding", reason=reason, exc_info=True,
                       image_ids=[p.image_id for p in chunk])
             for p in chunk:
-                db.fail(conn, "embedding", p.image_id, p.sha256, reason)
+                outcomes.fail(conn, "embedding", p.image_id, p.sha256, reason)
             result.failed += len(chunk)
             continue
         n = save(conn, embedder, key, chunk, vectors)

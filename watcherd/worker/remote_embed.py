@@ -1,5 +1,5 @@
 """The embedding worker's side of a remote embedding: a batch of jobs that carry their pixels
-(``watcherd.queue.remote``) in, result messages out. No database, no photo files: this is all a
+(``watcherd.dispatch.remote``) in, result messages out. No database, no photo files: this is all a
 worker on another machine does, and what a local worker does too when the photo server sends
 pixels (``[embeddings] remote = true``).
 
@@ -15,11 +15,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from watcherd import logs
+from watcherd.dispatch import remote
+from watcherd.fleet.busy import Markers
+from watcherd.fleet.messages import Item
 from watcherd.media import clipinput
-from watcherd.queue import remote
-from watcherd.queue.events import Item
-from watcherd.worker.claim import internal_reason
-from watcherd.worker.markers import Markers
+from watcherd.worker.intake import internal_reason
 
 if TYPE_CHECKING:
     from watcherd.media.embeddings import Embedder

@@ -11,128 +11,160 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 import threading
 from typing import Any
 
 from celery import signals
 
 from watcherd import logs
+from watcherd.broker.app import EMBED_TASK, events_enabled, make_app, queue_names
+from watcherd.broker.redis_unacked import worker_transport_options
 from watcherd.config import Config
-from watcherd.queue.app import EMBED_TASK, events_enabled, make_app, queue_names
-from watcherd.queue.events import MODEL_FAILED, READY, REFUSING, STOPPING
-from watcherd.queue.giveback import worker_transport_options
-from watcherd.worker import held, tasks
-from watcherd.worker.beacon import Beacon
-from watcherd.worker.celeryheart import ThreadHeart
-from watcherd.worker.dbconn import database
-from watcherd.worker.markers import Markers
+from watcherd.fleet.busy import Markers
+from watcherd.fleet.celery_heart import ThreadHeart
+from watcherd.fleet.heartbeat import Beacon
+from watcherd.fleet.messages import MODEL_FAILED, READY, REFUSING, STOPPING
+from watcherd.worker import tasks, unacked
+from watcherd.worker.database import database
 
 log = logs.get("watcherd.worker.runner")
 ROLES = {"thumbnails": "thumbnail", "embeddings": "embedding"}  # role -> task kind
 
 
 def run_worker(cfg: Config, role: str) -> int:
-    kind = ROLES[role]
-    beacon = Beacon(cfg, role, kind)
-    holder = tasks.EmbedderHolder()
-    if role == "embeddings":
-        e = cfg.embeddings
-        beacon.model = (e.model, e.pretrained, e.device)
-    beacon.start()
-    markers = Markers(cfg, beacon.name)
-    heart: ThreadHeart | None = None
-    try:
-        if role == "embeddings":
-            holder.load(cfg, database(str(cfg.database.path),
-                                      cfg.database.busy_timeout_seconds) if cfg.local else None)
-            if holder.embedder is not None and holder.key is not None:
-                beacon.model = (*holder.key, holder.embedder.device)
-                spec = holder.embedder.input_spec()
-                beacon.input = spec.to_json() if spec is not None else None
-            holder.notify = lambda message: beacon.set_state(beacon.state, message)
-            prefetch = 2 * cfg.embeddings.batch_size  # a batch must be able to fill
-            pool, concurrency = "solo", 1
-        else:
-            prefetch, pool, concurrency = 4, "prefork", cfg.thumbnails.concurrency
+    """Run one worker process until it is told to stop; its exit code."""
+    return WorkerProcess(cfg, role).run()
+
+
+class WorkerProcess:
+    """One worker process: its heartbeat (``beacon``), its busy markers, the model (embedding
+    worker), the Celery app with watcherd's tasks, and the Celery worker that consumes."""
+
+    def __init__(self, cfg: Config, role: str) -> None:
+        self.cfg, self.role, self.kind = cfg, role, ROLES[role]
+        self.beacon = Beacon(cfg, role, self.kind)
+        self.holder = tasks.EmbedderHolder()
+        self.heart: ThreadHeart | None = None
+        self.app: Any = None
+        self.worker: Any = None  # Celery's WorkController, once it exists
+        self.retry_stop = threading.Event()  # ends the background model loading
+
+    def run(self) -> int:
+        if self.role == "embeddings":
+            e = self.cfg.embeddings
+            self.beacon.model = (e.model, e.pretrained, e.device)
+        self.beacon.start()
+        markers = Markers(self.cfg, self.beacon.name)
+        try:
+            if self.role == "embeddings":
+                self.holder.load(self.cfg, self._database())
+                self._announce_model()
+                self.holder.notify = lambda message: self.beacon.set_state(self.beacon.state,
+                                                                            message)
+            self.app = self._celery_app()
+            tasks.register(self.app, self.cfg, self.holder, markers, refuse=self.refuse)
+            self._count_from_the_tasks()
+            self.beacon.set_state(MODEL_FAILED if self.holder.error else READY,
+                                  self.holder.error)
+            self.beacon.beat()
+            if self.role == "embeddings" and self.holder.embedder is None:
+                self.holder.keep_loading(self.cfg, self._database, self._loaded,
+                                         self.retry_stop)
+            signals.worker_shutting_down.connect(self._shutting_down, weak=False)
+            self.worker = self._celery_worker()
+            self.worker.start()
+            return int(self.worker.exitcode or 0)
+        finally:
+            if self.heart is not None:
+                self.heart.stop()
+            self.beacon.stop()
+            markers.close()
+
+    def refuse(self, reason: str) -> None:
+        """Work this worker cannot do correctly: say why (log, heartbeat, so status) and stop
+        taking work; the messages go back to the queue for a worker that fits."""
+        if self.beacon.state == REFUSING:
+            return
+        log.error("refusing work; this worker stops taking tasks until it is reconfigured and "
+                  "restarted (or, for a model that did not load, until it loads)",
+                  reason=reason)
+        self.beacon.set_state(REFUSING, reason)
+        self.beacon.beat()
+        if self.worker is not None and self.worker.consumer is not None:
+            self.worker.consumer.cancel_task_queue(queue_names(self.cfg)[self.kind])
+
+    def _database(self) -> sqlite3.Connection | None:
+        d = self.cfg.database if self.cfg.local else None
+        return None if d is None else database(str(d.path), d.busy_timeout_seconds)
+
+    def _announce_model(self) -> None:
+        """The loaded model's identity and input in the heartbeat."""
+        embedder, key = self.holder.embedder, self.holder.key
+        if embedder is not None and key is not None:
+            self.beacon.model = (*key, embedder.device)
+            spec = embedder.input_spec()
+            self.beacon.input = spec.to_json() if spec is not None else None
+
+    def _loaded(self) -> None:
+        """The model loaded in the background after failing at the start."""
+        self._announce_model()
+        if self.beacon.state == REFUSING and self.worker is not None:
+            # refused while the model was missing: through the broker, since the consumer
+            # belongs to the worker's own thread
+            try:
+                self.app.control.add_consumer(queue_names(self.cfg)[self.kind],
+                                              destination=[self.worker.hostname])
+                log.info("model loaded: taking work again")
+            except Exception as exc:  # the broker's errors: a restart resumes it
+                log.warning("model loaded, but cannot take work again until the worker is "
+                            "restarted", error=str(exc))
+        self.beacon.set_state(READY, None)
+
+    def _celery_app(self) -> Any:
+        cfg = self.cfg
+        # the embedding worker's prefetch: a batch must be able to fill
+        prefetch = 2 * cfg.embeddings.batch_size if self.role == "embeddings" else 4
         app = make_app(cfg, prefetch_multiplier=prefetch)
         # Redis: this worker's unacknowledged messages under keys of its own, so that the
-        # watcher can give them back to their queues if it dies (queue/giveback.py).
+        # watcher can give them back to their queues if it dies (broker/redis_unacked.py).
         app.conf.broker_transport_options = {**app.conf.broker_transport_options,
-                                             **worker_transport_options(cfg, beacon.name)}
+                                             **worker_transport_options(cfg, self.beacon.name)}
         app.conf.worker_consumer = "watcherd.worker.consumer:Consumer"
-        worker: list[Any] = []  # the WorkController, once it exists
-
-        def refuse(reason: str) -> None:
-            """Work this worker cannot do correctly: say why (log, heartbeat, so status) and
-            stop taking work; the messages go back to the queue for a worker that fits."""
-            if beacon.state != REFUSING:
-                log.error("refusing work; this worker stops taking tasks until it is "
-                          "reconfigured and restarted (or, for a model that did not load, "
-                          "until it loads)", reason=reason)
-                beacon.set_state(REFUSING, reason)
-                beacon.beat()
-                if worker and worker[0].consumer is not None:
-                    worker[0].consumer.cancel_task_queue(queue_names(cfg)[kind])
-
-        if role == "thumbnails" and cfg.thumbnails.max_memory_per_child_mb:
+        if self.role == "thumbnails" and cfg.thumbnails.max_memory_per_child_mb:
             # A pool child above this RSS after a task is replaced by a fresh one (Celery).
             app.conf.worker_max_memory_per_child = cfg.thumbnails.max_memory_per_child_mb * 1024
-        tasks.register(app, cfg, holder, markers, refuse=refuse)
-        if role == "embeddings":
-            batches: tasks.EmbedBatches = app.tasks[EMBED_TASK]
-            beacon.held, beacon.processed = batches.held, lambda: batches.done
+        return app
+
+    def _count_from_the_tasks(self) -> None:
+        """What the heartbeat reports as held and processed."""
+        if self.role == "embeddings":
+            batches: tasks.EmbedBatches = self.app.tasks[EMBED_TASK]
+            self.beacon.held, self.beacon.processed = batches.held, lambda: batches.done
         else:
-            beacon.held, beacon.processed = held.prefork_held, held.prefork_processed
-        beacon.set_state(MODEL_FAILED if holder.error else READY, holder.error)
-        beacon.beat()
-        retry_stop = threading.Event()
-        if role == "embeddings" and holder.embedder is None:
+            self.beacon.held = unacked.prefork_held
+            self.beacon.processed = unacked.prefork_processed
 
-            def loaded() -> None:
-                assert holder.embedder is not None and holder.key is not None
-                beacon.model = (*holder.key, holder.embedder.device)
-                spec = holder.embedder.input_spec()
-                beacon.input = spec.to_json() if spec is not None else None
-                if beacon.state == REFUSING and worker:  # refused while the model was missing
-                    # through the broker: the consumer belongs to the worker's own thread
-                    try:
-                        app.control.add_consumer(queue_names(cfg)[kind],
-                                                 destination=[worker[0].hostname])
-                        log.info("model loaded: taking work again")
-                    except Exception as exc:  # the broker's errors: a restart resumes it
-                        log.warning("model loaded, but cannot take work again until the "
-                                    "worker is restarted", error=str(exc))
-                beacon.set_state(READY, None)
+    def _shutting_down(self, **_: Any) -> None:
+        self.retry_stop.set()
+        self.beacon.set_state(STOPPING, self.beacon.message)
 
-            holder.keep_loading(cfg, lambda: database(
-                str(cfg.database.path), cfg.database.busy_timeout_seconds) if cfg.local else None,
-                loaded, retry_stop)
-
-        def shutting_down(**_: Any) -> None:
-            retry_stop.set()
-            beacon.set_state(STOPPING, beacon.message)
-
-        signals.worker_shutting_down.connect(shutting_down, weak=False)
-        hostname = f"{role}@{socket.gethostname()}"
+    def _celery_worker(self) -> Any:
+        cfg = self.cfg
+        hostname = f"{self.role}@{socket.gethostname()}"
+        solo = self.role == "embeddings"
         # The solo pool blocks Celery's heart during a batch: a thread sends its events.
-        if pool == "solo" and events_enabled(cfg):
-            heart = ThreadHeart(app, hostname)
+        if solo and events_enabled(cfg):
+            heart = self.heart = ThreadHeart(self.app, hostname)
             signals.worker_ready.connect(lambda **_: heart.start(), weak=False)
-        w = app.Worker(
-            queues=[queue_names(cfg)[kind]], pool=pool, concurrency=concurrency,
+        return self.app.Worker(
+            queues=[queue_names(cfg)[self.kind]], pool="solo" if solo else "prefork",
+            concurrency=1 if solo else cfg.thumbnails.concurrency,
             hostname=hostname, loglevel=cfg.log.level.upper(),
             # Heartbeats for Flower and celery-exporter; no gossip (each worker would consume
             # every other worker's events, for elections watcherd never holds) and no mingle
             # (a second's wait at every start, to sync revokes watcherd never issues).
             without_gossip=True, without_mingle=True,
-            without_heartbeat=not events_enabled(cfg) or heart is not None,
+            without_heartbeat=not events_enabled(cfg) or self.heart is not None,
             optimization="fair", quiet=True,
         )
-        worker.append(w)
-        w.start()
-        return int(w.exitcode or 0)
-    finally:
-        if heart is not None:
-            heart.stop()
-        beacon.stop()
-        markers.close()

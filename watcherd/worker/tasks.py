@@ -1,5 +1,7 @@
 """The Celery tasks: thin wrappers that call the steps (``thumbnail``, ``embedding``) and turn a
-locked database into a message given back to the queue.
+locked database into a message given back to the queue (``locked_goes_back``). Plain
+functions: what they need of the worker (config, model, busy markers) is the app's
+:class:`Context`.
 
 No Celery retry layer: per-file problems end as ``failed`` rows (no retry), a locked database
 gives the message back (``dbconn``), and a worker that dies is noticed by the watcher from its
@@ -13,10 +15,12 @@ photo as timed out (``worker.thumbnail``).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from billiard.exceptions import SoftTimeLimitExceeded
@@ -26,17 +30,18 @@ from celery_batches import Batches, SimpleRequest
 from celery_batches.trace import apply_batches_task
 
 from watcherd import logs
+from watcherd.broker.app import EMBED_TASK, PREPARE_TASK, THUMBNAIL_TASK, queue_names
+from watcherd.broker.channel import Publisher
 from watcherd.config import Config
-from watcherd.queue import remote
-from watcherd.queue.app import EMBED_TASK, PREPARE_TASK, THUMBNAIL_TASK, queue_names
-from watcherd.queue.fleet import Publisher
-from watcherd.worker import batchevents, held
-from watcherd.worker.beacon import worker_name
-from watcherd.worker.dbconn import database, is_locked, note_locked
+from watcherd.dispatch import remote
+from watcherd.fleet.busy import Markers
+from watcherd.fleet.heartbeat import worker_name
+from watcherd.store import schema
+from watcherd.worker import batchevents, unacked
+from watcherd.worker.database import database, is_locked, note_locked
 from watcherd.worker.embedding import EmbedderHolder, embed_batch
-from watcherd.worker.markers import Markers
-from watcherd.worker.prepare import prepare_one
 from watcherd.worker.remote_embed import Refused, embed_jobs
+from watcherd.worker.remote_prepare import prepare_one
 from watcherd.worker.thumbnail import thumbnail_one, timed_out
 
 __all__ = ["EmbedBatches", "EmbedderHolder", "register"]
@@ -66,7 +71,7 @@ class EmbedBatches(Batches):
     def forget_buffered(self) -> int:
         """Drop the requests received and not yet flushed, and the flush timer (the broker
         connection they came on is gone: see ``watcherd.worker.consumer``)."""
-        dropped = len(held.drain(self._buffer)) + len(held.drain(self._pending))
+        dropped = len(unacked.drain(self._buffer)) + len(unacked.drain(self._pending))
         if self._tref is not None:
             self._tref.cancel()
             self._tref = None
@@ -74,7 +79,7 @@ class EmbedBatches(Batches):
         return dropped
 
     def held(self) -> list[tuple[int, str]]:
-        return held.items([*held.queued(self._buffer), *held.queued(self._pending),
+        return unacked.items([*unacked.queued(self._buffer), *unacked.queued(self._pending),
                            *list(self.in_flight)])
 
     def flush(self, requests: Collection[Any]) -> Any:
@@ -111,6 +116,133 @@ def _received(request: Any = None, **_: Any) -> None:
         batchevents.received(request)
 
 
+@dataclass
+class Context:
+    """What the tasks of one app need, set by :func:`register` (on the app, as ``watcherd``)."""
+
+    app: Celery
+    cfg: Config
+    holder: EmbedderHolder
+    markers: Markers
+    refuse: Refuse
+    results: Publisher | None = None  # created on first use: only remote jobs need it
+
+    @property
+    def path(self) -> str:
+        return str(self.cfg.database.path) if self.cfg.local else ""
+
+    @property
+    def timeout(self) -> float:
+        return self.cfg.database.busy_timeout_seconds if self.cfg.local else 0.0
+
+    def conn(self) -> sqlite3.Connection:
+        return database(self.path, self.timeout)
+
+    def publish(self, body: dict[str, Any]) -> bool:
+        if self.results is None:
+            self.results = Publisher(self.cfg, remote.results_queue(self.cfg), persistent=True)
+        return self.results.publish(body)
+
+    def send_embed(self, image_id: int, sha256: str, job: dict[str, Any]) -> None:
+        queue = queue_names(self.cfg)["embedding"]
+        self.app.send_task(EMBED_TASK, args=[image_id, sha256], kwargs={"remote": job},
+                           queue=queue, routing_key=queue)
+
+
+def context(task: Any) -> Context:
+    ctx: Context = task.app.watcherd
+    return ctx
+
+
+@contextlib.contextmanager
+def locked_goes_back(ctx: Context, conn: sqlite3.Connection, kind: schema.Kind,
+                     items: Sequence[tuple[int, str]]) -> Iterator[None]:
+    """A database locked past the busy timeout: note it on the rows and give the message back
+    to the queue (Celery's Reject with requeue; no attempt is charged)."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if not is_locked(exc):
+            raise
+        note_locked(conn, kind, items, ctx.timeout)
+        raise Reject(str(exc), requeue=True) from None
+
+
+def prepare(task: Any, image_id: int, sha256: str, job: Any = None) -> str:
+    """``watcherd.prepare`` (remote embeddings): the photo's model input, sent on."""
+    ctx = context(task)
+    conn = ctx.conn()
+    with locked_goes_back(ctx, conn, "embedding", [(image_id, sha256)]):
+        return prepare_one(ctx.cfg, conn, ctx.markers, ctx.send_embed, image_id, sha256, job,
+                           deadline=time.time() + ctx.cfg.thumbnails.time_limit_seconds)
+
+
+def thumbnail(task: Any, image_id: int, sha256: str) -> str:
+    """``watcherd.thumbnail``: a photo's thumbnails; at the soft time limit the photo is
+    charged (or failed) and the message goes back."""
+    ctx = context(task)
+    conn = ctx.conn()
+    deadline = time.time() + ctx.cfg.thumbnails.time_limit_seconds
+    with locked_goes_back(ctx, conn, "thumbnail", [(image_id, sha256)]):
+        try:
+            return thumbnail_one(ctx.cfg, conn, ctx.markers, image_id, sha256,
+                                 deadline=deadline)
+        except SoftTimeLimitExceeded:
+            if timed_out(ctx.cfg, conn, image_id, sha256):
+                return "failed"
+            raise Reject("soft time limit exceeded", requeue=True) from None
+
+
+def embed(task: Any, requests: Sequence[Any]) -> list[str]:
+    """``watcherd.embed``, a batch: remote jobs (pixels in the message) and local photos (by
+    path). Returns the ids of the requests to give back to the queue."""
+    ctx = context(task)
+    remote_jobs = [r for r in requests if "remote" in (r.kwargs or {})]
+    local = [r for r in requests if "remote" not in (r.kwargs or {})]
+    give_back = _embed_remote(ctx, remote_jobs) if remote_jobs else []
+    if not local:
+        return give_back
+    if not ctx.cfg.local:
+        ctx.refuse("the photo server sends photos by path ([embeddings] remote = false "
+                   "there), and this worker has no [database]: set [embeddings] remote = "
+                   "true on the photo server. If it is set already, these were sent "
+                   "before: let a local embedding worker finish them there, or purge the "
+                   "embeddings queue (the photos are sent again)")
+        return give_back + [r.id for r in local]
+    ours, refused = unacked.by_model(local, ctx.holder.key)
+    for expected, count in refused.items():  # acknowledged, never recorded: the watcher
+        ctx.holder.refuse(expected, count)   # sends them again to a worker that fits
+    if refused:  # their events say so (task-rejected), not task-succeeded
+        task.refused.update({r.id for r in local} - {r.id for r in ours})
+    items = [i for r in ours if (i := unacked.request_item(r)) is not None]
+    conn = ctx.conn()
+    try:
+        with locked_goes_back(ctx, conn, "embedding", items):
+            embed_batch(ctx.cfg, conn, ctx.holder, ctx.markers, items)
+    except Reject:
+        return give_back + [r.id for r in local]
+    return give_back
+
+
+def _embed_remote(ctx: Context, requests: Sequence[Any]) -> list[str]:
+    """Remote jobs: embedded and their results published; the ids to give back (all of them
+    when this worker refuses the work or cannot publish)."""
+    jobs = [(i, r.kwargs["remote"]) for r in requests
+            if (i := unacked.request_item(r)) is not None]
+    if not jobs:
+        return [r.id for r in requests]
+    try:
+        with ctx.holder.lock:
+            embed_jobs(ctx.holder.embedder, ctx.holder.key, ctx.holder.error, ctx.markers,
+                       ctx.publish, ctx.markers.worker, ctx.cfg.embeddings.batch_size, jobs)
+        return []
+    except Refused as exc:
+        ctx.refuse(str(exc))
+    except ConnectionError as exc:  # results not on the broker: compute them again
+        log.warning("results not sent; the photos go back to the queue", error=str(exc))
+    return [r.id for r in requests]
+
+
 def register(app: Celery, cfg: Config, holder: EmbedderHolder | None = None,
              markers: Markers | None = None, refuse: Refuse | None = None,
              results: Publisher | None = None) -> None:
@@ -119,108 +251,23 @@ def register(app: Celery, cfg: Config, holder: EmbedderHolder | None = None,
     ``refuse`` is called with the reason when this worker cannot do the work it receives
     (it stops taking work: see ``watcherd.worker.runner``); ``results`` publishes remote
     embeddings' results. A worker without ``[database]`` (remote) only embeds jobs that carry
-    their pixels."""
+    their pixels.
+
+    ``shared=False``: Celery's default registers every task for every app created later in the
+    process (and finalizing an app runs those in no fixed order), so a second app could get the
+    first one's task. Preparing decodes the photo as a thumbnail does: the same hard limit (no
+    soft one: the step is short), and the message comes back after a timeout for the attempts
+    to decide."""
     signals.task_received.connect(_received, weak=False, dispatch_uid=__name__ + "._received")
-    the_holder = holder or EmbedderHolder()
-    the_markers = markers or Markers(cfg, worker_name("worker"))
-    the_refuse = refuse or (lambda reason: log.error("work refused", reason=reason))
-    path = str(cfg.database.path) if cfg.local else ""
-    timeout = cfg.database.busy_timeout_seconds if cfg.local else 0.0
-    the_results: list[Publisher] = [results] if results is not None else []
-
-    def publish(body: dict[str, Any]) -> bool:
-        if not the_results:  # created on first use: only workers that get remote jobs need it
-            the_results.append(Publisher(cfg, remote.results_queue(cfg), persistent=True))
-        return the_results[0].publish(body)
-
-    def send_embed(image_id: int, sha256: str, job: dict[str, Any]) -> None:
-        queue = queue_names(cfg)["embedding"]
-        app.send_task(EMBED_TASK, args=[image_id, sha256], kwargs={"remote": job},
-                      queue=queue, routing_key=queue)
-
-    # Preparing decodes the photo as a thumbnail does: the same hard limit (no soft one: the
-    # step is short), and the message comes back after a timeout for the attempts to decide.
-    # shared=False: Celery's default registers every task for every app created later in the
-    # process (and finalizing an app runs those in no fixed order), so a second app could get
-    # the first one's function, with the first one's config and database.
-    @app.task(name=PREPARE_TASK, shared=False, acks_late=True,
-              time_limit=cfg.thumbnails.time_limit_seconds, acks_on_failure_or_timeout=False)
-    def prepare(image_id: int, sha256: str, job: Any = None) -> str:
-        conn = database(path, timeout)
-        try:
-            return prepare_one(cfg, conn, the_markers, send_embed, image_id, sha256, job,
-                               deadline=time.time() + cfg.thumbnails.time_limit_seconds)
-        except sqlite3.OperationalError as exc:
-            if not is_locked(exc):
-                raise
-            note_locked(conn, "embedding", [(image_id, sha256)], timeout)
-            raise Reject(str(exc), requeue=True) from None
-
+    app.watcherd = Context(  # the tasks find it through task.app
+        app, cfg, holder or EmbedderHolder(), markers or Markers(cfg, worker_name("worker")),
+        refuse or (lambda reason: log.error("work refused", reason=reason)), results)
     t = cfg.thumbnails
-
-    @app.task(name=THUMBNAIL_TASK, shared=False, acks_late=True,
-              soft_time_limit=t.soft_time_limit_seconds, time_limit=t.time_limit_seconds,
-              acks_on_failure_or_timeout=False)
-    def thumbnail(image_id: int, sha256: str) -> str:
-        deadline = time.time() + t.time_limit_seconds
-        conn = database(path, timeout)
-        try:
-            return thumbnail_one(cfg, conn, the_markers, image_id, sha256, deadline=deadline)
-        except SoftTimeLimitExceeded:
-            if timed_out(cfg, conn, image_id, sha256):
-                return "failed"
-            raise Reject("soft time limit exceeded", requeue=True) from None
-        except sqlite3.OperationalError as exc:
-            if not is_locked(exc):
-                raise
-            note_locked(conn, "thumbnail", [(image_id, sha256)], timeout)
-            raise Reject(str(exc), requeue=True) from None
-
-    @app.task(name=EMBED_TASK, base=EmbedBatches, shared=False, acks_late=True,
-              flush_every=cfg.embeddings.batch_size,
-              flush_interval=max(cfg.embeddings.max_wait_ms, 1) / 1000)
-    def embed(requests: Sequence[Any]) -> list[str]:
-        """Returns the ids of the requests to give back to the queue."""
-        jobs = [(i, r.kwargs["remote"]) for r in requests
-                if (i := held.request_item(r)) is not None and "remote" in (r.kwargs or {})]
-        local = [r for r in requests if "remote" not in (r.kwargs or {})]
-        give_back = [r.id for r in requests if "remote" in (r.kwargs or {})]
-        if jobs:
-            try:
-                with the_holder.lock:
-                    embed_jobs(the_holder.embedder, the_holder.key, the_holder.error,
-                               the_markers, publish,
-                               the_markers.worker, cfg.embeddings.batch_size, jobs)
-                give_back = []
-            except Refused as exc:
-                the_refuse(str(exc))
-            except ConnectionError as exc:  # results not on the broker: compute them again
-                log.warning("results not sent; the photos go back to the queue", error=str(exc))
-        if not local:
-            return give_back
-        if not cfg.local:
-            the_refuse("the photo server sends photos by path ([embeddings] remote = false "
-                       "there), and this worker has no [database]: set [embeddings] remote = "
-                       "true on the photo server. If it is set already, these were sent "
-                       "before: let a local embedding worker finish them there, or purge the "
-                       "embeddings queue (the photos are sent again)")
-            return give_back + [r.id for r in local]
-        requests = local
-        conn = database(path, timeout)
-        ours, refused = held.by_model(requests, the_holder.key)
-        for expected, count in refused.items():  # acknowledged, never recorded: the watcher
-            the_holder.refuse(expected, count)   # sends them again to a worker that fits
-        if refused:  # their events say so (task-rejected), not task-succeeded
-            app.tasks[EMBED_TASK].refused.update(
-                {r.id for r in requests} - {r.id for r in ours})
-        items = [i for r in ours if (i := held.request_item(r)) is not None]
-        try:
-            embed_batch(cfg, conn, the_holder, the_markers, items)
-        except sqlite3.OperationalError as exc:
-            if not is_locked(exc):
-                raise
-            note_locked(conn, "embedding", items, timeout)
-            return give_back + [r.id for r in requests]
-        return give_back
-
-    del thumbnail, embed, prepare
+    app.task(name=PREPARE_TASK, bind=True, shared=False, acks_late=True,
+             time_limit=t.time_limit_seconds, acks_on_failure_or_timeout=False)(prepare)
+    app.task(name=THUMBNAIL_TASK, bind=True, shared=False, acks_late=True,
+             soft_time_limit=t.soft_time_limit_seconds, time_limit=t.time_limit_seconds,
+             acks_on_failure_or_timeout=False)(thumbnail)
+    app.task(name=EMBED_TASK, base=EmbedBatches, bind=True, shared=False, acks_late=True,
+             flush_every=cfg.embeddings.batch_size,
+             flush_interval=max(cfg.embeddings.max_wait_ms, 1) / 1000)(embed)

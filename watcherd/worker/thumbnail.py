@@ -8,18 +8,18 @@ watcher charges the photo as timed out; at the soft limit the task charges it it
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
-import sqlite_utils
 from billiard.exceptions import SoftTimeLimitExceeded
 
 from watcherd import logs
 from watcherd.config import Config
+from watcherd.fleet.busy import Markers
 from watcherd.media.images import ImageError
 from watcherd.media.thumbnails import ThumbnailResult, make_thumbnails
-from watcherd.store import db
-from watcherd.worker.claim import Claim, claim_marked, internal_reason
-from watcherd.worker.markers import Markers
+from watcherd.store import outcomes
+from watcherd.worker.intake import Claim, claim_marked, internal_reason
 
 log = logs.get("watcherd.worker.thumbnail")
 
@@ -30,13 +30,14 @@ def render(cfg: Config, c: Claim) -> ThumbnailResult:
                            max_pixels=cfg.images.max_pixels)
 
 
-def save(conn: sqlite_utils.Database, c: Claim, result: ThumbnailResult) -> bool:
-    rows = [db.ThumbRow(x.size, x.width, x.height, x.format, x.data) for x in result.thumbnails]
-    return db.save_thumbnails(conn, c.image_id, c.sha256, result.width, result.height,
-                              result.format, rows)
+def save(conn: sqlite3.Connection, c: Claim, result: ThumbnailResult) -> bool:
+    rows = [outcomes.ThumbRow(x.size, x.width, x.height, x.format, x.data)
+            for x in result.thumbnails]
+    return outcomes.save_thumbnails(conn, c.image_id, c.sha256, result.width, result.height,
+                                    result.format, rows)
 
 
-def thumbnail_one(cfg: Config, conn: sqlite_utils.Database, markers: Markers, image_id: int,
+def thumbnail_one(cfg: Config, conn: sqlite3.Connection, markers: Markers, image_id: int,
                   sha256: str, *, deadline: float = 0.0) -> str:
     """One photo's thumbnails: "done", "stale" (its content changed meanwhile), "failed" or
     "skipped" (nothing to do). ``deadline``: when Celery's hard time limit ends the task
@@ -61,7 +62,7 @@ def thumbnail_one(cfg: Config, conn: sqlite_utils.Database, markers: Markers, im
         # ImageError: the file's fault. Anything else is a bug: the traceback goes to the log,
         # and the row says what happened instead of being retried until it "gives up".
         reason = str(error) if isinstance(error, ImageError) else internal_reason(error)
-        db.fail(conn, "thumbnail", image_id, sha256, reason)
+        outcomes.fail(conn, "thumbnail", image_id, sha256, reason)
         log.warning("failed", image_id=image_id, path=c.path, task="thumbnail", reason=reason,
                     exc_info=error if not isinstance(error, ImageError) else None)
         return "failed"
@@ -72,13 +73,13 @@ def thumbnail_one(cfg: Config, conn: sqlite_utils.Database, markers: Markers, im
     return "done" if saved else "stale"
 
 
-def timed_out(cfg: Config, conn: sqlite_utils.Database, image_id: int, sha256: str) -> bool:
+def timed_out(cfg: Config, conn: sqlite3.Connection, image_id: int, sha256: str) -> bool:
     """The soft time limit struck: one more attempt for the photo, like a death (``failed``,
     "timed out after N s", at ``[broker] max_attempts``). True when there is nothing more to do
     (failed now, or no longer pending); else the caller gives the message back."""
     limit = cfg.thumbnails.soft_time_limit_seconds
-    charged = db.died_while_processing(conn, "thumbnail", [(image_id, sha256)],
-                                       cfg.broker.max_attempts, db.timed_out_reason(limit))
+    charged = outcomes.died_while_processing(conn, "thumbnail", [(image_id, sha256)],
+                                       cfg.broker.max_attempts, outcomes.timed_out_reason(limit))
     failed = bool(charged) and charged[0].failed
     log.warning("time limit exceeded", image_id=image_id, task="thumbnail", limit_s=limit,
                 attempts=charged[0].attempts if charged else None, failed=failed)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from watcherd.queue.events import (
+from watcherd.fleet.messages import (
     HEARTBEAT_INTERVAL_S,
     STOPPED,
     Busy,

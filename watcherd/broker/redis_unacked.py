@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from watcherd.broker.channel import connect
 from watcherd.config import Config
-from watcherd.queue.fleet import connect
 
 UNACKED = "watcherd.unacked."  # + worker name (+ ".index")
 

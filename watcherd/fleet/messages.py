@@ -1,6 +1,6 @@
 """Fleet events: what a worker process tells the watcher through the broker.
 
-Two kinds of plain JSON messages travel on the fleet queue (see ``watcherd.queue.fleet``):
+Two kinds of plain JSON messages travel on the fleet queue (see ``watcherd.broker.channel``):
 
 - ``heartbeat``: sent by every worker's main process every ``HEARTBEAT_INTERVAL_S``. Who it is,
   its state (``starting``, ``ready``, ``model failed``, ``stopping``, ``stopped``), the model,
@@ -12,7 +12,7 @@ Two kinds of plain JSON messages travel on the fleet queue (see ``watcherd.queue
   an empty list means the step is over. If the process dies, these are the photos to blame.
   ``limit``/``deadline``: the step's time limit in seconds and when it runs out (the sender's
   clock; 0: no limit). A step still standing past its deadline is hung; a process that vanished
-  after its deadline timed out (``watcherd.queue.liveness``).
+  after its deadline timed out (``watcherd.fleet.liveness``).
 
 ``at`` is the sender's wall clock. It is only ever compared with other times from the same
 host (a busy marker against its own main process's heartbeat); liveness itself is judged on

@@ -14,13 +14,13 @@ import celery.worker.consumer
 from celery import Celery
 from kombu import Exchange, Queue
 
+from watcherd.broker import fstype
+from watcherd.broker import spool as broker
 from watcherd.config import Config, ConfigError
-from watcherd.queue import fstype
-from watcherd.queue import spool as broker
 
 THUMBNAIL_TASK = "watcherd.thumbnail"
 EMBED_TASK = "watcherd.embed"
-PREPARE_TASK = "watcherd.prepare"  # remote embedding: see watcherd.queue.remote
+PREPARE_TASK = "watcherd.prepare"  # remote embedding: see watcherd.dispatch.remote
 QUEUES = {"thumbnail": "thumbnails", "embedding": "embeddings"}
 TASKS = {"thumbnail": THUMBNAIL_TASK, "embedding": EMBED_TASK}
 

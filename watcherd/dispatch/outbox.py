@@ -13,22 +13,22 @@ is fed separately, in slices, while the queue is short (``feed_backlog``).
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlite_utils
 from celery import Celery
 
 from watcherd import logs
+from watcherd.broker.app import PREPARE_TASK, TASKS, queue_depths, queue_names
 from watcherd.config import Config
+from watcherd.dispatch import remote
 from watcherd.media.clipinput import InputSpec
-from watcherd.queue import remote
-from watcherd.queue.app import PREPARE_TASK, TASKS, queue_depths, queue_names
-from watcherd.store import backlog, db
+from watcherd.store import backlog, schema, sending
 
-log = logs.get("watcherd.queue.outbox")
+log = logs.get("watcherd.dispatch.outbox")
 
 BACKLOG_DEPTH = 256  # at least this many backlog messages kept in a queue (see backlog_target)
 
@@ -36,10 +36,10 @@ BACKLOG_DEPTH = 256  # at least this many backlog messages kept in a queue (see 
 @dataclass
 class Outbox:
     app: Celery
-    conn: sqlite_utils.Database
+    conn: sqlite3.Connection
     cfg: Config
     broker_ok: bool = True
-    sent_total: dict[str, int] = field(default_factory=lambda: {k: 0 for k in db.KINDS})
+    sent_total: dict[str, int] = field(default_factory=lambda: {k: 0 for k in schema.KINDS})
     depth_error: str | None = None  # why the last queue depth could not be read
     #: The configured model's identity (model, pretrained), carried by every embedding task
     #: (a worker running another model refuses it); None while it cannot be computed.
@@ -53,19 +53,19 @@ class Outbox:
     def send_due(self, *, resend_stale: bool = False,
                  stale_before: dict[str, str] | None = None) -> dict[str, int]:
         """Send every due row; returns how many were sent per kind. ``stale_before`` moves the
-        stale line of a kind later (a worker died at that time: see queue/monitor.py)."""
-        sent: dict[str, int] = {k: 0 for k in db.KINDS}
-        for kind in db.KINDS:
+        stale line of a kind later (a worker died at that time: see fleet/monitor.py)."""
+        sent: dict[str, int] = {k: 0 for k in schema.KINDS}
+        for kind in schema.KINDS:
             job = self._remote_job() if kind == "embedding" and self.cfg.embeddings.remote \
                 else None
             if job == {}:
                 continue  # no embedding worker has said what its model takes yet
             resend_before = None
             if resend_stale:
-                resend_before = max(db.iso_ago(self.cfg.broker.resend_after_seconds),
+                resend_before = max(schema.iso_ago(self.cfg.broker.resend_after_seconds),
                                     (stale_before or {}).get(kind, ""))
-                if not db.due_for_dispatch(self.conn, kind, resend_before=resend_before,
-                                           limit=1):
+                if not sending.due_for_dispatch(self.conn, kind, resend_before=resend_before,
+                                                limit=1):
                     continue
                 if not self._queue_empty(kind):
                     resend_before = None  # the backlog is still being worked on
@@ -73,8 +73,8 @@ class Outbox:
             # pile them up there ([embeddings] remote_in_flight). Re-sends are already counted.
             room = self._remote_room() if job and resend_before is None else 500
             while room > 0:
-                due = db.due_for_dispatch(self.conn, kind, resend_before=resend_before,
-                                          limit=min(500, room))
+                due = sending.due_for_dispatch(self.conn, kind, resend_before=resend_before,
+                                               limit=min(500, room))
                 if not due:
                     break
                 if job and resend_before is None:
@@ -104,9 +104,9 @@ class Outbox:
 
     def _remote_room(self) -> int:
         cap = self.cfg.embeddings.remote_in_flight
-        return cap - db.in_flight(self.conn, "embedding", cap)
+        return cap - sending.in_flight(self.conn, "embedding", cap)
 
-    def backlog_target(self, kind: db.Kind) -> int:
+    def backlog_target(self, kind: schema.Kind) -> int:
         """Messages the backlog keeps in a queue: enough that a worker never waits between two
         feeds, few enough that a new photo waits behind at most this many."""
         if kind == "embedding":
@@ -118,8 +118,8 @@ class Outbox:
         while its queue holds less than half of ``backlog_target``: new photos, sent as they
         come, never wait behind the whole backlog. The same on every broker (spool, RabbitMQ,
         Redis): it only needs the queue's depth. A depth that cannot be read sends nothing."""
-        sent: dict[str, int] = {k: 0 for k in db.KINDS}
-        for kind in db.KINDS:
+        sent: dict[str, int] = {k: 0 for k in schema.KINDS}
+        for kind in schema.KINDS:
             if not backlog.due_backlog(self.conn, kind, 1):
                 continue
             depth = self._depth(kind)
@@ -137,7 +137,7 @@ class Outbox:
             sent[kind] = self._send(kind, due, job)
         return sent
 
-    def _depth(self, kind: db.Kind) -> int | None:
+    def _depth(self, kind: schema.Kind) -> int | None:
         """The queue's depth; remote embeddings: both queues, since their prepare messages wait
         on the thumbnails queue first (ahead of new photos' thumbnails)."""
         names = queue_names(self.cfg)
@@ -155,7 +155,7 @@ class Outbox:
             self.depth_error = error
             return None
 
-    def _queue_empty(self, kind: db.Kind) -> bool:
+    def _queue_empty(self, kind: schema.Kind) -> bool:
         """True only when the queue's depth was read and is 0 (remote embeddings: both queues,
         since their work waits on the thumbnails queue first)."""
         names = queue_names(self.cfg)
@@ -177,10 +177,10 @@ class Outbox:
             self.depth_error = None
         return depth == 0
 
-    def _send(self, kind: db.Kind, due: list[tuple[int, str]],
+    def _send(self, kind: schema.Kind, due: list[tuple[int, str]],
               job: dict[str, Any] | None = None) -> int:
         sent: list[int] = []
-        # remote embeddings: first a thumbnail worker prepares the photo (watcherd.queue.remote)
+        # remote embeddings: first a thumbnail worker prepares the photo (watcherd.dispatch.remote)
         queue = queue_names(self.cfg)["thumbnail" if job else kind]
         task, kwargs = (PREPARE_TASK, {"job": job}) if job else (TASKS[kind], None)
         started = time.perf_counter()
@@ -196,7 +196,7 @@ class Outbox:
         except Exception as exc:
             error = exc
         if sent:
-            db.mark_queued(self.conn, kind, sent)
+            sending.mark_queued(self.conn, kind, sent)
             self.sent_total[kind] += len(sent)
             log.info("tasks sent", task=kind, count=len(sent),
                      duration_ms=round((time.perf_counter() - started) * 1000, 1))

@@ -2,7 +2,7 @@
 
 A ``Listener`` thread puts each fleet message on an in-memory queue with its time of arrival;
 ``tick()``, called from the watcher's loop with the outbox (the thread that owns the database
-connection), feeds them to the liveness logic (``watcherd.queue.liveness``) and writes down what
+connection), feeds them to the liveness logic (``watcherd.fleet.liveness``) and writes down what
 follows:
 
 - a death: one more attempt for each photo the dead process had announced it was working on,
@@ -29,17 +29,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlite_utils
-
 from watcherd import logs
+from watcherd.broker import redis_unacked
+from watcherd.broker.channel import Listener
 from watcherd.config import Config
+from watcherd.dispatch import remote
+from watcherd.fleet import messages, reaper
+from watcherd.fleet.liveness import ALIVE, DEAD, Death, End, Fleet, WorkerView
 from watcherd.media.clipinput import InputSpec
-from watcherd.queue import events, giveback, reaper, remote
-from watcherd.queue.fleet import Listener
-from watcherd.queue.liveness import ALIVE, DEAD, Death, End, Fleet, WorkerView
-from watcherd.store import db
+from watcherd.store import outcomes, schema, workers
 
-log = logs.get("watcherd.queue.monitor")
+log = logs.get("watcherd.fleet.monitor")
 
 FORGET_ROWS_AFTER_S = 3600.0  # workers rows not heard from for this long are deleted
 SWEEP_EVERY_S = 60.0  # how often to look for messages of workers that died unheard (Redis)
@@ -50,7 +50,7 @@ Orphans = Callable[[], list[str]]  # names of workers that hold messages (dead o
 
 
 class FleetMonitor:
-    def __init__(self, cfg: Config, conn: sqlite_utils.Database, *,
+    def __init__(self, cfg: Config, conn: sqlite3.Connection, *,
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
                  give_back: GiveBack | None = None, orphans: Orphans | None = None) -> None:
@@ -61,10 +61,10 @@ class FleetMonitor:
         self.clock = clock
         self.wall = wall
         self.fleet = Fleet()
-        redis = giveback.is_redis(cfg)
+        redis = redis_unacked.is_redis(cfg)
         self.give_back = give_back or (
-            (lambda name: giveback.give_back(cfg, name)) if redis else None)
-        self.orphans = orphans or ((lambda: giveback.orphans(cfg)) if redis else None)
+            (lambda name: redis_unacked.give_back(cfg, name)) if redis else None)
+        self.orphans = orphans or ((lambda: redis_unacked.orphans(cfg)) if redis else None)
         self.listener: Listener | None = None
         self._inbox: queue.SimpleQueue[tuple[Any, float]] = queue.SimpleQueue()
         self._todo: list[Death] = []  # deaths not yet written (the database was locked)
@@ -93,10 +93,10 @@ class FleetMonitor:
         """A message from before the watcher listened (any thread): only a clean stop is kept,
         so the row of a worker that stopped while no watcher ran reads stopped, not dead."""
         try:
-            event = events.parse(body)
-        except events.BadEvent:
+            event = messages.parse(body)
+        except messages.BadEvent:
             return
-        if isinstance(event, events.Heartbeat) and event.state == events.STOPPED:
+        if isinstance(event, messages.Heartbeat) and event.state == messages.STOPPED:
             ago = max(0.0, self.wall() - event.at)  # the sender's clock: a rough "when"
             self._inbox.put((body, self.clock() - ago))
 
@@ -121,7 +121,8 @@ class FleetMonitor:
             self._save_rows(now)
             if now >= self._next_forget:
                 self._next_forget = now + 60
-                db.forget_workers(self.conn, last_seen_before=db.iso_ago(FORGET_ROWS_AFTER_S))
+                workers.forget_workers(self.conn,
+                                       last_seen_before=schema.iso_ago(FORGET_ROWS_AFTER_S))
         except sqlite3.OperationalError as exc:  # locked past the busy timeout: next tick
             log.warning("cannot write worker liveness now; trying again at the next tick",
                         error=str(exc))
@@ -156,8 +157,8 @@ class FleetMonitor:
             except queue.Empty:
                 return
             try:
-                event = events.parse(body)
-            except events.BadEvent as exc:
+                event = messages.parse(body)
+            except messages.BadEvent as exc:
                 if str(exc) not in self._bad:  # once per kind of problem, not per message
                     self._bad.add(str(exc))
                     log.warning("fleet message ignored", reason=str(exc))
@@ -225,13 +226,14 @@ class FleetMonitor:
         return out
 
     def _died(self, death: Death) -> None:
-        kind: db.Kind = "thumbnail" if death.kind == "thumbnail" else "embedding"
+        kind: schema.Kind = "thumbnail" if death.kind == "thumbnail" else "embedding"
         if self.give_back is not None:
-            self._early.append((kind, db.now_iso(), self.clock() + EARLY_RESEND_S))
-        reason = db.timed_out_reason(death.timed_out) if death.timed_out else db.died_reason
-        charged = db.died_while_processing(self.conn, kind, death.busy,
-                                           self.cfg.broker.max_attempts,
-                                           reason) if death.busy else []
+            self._early.append((kind, schema.now_iso(), self.clock() + EARLY_RESEND_S))
+        reason = outcomes.timed_out_reason(death.timed_out) if death.timed_out \
+            else outcomes.died_reason
+        charged = outcomes.died_while_processing(self.conn, kind, death.busy,
+                                                 self.cfg.broker.max_attempts,
+                                                 reason) if death.busy else []
         log.warning("worker process died", worker=death.worker, worker_pid=death.pid,
                     cause=death.cause, task=kind,
                     working_on=[i for i, _ in death.busy],
@@ -244,25 +246,25 @@ class FleetMonitor:
                             reason=reason(c.attempts))
 
     def _keep_held(self) -> None:
-        for kind in db.KINDS:
+        for kind in schema.KINDS:
             held = self.fleet.held_by_live(kind)
             if held:
-                db.still_queued(self.conn, kind, sorted(held))
+                outcomes.still_queued(self.conn, kind, sorted(held))
 
     def _save_rows(self, now: float) -> None:
         wall_now = self.wall()
         rows = [self._row(w, wall_now - (now - w.last_seen)) for w in self.fleet.changed()]
-        db.save_workers(self.conn, rows)
+        workers.save_workers(self.conn, rows)
 
     @staticmethod
-    def _row(w: WorkerView, last_seen_wall: float) -> db.WorkerRow:
+    def _row(w: WorkerView, last_seen_wall: float) -> workers.WorkerRow:
         hb = w.heartbeat
         assert hb is not None
-        return db.WorkerRow(
+        return workers.WorkerRow(
             name=hb.name, role=hb.role, host=hb.host, pid=hb.pid,
             state=DEAD if w.liveness == DEAD else hb.state, message=hb.message,
             model=hb.model, pretrained=hb.pretrained, device=hb.device,
             started_at=hb.started_at,
-            last_seen=db.now_iso(datetime.fromtimestamp(last_seen_wall, UTC)),
+            last_seen=schema.now_iso(datetime.fromtimestamp(last_seen_wall, UTC)),
             processed=hb.processed, rss_kb=hb.rss_kb,
         )

@@ -17,24 +17,22 @@ import sqlite3
 import threading
 from collections.abc import Iterable
 
-import sqlite_utils
-
 from watcherd import logs
-from watcherd.store import db
+from watcherd.store import outcomes, schema
 
-log = logs.get("watcherd.worker.dbconn")
+log = logs.get("watcherd.worker.database")
 
 _local = threading.local()
 NOTE_TIMEOUT_MS = 1000  # how long the note about a lock may wait for the lock itself
 
 
-def database(path: str, busy_timeout_s: float) -> sqlite_utils.Database:
+def database(path: str, busy_timeout_s: float) -> sqlite3.Connection:
     """One connection per process and thread (prefork children must not share the parent's)."""
     key = (os.getpid(), path)
     conn = getattr(_local, "db", None)
     if conn is None or conn[0] != key:
-        _local.db = (key, db.connect(path, migrate_schema=False,
-                                     busy_timeout_ms=int(busy_timeout_s * 1000)))
+        _local.db = (key, schema.connect(path, migrate_schema=False,
+                                         busy_timeout_ms=int(busy_timeout_s * 1000)))
     return _local.db[1]
 
 
@@ -48,7 +46,7 @@ def locked_reason(busy_timeout_s: float) -> str:
             "transaction open); the task went back to the queue")
 
 
-def note_locked(conn: sqlite_utils.Database, kind: db.Kind, items: Iterable[tuple[int, str]],
+def note_locked(conn: sqlite3.Connection, kind: schema.Kind, items: Iterable[tuple[int, str]],
                 busy_timeout_s: float) -> None:
     """Log the lock and, if the database lets us within a second, say it on the rows (they
     stay pending; the message goes back to the queue)."""
@@ -56,11 +54,11 @@ def note_locked(conn: sqlite_utils.Database, kind: db.Kind, items: Iterable[tupl
     reason = locked_reason(busy_timeout_s)
     log.warning("database locked; giving the task back to the queue", task=kind,
                 image_ids=[i for i, _ in items], reason=reason)
-    conn.execute(f"PRAGMA busy_timeout = {NOTE_TIMEOUT_MS}")
+    schema.set_busy_timeout(conn, NOTE_TIMEOUT_MS)
     try:
         for image_id, sha256 in items:
-            db.note_error(conn, kind, image_id, sha256, reason)
+            outcomes.note_error(conn, kind, image_id, sha256, reason)
     except sqlite3.OperationalError as exc:
         log.warning("could not note the lock on the rows", task=kind, error=str(exc))
     finally:
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        schema.set_busy_timeout(conn, int(busy_timeout_s * 1000))

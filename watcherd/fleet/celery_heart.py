@@ -22,7 +22,7 @@ from celery.worker.state import SOFTWARE_INFO, active_requests, all_total_count
 
 from watcherd import logs
 
-log = logs.get("watcherd.worker.celeryheart")
+log = logs.get("watcherd.fleet.celery_heart")
 INTERVAL_S = 2.0  # Celery's own heart's
 
 

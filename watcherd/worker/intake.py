@@ -7,16 +7,15 @@ row done, failed, changed or deleted and does nothing (no write: a check costs o
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from watcherd import logs
-from watcherd.store import db
-from watcherd.worker.markers import Markers
+from watcherd.fleet.busy import Markers
+from watcherd.store import outcomes, schema
 
-log = logs.get("watcherd.worker.claim")
+log = logs.get("watcherd.worker.intake")
 
 
 @dataclass
@@ -31,12 +30,12 @@ class Claim:
         return self.image_id, self.sha256
 
 
-def claim(conn: sqlite_utils.Database, kind: db.Kind, image_id: int, sha256: str, *,
+def claim(conn: sqlite3.Connection, kind: schema.Kind, image_id: int, sha256: str, *,
           before_read: Callable[[], None] | None = None) -> Claim | None:
     """The row's file, read, when there is work to do; None when there is nothing (more) to do
     (an unreadable file has been marked failed). ``before_read`` runs when there is work, before
     the file is read (the busy marker: a read stuck on a dead mount blames this photo)."""
-    path = db.begin_task(conn, kind, image_id, sha256)
+    path = outcomes.begin_task(conn, kind, image_id, sha256)
     if path is None:
         log.debug("nothing to do", image_id=image_id, task=kind)
         return None
@@ -51,7 +50,7 @@ def claim(conn: sqlite_utils.Database, kind: db.Kind, image_id: int, sha256: str
         return None
     except OSError as exc:
         reason = f"unreadable: {exc.strerror or exc}"
-        db.fail(conn, kind, image_id, sha256, reason)
+        outcomes.fail(conn, kind, image_id, sha256, reason)
         log.warning("failed", image_id=image_id, path=path, task=kind, reason=reason)
         return None
     if hashlib.sha256(data).hexdigest() != sha256:
@@ -66,7 +65,7 @@ def internal_reason(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
 
 
-def claim_marked(conn: sqlite_utils.Database, markers: Markers, kind: db.Kind, image_id: int,
+def claim_marked(conn: sqlite3.Connection, markers: Markers, kind: schema.Kind, image_id: int,
                  sha256: str, *, limit: float, deadline: float) -> Claim | None:
     """:func:`claim` for a pool task under Celery's hard limit: its busy marker, carrying the
     limit and the deadline, goes up before the file is read (the caller clears it)."""

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.searchlib import MODEL_A, MODEL_B, library, store_vectors, unit_rows
-from watcherd.search.models import NoVectorsError, best_covering, pick
-from watcherd.store import db, vectors
+from watcherd.search.model_choice import NoVectorsError, best_covering, pick
+from watcherd.store import discovery, vectors
 
 
 def counted(conn: object, key: vectors.ModelKey) -> object:
@@ -18,7 +18,7 @@ def counted(conn: object, key: vectors.ModelKey) -> object:
 
 def test_one_stored_model_without_counting(tmp_path: Path) -> None:
     conn, ids, _ = library(tmp_path / "w.db", 30, key=MODEL_A)
-    raw = conn.conn  # type: ignore[attr-defined]
+    raw = conn  # type: ignore[attr-defined]
     assert vectors.model_keys(raw) == [MODEL_A]
     assert pick(raw, MODEL_A) == counted(raw, MODEL_A) and pick(raw, MODEL_A).note is None
     # configured B, only A stored: A answers, and the note says why
@@ -33,8 +33,8 @@ def test_one_stored_model_without_counting(tmp_path: Path) -> None:
 def test_every_photo_of_the_one_model_deleted(tmp_path: Path) -> None:
     conn, _, _ = library(tmp_path / "w.db", 5, key=MODEL_A)
     paths = [r[0] for r in conn.execute("SELECT path FROM images")]  # type: ignore[attr-defined]
-    db.mark_deleted(conn, paths)  # type: ignore[arg-type]
-    raw = conn.conn  # type: ignore[attr-defined]
+    discovery.mark_deleted(conn, paths)  # type: ignore[arg-type]
+    raw = conn  # type: ignore[attr-defined]
     assert vectors.model_keys(raw) == [MODEL_A] and not vectors.has_live_vectors(raw, MODEL_A)
     with pytest.raises(NoVectorsError):
         pick(raw, MODEL_A)

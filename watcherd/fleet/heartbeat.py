@@ -2,7 +2,7 @@
 
 Every ``HEARTBEAT_INTERVAL_S`` the worker's main process tells the watcher who it is, its state,
 its model, its memory, how much it has done, which task messages it holds and which processes do
-its work (``watcherd.queue.events.Heartbeat``). At a clean stop it says ``stopping``, then a last
+its work (``watcherd.fleet.messages.Heartbeat``). At a clean stop it says ``stopping``, then a last
 ``stopped``. Nothing here touches the database: the watcher writes what it hears.
 """
 
@@ -17,15 +17,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from watcherd import logs
+from watcherd.broker.channel import BACKLOG_CAP, Publisher, is_amqp
 from watcherd.config import Config
+from watcherd.fleet import procinfo
+from watcherd.fleet.messages import HEARTBEAT_INTERVAL_S, STARTING, STOPPED, Heartbeat, Item
+from watcherd.fleet.reaper import pid_space
 from watcherd.meta import __version__
-from watcherd.queue.events import HEARTBEAT_INTERVAL_S, STARTING, STOPPED, Heartbeat, Item
-from watcherd.queue.fleet import BACKLOG_CAP, Publisher, is_amqp
-from watcherd.queue.reaper import pid_space
-from watcherd.store.db import now_iso
-from watcherd.worker import procinfo
+from watcherd.store.schema import now_iso
 
-log = logs.get("watcherd.worker.beacon")
+log = logs.get("watcherd.fleet.heartbeat")
 
 BACKLOG_CHECK_EVERY = 30  # heartbeats between looks at the fleet queue's length
 

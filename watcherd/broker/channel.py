@@ -3,7 +3,7 @@
 Liveness, attempts and claims travel through the broker, not through SQLite, so that a worker
 needs nothing but the broker (workers on other machines, later). One queue,
 ``{queue_prefix}watcherd.fleet``, declared like the task queues (a direct exchange of the same
-name), carries plain JSON messages (``watcherd.queue.events``); it works the same on the
+name), carries plain JSON messages (``watcherd.fleet.messages``); it works the same on the
 embedded spool, RabbitMQ and Redis.
 
 - Messages are transient. On RabbitMQ the queue has a 60 s message TTL, so heartbeats do not
@@ -29,10 +29,10 @@ from typing import Any
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from watcherd import logs
+from watcherd.broker.app import broker_url, tls_options, transport_options
 from watcherd.config import Config
-from watcherd.queue.app import broker_url, tls_options, transport_options
 
-log = logs.get("watcherd.queue.fleet")
+log = logs.get("watcherd.broker.channel")
 
 FLEET_QUEUE = "watcherd.fleet"
 MESSAGE_TTL_MS = 60_000

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from watcherd.media.identity import identify
 from watcherd.media.identity import normalise_model as normalise_model
 from watcherd.search.ranking import QueryError
-from watcherd.store import db, vectors
+from watcherd.store import settings, vectors
 from watcherd.store.vectors import ModelKey
 
 __all__ = ["Choice", "NoVectorsError", "best_covering", "choose_model", "normalise_model",
@@ -28,7 +28,7 @@ def _identity(conn: sqlite3.Connection, model: str,
     if not (model.startswith("local-dir:") or (pretrained and os.path.isfile(pretrained))):
         return model, pretrained
     try:
-        found = identify(model, pretrained, db.Fingerprints(conn))
+        found = identify(model, pretrained, settings.Fingerprints(conn))
     except OSError:
         return model, pretrained
     return found.model, found.pretrained

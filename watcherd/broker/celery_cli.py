@@ -74,6 +74,6 @@ def _build() -> Celery:
         raise AppUnavailable(f"{ENV_VAR}: {exc}") from None
     if cfg.broker.embedded:
         raise AppUnavailable(SPOOL.format(file=cfg.file))
-    from watcherd.queue.app import make_app
+    from watcherd.broker.app import make_app
 
     return make_app(cfg)

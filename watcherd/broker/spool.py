@@ -36,7 +36,7 @@ Durability and damage:
 - files left in ``tmp/`` by a writer that died between write and rename (its send failed, so the
   outbox sends that row again) are removed once older than ``TMP_MAX_AGE``, when a channel opens
   and with the consumers' periodic give-back;
-- the spool folder must be on a local filesystem (:mod:`watcherd.queue.fstype`): a channel
+- the spool folder must be on a local filesystem (:mod:`watcherd.broker.fstype`): a channel
   refuses to open on NFS, SMB, SSHFS and the like.
 """
 
@@ -56,9 +56,9 @@ from kombu.transport import TRANSPORT_ALIASES, filesystem, virtual
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 
-from watcherd.queue.fstype import check_local
+from watcherd.broker.fstype import check_local
 
-log = logging.getLogger("watcherd.queue.spool")
+log = logging.getLogger("watcherd.broker.spool")
 
 # How often an idle consumer looks for claims of consumers that have died since it connected.
 GIVE_BACK_INTERVAL = 5.0
@@ -66,7 +66,7 @@ GIVE_BACK_INTERVAL = 5.0
 TMP_MAX_AGE = 300.0
 
 ALIAS = "spool"
-TRANSPORT_ALIASES[ALIAS] = "watcherd.queue.spool:Transport"
+TRANSPORT_ALIASES[ALIAS] = "watcherd.broker.spool:Transport"
 
 
 def spool_options(spool_dir: Path, polling_interval: float = 0.05) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from queue import Queue
 from typing import Any
 
-from watcherd.queue.events import Item
+from watcherd.fleet.messages import Item
 
 
 def request_item(request: Any) -> Item | None:

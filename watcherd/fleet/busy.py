@@ -14,9 +14,9 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from watcherd.broker.channel import Publisher
 from watcherd.config import Config
-from watcherd.queue.events import Busy, Item
-from watcherd.queue.fleet import Publisher
+from watcherd.fleet.messages import Busy, Item
 
 
 class Markers:

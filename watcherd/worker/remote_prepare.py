@@ -1,7 +1,7 @@
 """The photo server's half of a remote embedding (``[embeddings] remote = true``), run by the
 thumbnail worker: claim the photo's embedding, decode it drafted to the model's input, resize and
 crop it exactly as the model's preprocess would (``watcherd.media.clipinput``), and send it on
-the embeddings queue (``watcherd.queue.remote``).
+the embeddings queue (``watcherd.dispatch.remote``).
 
 The decode is marked busy as an *embedding* step: a decoder crash or the OOM killer here counts
 an embedding attempt against this photo, as it would on a local embedding worker.
@@ -9,27 +9,26 @@ an embedding attempt against this photo, as it would on a local embedding worker
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
 
-import sqlite_utils
-
 from watcherd import logs
 from watcherd.config import Config
+from watcherd.dispatch import remote
+from watcherd.fleet.busy import Markers
 from watcherd.media import clipinput
 from watcherd.media.images import ImageError, decode
-from watcherd.queue import remote
-from watcherd.store import db
-from watcherd.worker.claim import claim_marked, internal_reason
-from watcherd.worker.markers import Markers
+from watcherd.store import outcomes
+from watcherd.worker.intake import claim_marked, internal_reason
 
-log = logs.get("watcherd.worker.prepare")
+log = logs.get("watcherd.worker.remote_prepare")
 
 Send = Callable[[int, str, dict[str, Any]], None]  # image id, sha256, the embed task's job
 
 
-def prepare_one(cfg: Config, conn: sqlite_utils.Database, markers: Markers, send: Send,
+def prepare_one(cfg: Config, conn: sqlite3.Connection, markers: Markers, send: Send,
                 image_id: int, sha256: str, raw_job: Any, *, deadline: float = 0.0) -> str:
     """"sent", "failed" (a bad photo, or a bad job) or "skipped" (nothing to do).
     ``deadline``: when Celery's hard time limit ends the task (``time.time()``; 0: none); the
@@ -38,7 +37,7 @@ def prepare_one(cfg: Config, conn: sqlite_utils.Database, markers: Markers, send
     try:
         job = remote.parse_job(raw_job, need_pixels=False)
     except remote.BadMessage as exc:  # a watcher of another version: say it on the row
-        db.fail(conn, "embedding", image_id, sha256, f"cannot prepare: {exc}")
+        outcomes.fail(conn, "embedding", image_id, sha256, f"cannot prepare: {exc}")
         log.error("prepare job refused", image_id=image_id, task="embedding", reason=str(exc))
         return "failed"
     limit = cfg.thumbnails.time_limit_seconds if deadline else 0.0
@@ -58,7 +57,7 @@ def prepare_one(cfg: Config, conn: sqlite_utils.Database, markers: Markers, send
     c.data = b""  # the photo's bytes go before the message is sent
     if error is not None:
         reason = str(error) if isinstance(error, ImageError) else internal_reason(error)
-        db.fail(conn, "embedding", image_id, sha256, reason)
+        outcomes.fail(conn, "embedding", image_id, sha256, reason)
         log.warning("failed", image_id=image_id, path=c.path, task="embedding", reason=reason,
                     exc_info=error if not isinstance(error, ImageError) else None)
         return "failed"

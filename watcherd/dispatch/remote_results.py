@@ -1,11 +1,11 @@
 """The photo server's writer of remote embeddings: the watcher takes result messages off the
-results queue (``watcherd.queue.remote``) and applies them to the database in batches.
+results queue (``watcherd.dispatch.remote``) and applies them to the database in batches.
 
 Each ``apply()`` takes what is waiting (up to ``MAX_MESSAGES``), writes it in one transaction
-(``db.apply_results``: only rows still pending with the same sha256, not deleted) and only then
-acknowledges the messages: a watcher killed in between gets them again, and applying them twice
-changes nothing. Vectors of another model than ``[embeddings]``'s are dropped and logged. A
-locked database gives the messages back to the queue for the next call.
+(``store.outcomes.save_vectors``: only rows still pending with the same sha256, not deleted)
+and only then acknowledges the messages: a watcher killed in between gets them again, and
+applying them twice changes nothing. Vectors of another model than ``[embeddings]``'s are
+dropped and logged. A locked database gives the messages back to the queue for the next call.
 """
 
 from __future__ import annotations
@@ -15,22 +15,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import sqlite_utils
 from kombu import Connection
 
 from watcherd import logs
+from watcherd.broker.channel import connect
 from watcherd.config import Config
-from watcherd.queue import remote
-from watcherd.queue.fleet import connect
-from watcherd.store import db
+from watcherd.dispatch import remote
+from watcherd.store import outcomes
 
-log = logs.get("watcherd.queue.results")
+log = logs.get("watcherd.dispatch.remote_results")
 
 MAX_MESSAGES = 500  # per call (a message holds up to [embeddings] batch_size vectors)
 
 
 class ResultsWriter:
-    def __init__(self, cfg: Config, conn: sqlite_utils.Database,
+    def __init__(self, cfg: Config, conn: sqlite3.Connection,
                  identity: Callable[[], remote.Identity | None]) -> None:
         """``identity``: the configured model's (None while the watcher cannot compute it:
         results then wait in their queue)."""
@@ -60,12 +59,15 @@ class ResultsWriter:
         if not messages:
             return 0
         started = time.perf_counter()
-        batches: list[db.Vectors] = []
+        batches: list[outcomes.Vectors] = []
         failures: list[tuple[int, str, str]] = []
         for m in messages:
             self._sort(m.payload, batches, failures)
         try:
-            applied = db.apply_results(self.conn, batches, failures)
+            wanted = self.identity()
+            assert wanted is not None  # apply() returns early without one
+            applied = outcomes.save_vectors(self.conn, batches, configured=wanted,
+                                            failures=failures)
         except sqlite3.OperationalError as exc:
             for m in messages:
                 m.requeue()
@@ -82,7 +84,7 @@ class ResultsWriter:
                  duration_ms=round((time.perf_counter() - started) * 1000, 1))
         return len(messages)
 
-    def _sort(self, body: Any, batches: list[db.Vectors],
+    def _sort(self, body: Any, batches: list[outcomes.Vectors],
               failures: list[tuple[int, str, str]]) -> None:
         try:
             r = remote.parse_result(body)
@@ -96,9 +98,9 @@ class ResultsWriter:
             self._warn("remote result of another model dropped", worker=r.worker,
                        model=list(r.model), configured=list(wanted or ()))
             return
-        rows = [db.EmbeddingRow(d.image_id, d.sha256, d.vector, d.width, d.height, d.format)
+        rows = [outcomes.EmbeddingRow(d.image_id, d.sha256, d.vector, d.width, d.height, d.format)
                 for d in r.done]
-        batches.append(db.Vectors(r.model[0], r.model[1], r.dim, r.precision or None, rows))
+        batches.append(outcomes.Vectors(r.model[0], r.model[1], r.dim, r.precision or None, rows))
         failures += [(f.image_id, f.sha256, f.reason) for f in r.failed]
 
     def _warn(self, event: str, **fields: Any) -> None:

@@ -1,2 +1,0 @@
-"""Talking to the broker: the Celery app, the outbox, the embedded spool transport.
-"""
