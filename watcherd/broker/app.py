@@ -104,7 +104,25 @@ RECONNECT_INTERVALS = {"interval_start": 1, "interval_step": 1, "interval_max": 
 
 
 class Consumer(celery.worker.consumer.Consumer):
-    """Celery's worker consumer, reconnecting to a lost broker every few seconds."""
+    """Celery's worker consumer, reconnecting to a lost broker every few seconds, and after a
+    lost connection dropping what batch tasks buffered, as Celery drops its reserved requests.
+
+    When its broker connection drops, Celery forgets the messages it had reserved ("they can't
+    be acked anyway, as a delivery tag is specific to the current channel"): the broker gives
+    them back (RabbitMQ, the spool) or the watcher's outbox sends them again (a Redis restart
+    lost them). celery-batches keeps its buffer instead, with a flush timer that died with the
+    old connection: the buffered requests were never run, and the worker kept listing them as
+    held in its heartbeats, so the watcher took their messages for alive and never re-sent
+    them. A task with a ``forget_buffered()`` method (the embedding worker's batches,
+    ``watcherd.worker.tasks.EmbedBatches``) is told to drop them.
+    """
+
+    def on_close(self) -> None:
+        super().on_close()
+        for task in list(self.app.tasks.values()):
+            forget = getattr(task, "forget_buffered", None)
+            if callable(forget):
+                forget()
 
     def ensure_connected(self, conn: Any) -> Any:
         plain = conn.ensure_connection

@@ -199,6 +199,9 @@ def embed_batch(cfg: Config, conn: sqlite3.Connection, holder: EmbedderHolder,
                 if outcomes.begin_task(conn, "embedding", image_id, sha256) is not None:
                     outcomes.fail(conn, "embedding", image_id, sha256, reason)
                     result.failed += 1
+            if result.failed:  # queued again once the model loads (requeue_model_failures)
+                log.warning("embeddings failed: the model is not loaded", task="embedding",
+                            batch=len(items), failed=result.failed, reason=holder.error)
             return result
         try:
             prepared = _prepare_all(cfg, conn, embedder, markers, items, result)

@@ -130,7 +130,6 @@ class WorkerProcess:
         # watcher can give them back to their queues if it dies (broker/redis_unacked.py).
         app.conf.broker_transport_options = {**app.conf.broker_transport_options,
                                              **worker_transport_options(cfg, self.beacon.name)}
-        app.conf.worker_consumer = "watcherd.worker.consumer:Consumer"
         if self.role == "thumbnails" and cfg.thumbnails.max_memory_per_child_mb:
             # A pool child above this RSS after a task is replaced by a fresh one (Celery).
             app.conf.worker_max_memory_per_child = cfg.thumbnails.max_memory_per_child_mb * 1024

@@ -70,7 +70,7 @@ class EmbedBatches(Batches):
 
     def forget_buffered(self) -> int:
         """Drop the requests received and not yet flushed, and the flush timer (the broker
-        connection they came on is gone: see ``watcherd.worker.consumer``)."""
+        connection they came on is gone: see ``watcherd.broker.app.Consumer``)."""
         dropped = len(unacked.drain(self._buffer)) + len(unacked.drain(self._pending))
         if self._tref is not None:
             self._tref.cancel()
