@@ -8,7 +8,7 @@ embedded spool, RabbitMQ and Redis.
 
 - Messages are transient. On RabbitMQ the queue has a 60 s message TTL, so heartbeats do not
   pile up while no watcher reads them; on Redis and the spool a worker empties the queue when it
-  finds it far longer than any live watcher would let it grow (``BACKLOG_CAP``). The watcher
+  finds it far longer than any live watcher would let it grow (``UNREAD_CAP``). The watcher
   empties it when it starts: what was said before it was listening is stale.
 - Every process publishes on its own connection (``Publisher``), synchronously: a busy marker
   is on the broker before the step it announces starts. A pool child gets its own connection
@@ -38,7 +38,7 @@ FLEET_QUEUE = "watcherd.fleet"
 MESSAGE_TTL_MS = 60_000
 # More messages than this in the fleet queue means nobody is reading it (a live watcher drains it
 # within a second): a worker then empties it, on brokers without a message TTL.
-BACKLOG_CAP = 2000
+UNREAD_CAP = 2000
 CONNECT_TIMEOUT_S = 5.0
 RECONNECT_S = (1.0, 5.0)  # first and longest wait between the listener's tries
 
@@ -214,7 +214,7 @@ class Listener(threading.Thread):
             queue = fleet_queue(self.cfg)(channel)
             queue.declare()
             if self.purged is None:
-                self.purged = self._drop_backlog(queue)
+                self.purged = self._drop_stale(queue)
             consumer = Consumer(channel, queues=[queue], callbacks=[self._on_message],
                                 accept=["json"], no_ack=True)
             with consumer:
@@ -227,9 +227,9 @@ class Listener(threading.Thread):
                         continue
         self.connected_since = None
 
-    def _drop_backlog(self, queue: Queue) -> int:
+    def _drop_stale(self, queue: Queue) -> int:
         dropped = 0
-        while dropped < 2 * BACKLOG_CAP and (message := queue.get(no_ack=True,
+        while dropped < 2 * UNREAD_CAP and (message := queue.get(no_ack=True,
                                                                    accept=["json"])) is not None:
             dropped += 1
             if self.on_stale is not None:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from watcherd import logs
-from watcherd.broker.channel import BACKLOG_CAP, Publisher, is_amqp
+from watcherd.broker.channel import UNREAD_CAP, Publisher, is_amqp
 from watcherd.config import Config
 from watcherd.fleet import procinfo
 from watcherd.fleet.messages import HEARTBEAT_INTERVAL_S, STARTING, STOPPED, Heartbeat, Item
@@ -98,17 +98,17 @@ class Beacon:
                 self.publisher.publish(self.heartbeat().to_json())
                 beats += 1
                 if beats % BACKLOG_CHECK_EVERY == 0 and not is_amqp(self.cfg):
-                    self._cap_backlog()
+                    self._cap_unread()
             except Exception:  # a bug here must not end the heartbeat: say it, go on
                 log.exception("heartbeat failed")
             if self._stop.wait(self.interval):
                 return
 
-    def _cap_backlog(self) -> None:
+    def _cap_unread(self) -> None:
         """Without a message TTL (Redis, the spool), an unread fleet queue would grow for as
         long as the watcher is down; a live watcher reads it within a second."""
         depth = self.publisher.depth()
-        if depth is not None and depth > BACKLOG_CAP:
+        if depth is not None and depth > UNREAD_CAP:
             dropped = self.publisher.purge()
             log.warning("fleet queue unread (is the watcher running?); dropped its backlog",
                         dropped=dropped)

@@ -1,4 +1,4 @@
-"""The embedding task's steps: claim, prepare (decode one photo down to the model's input),
+"""The embedding task's steps: read the photo, prepare (decode one photo down to the model's input),
 encode the batch, save.
 
 Memory: a photo's bytes and its decoded image live only while that photo is prepared; the
@@ -25,7 +25,7 @@ from watcherd.config import Config
 from watcherd.fleet.busy import Markers
 from watcherd.media.images import ImageError
 from watcherd.store import outcomes, settings
-from watcherd.worker.intake import Claim, claim_marked, internal_reason
+from watcherd.worker.intake import TaskFile, internal_reason, read_marked
 
 if TYPE_CHECKING:
     from watcherd.media.embeddings import Embedder
@@ -136,7 +136,7 @@ class Prepared:
         return self.image_id, self.sha256
 
 
-def prepare(embedder: Embedder, c: Claim, max_pixels: int) -> Prepared:
+def prepare(embedder: Embedder, c: TaskFile, max_pixels: int) -> Prepared:
     """Decode (JPEG: drafted to the model's input scale) and preprocess one photo. Raises
     ImageError for a bad file."""
     from watcherd.media.images import decode
@@ -217,11 +217,11 @@ def embed_batch(cfg: Config, conn: sqlite3.Connection, holder: EmbedderHolder,
 
 def _prepare_all(cfg: Config, conn: sqlite3.Connection, embedder: Embedder, markers: Markers,
                  items: Sequence[tuple[int, str]], result: BatchResult) -> list[Prepared]:
-    """Claim and prepare each photo in turn, one photo's bytes in memory at a time."""
+    """TaskFile and prepare each photo in turn, one photo's bytes in memory at a time."""
     prepared: list[Prepared] = []
     limit = cfg.embeddings.step_time_limit_seconds
     for image_id, sha256 in items:
-        c = claim_marked(conn, markers, "embedding", image_id, sha256, limit=limit,
+        c = read_marked(conn, markers, "embedding", image_id, sha256, limit=limit,
                          deadline=0.0)  # 0: the limit from now
         if c is None:
             result.skipped += 1

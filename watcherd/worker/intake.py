@@ -1,4 +1,6 @@
-"""Claiming a task: check its row, read its file, make sure the content is the one announced.
+"""A task's input: check its row, read its file, make sure the content is the one announced.
+(Reading, not claiming: "claim" is the spool's word for taking a message by an exclusive
+rename, ``watcherd.broker.spool``.)
 
 Every task is idempotent, keyed by (image id, sha256): a stale or redelivered message finds the
 row done, failed, changed or deleted and does nothing (no write: a check costs one read).
@@ -19,7 +21,9 @@ log = logs.get("watcherd.worker.intake")
 
 
 @dataclass
-class Claim:
+class TaskFile:
+    """A pending photo's file, read for a task, with the content the message announced."""
+
     image_id: int
     sha256: str
     path: str
@@ -30,8 +34,8 @@ class Claim:
         return self.image_id, self.sha256
 
 
-def claim(conn: sqlite3.Connection, kind: schema.Kind, image_id: int, sha256: str, *,
-          before_read: Callable[[], None] | None = None) -> Claim | None:
+def read_task_file(conn: sqlite3.Connection, kind: schema.Kind, image_id: int, sha256: str, *,
+                   before_read: Callable[[], None] | None = None) -> TaskFile | None:
     """The row's file, read, when there is work to do; None when there is nothing (more) to do
     (an unreadable file has been marked failed). ``before_read`` runs when there is work, before
     the file is read (the busy marker: a read stuck on a dead mount blames this photo)."""
@@ -57,7 +61,7 @@ def claim(conn: sqlite3.Connection, kind: schema.Kind, image_id: int, sha256: st
         # Replaced since discovery: the watcher re-records it and sends a new message.
         log.info("file changed since discovery, skipped", image_id=image_id, path=path, task=kind)
         return None
-    return Claim(image_id, sha256, path, data)
+    return TaskFile(image_id, sha256, path, data)
 
 
 def internal_reason(exc: BaseException) -> str:
@@ -65,10 +69,10 @@ def internal_reason(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
 
 
-def claim_marked(conn: sqlite3.Connection, markers: Markers, kind: schema.Kind, image_id: int,
-                 sha256: str, *, limit: float, deadline: float) -> Claim | None:
-    """:func:`claim` for a pool task under Celery's hard limit: its busy marker, carrying the
-    limit and the deadline, goes up before the file is read (the caller clears it)."""
-    return claim(conn, kind, image_id, sha256,
+def read_marked(conn: sqlite3.Connection, markers: Markers, kind: schema.Kind, image_id: int,
+                sha256: str, *, limit: float, deadline: float) -> TaskFile | None:
+    """:func:`read_task_file` for a pool task under Celery's hard limit: its busy marker,
+    carrying the limit and the deadline, goes up before the file is read (the caller clears it)."""
+    return read_task_file(conn, kind, image_id, sha256,
                  before_read=lambda: markers.busy(kind, [(image_id, sha256)], limit=limit,
                                                   deadline=deadline))

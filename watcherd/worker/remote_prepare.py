@@ -1,7 +1,7 @@
 """The photo server's half of a remote embedding (``[embeddings] remote = true``), run by the
-thumbnail worker: claim the photo's embedding, decode it drafted to the model's input, resize and
-crop it exactly as the model's preprocess would (``watcherd.media.clipinput``), and send it on
-the embeddings queue (``watcherd.dispatch.remote``).
+thumbnail worker: read the photo (its embedding pending), decode it drafted to the model's
+input, resize and crop it exactly as the model's preprocess would
+(``watcherd.media.clipinput``), and send it on the embeddings queue (``watcherd.dispatch.remote``).
 
 The decode is marked busy as an *embedding* step: a decoder crash or the OOM killer here counts
 an embedding attempt against this photo, as it would on a local embedding worker.
@@ -21,7 +21,7 @@ from watcherd.fleet.busy import Markers
 from watcherd.media import clipinput
 from watcherd.media.images import ImageError, decode
 from watcherd.store import outcomes
-from watcherd.worker.intake import claim_marked, internal_reason
+from watcherd.worker.intake import internal_reason, read_marked
 
 log = logs.get("watcherd.worker.remote_prepare")
 
@@ -43,7 +43,7 @@ def prepare_one(cfg: Config, conn: sqlite3.Connection, markers: Markers, send: S
     limit = cfg.thumbnails.time_limit_seconds if deadline else 0.0
     error: Exception | None = None
     try:
-        c = claim_marked(conn, markers, "embedding", image_id, sha256, limit=limit,
+        c = read_marked(conn, markers, "embedding", image_id, sha256, limit=limit,
                          deadline=deadline)
         if c is None:
             return "skipped"

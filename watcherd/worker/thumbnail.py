@@ -1,5 +1,5 @@
-"""The thumbnail task's steps: claim, render (marked busy: a decoder crash or the OOM killer
-blames this photo), save.
+"""The thumbnail task's steps: read the photo, render (marked busy: a decoder crash or the OOM
+killer blames this photo), save.
 
 Time limits (``[thumbnails] soft_time_limit_seconds`` / ``time_limit_seconds``, Celery's): the
 busy marker carries the hard limit's deadline, so when Celery kills a pool child past it the
@@ -19,18 +19,18 @@ from watcherd.fleet.busy import Markers
 from watcherd.media.images import ImageError
 from watcherd.media.thumbnails import ThumbnailResult, make_thumbnails
 from watcherd.store import outcomes
-from watcherd.worker.intake import Claim, claim_marked, internal_reason
+from watcherd.worker.intake import TaskFile, internal_reason, read_marked
 
 log = logs.get("watcherd.worker.thumbnail")
 
 
-def render(cfg: Config, c: Claim) -> ThumbnailResult:
+def render(cfg: Config, c: TaskFile) -> ThumbnailResult:
     t = cfg.thumbnails
     return make_thumbnails(c.data, t.sizes, fmt=t.format, quality=t.quality,
                            max_pixels=cfg.images.max_pixels)
 
 
-def save(conn: sqlite3.Connection, c: Claim, result: ThumbnailResult) -> bool:
+def save(conn: sqlite3.Connection, c: TaskFile, result: ThumbnailResult) -> bool:
     rows = [outcomes.ThumbRow(x.size, x.width, x.height, x.format, x.data)
             for x in result.thumbnails]
     return outcomes.save_thumbnails(conn, c.image_id, c.sha256, result.width, result.height,
@@ -46,7 +46,7 @@ def thumbnail_one(cfg: Config, conn: sqlite3.Connection, markers: Markers, image
     limit = cfg.thumbnails.time_limit_seconds if deadline else 0.0
     error: Exception | None = None
     try:
-        c = claim_marked(conn, markers, "thumbnail", image_id, sha256, limit=limit,
+        c = read_marked(conn, markers, "thumbnail", image_id, sha256, limit=limit,
                          deadline=deadline)
         if c is None:
             return "skipped"
