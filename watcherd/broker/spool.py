@@ -38,12 +38,13 @@ Durability and damage:
   and with the consumers' periodic give-back;
 - the spool folder must be on a local filesystem (:mod:`watcherd.broker.fstype`): a channel
   refuses to open on NFS, SMB, SSHFS and the like.
+
+The claim folders, their owner locks, the give-back and the tmp/ clean-up live in
+:mod:`watcherd.broker.spool_claims`; this module is the transport that uses them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import os
 import time
@@ -56,14 +57,14 @@ from kombu.transport import TRANSPORT_ALIASES, filesystem, virtual
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 
+from watcherd.broker import spool_claims
 from watcherd.broker.fstype import check_local
+from watcherd.broker.spool_claims import TMP_MAX_AGE
 
 log = logging.getLogger("watcherd.broker.spool")
 
 # How often an idle consumer looks for claims of consumers that have died since it connected.
 GIVE_BACK_INTERVAL = 5.0
-# A file in tmp/ older than this was left by a writer that died between write and rename.
-TMP_MAX_AGE = 300.0
 
 ALIAS = "spool"
 TRANSPORT_ALIASES[ALIAS] = "watcherd.broker.spool:Transport"
@@ -78,11 +79,6 @@ def spool_options(spool_dir: Path, polling_interval: float = 0.05) -> dict[str, 
     }
 
 
-# This process's claim folder, and the open lock file that marks it alive (per pid: a forked
-# child is another consumer).
-_OWNER: dict[int, tuple[str, int]] = {}
-
-
 def _persistent(payload: Any) -> bool:
     """Whether a message must survive a power cut (AMQP's delivery mode 2, kombu's and Celery's
     default). Transient ones (the fleet's heartbeats and busy markers, several per photo) are
@@ -91,64 +87,6 @@ def _persistent(payload: Any) -> bool:
     properties = payload.get("properties") if isinstance(payload, dict) else None
     mode = properties.get("delivery_mode", 2) if isinstance(properties, dict) else 2
     return mode != 1
-
-
-def _my_owner(claimed: Path) -> str:
-    """This process's claim folder under ``claimed/``, created on first use with a lock file
-    that it holds (flock) until it exits. The kernel drops the lock when the process dies, in
-    whatever namespace or sandbox it ran (the units' ProtectProc=invisible hides the other
-    units' /proc entries, so a pid check would not do)."""
-    mine = _OWNER.get(os.getpid())
-    if mine is not None and (claimed / mine[0]).is_dir():
-        return mine[0]
-    owner = uuid.uuid4().hex
-    staging = claimed / f".{owner}"  # dot names are skipped: no folder is seen unlocked
-    staging.mkdir()
-    fd = os.open(staging / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    os.rename(staging, claimed / owner)
-    if mine is not None:
-        os.close(mine[1])
-    _OWNER[os.getpid()] = (owner, fd)
-    return owner
-
-
-def _remove_claim_folder(folder: Path) -> bool:
-    """Remove an owner's claim folder (its queue folders and lock file) if no message is left
-    in it; False, and the folder kept, if one is."""
-    try:
-        for queue in os.listdir(folder):
-            if queue != ".lock":
-                (folder / queue).rmdir()  # OSError if it still holds a message
-        (folder / ".lock").unlink()
-        folder.rmdir()
-    except OSError:
-        return False
-    return True
-
-
-def _drop_owner_if_empty(claimed: Path, owner: str) -> None:
-    """At a channel's close: remove this process's claim folder if it holds no message (a
-    channel still open in this process makes a new one when it next claims)."""
-    mine = _OWNER.get(os.getpid())
-    if mine is None or mine[0] != owner or not _remove_claim_folder(claimed / owner):
-        return
-    del _OWNER[os.getpid()]
-    os.close(mine[1])
-
-
-def _lock_if_dead(folder: Path) -> int | None:
-    """A locked fd on the owner's lock file when the owner is gone, else None."""
-    try:
-        fd = os.open(folder / ".lock", os.O_RDONLY)
-    except OSError:
-        return None  # given back and removed by another channel just now
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None  # held: the owner is alive
-    return fd
 
 
 class QoS(virtual.QoS):
@@ -166,6 +104,10 @@ class QoS(virtual.QoS):
 
 
 class Channel(filesystem.Channel):
+    """One connection's channel to the spool: puts (tmp, fsync, rename), claims, delivers,
+    releases and requeues message files; the claim folders and the leftovers of dead processes
+    are :mod:`watcherd.broker.spool_claims`'s."""
+
     QoS = QoS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -182,60 +124,19 @@ class Channel(filesystem.Channel):
         self.clean_tmp()
 
     def clean_tmp(self, max_age: float = TMP_MAX_AGE) -> int:
-        """Remove files a writer left in ``tmp/`` more than ``max_age`` seconds ago (it died
-        between write and rename: its send failed, so the outbox sends that row again); the
-        number removed."""
-        tmp = self._root / "tmp"
-        removed = 0
-        for name in os.listdir(tmp):
-            path = tmp / name
-            try:
-                age = time.time() - path.stat().st_mtime
-                if age <= max_age:
-                    continue
-                path.unlink()
-            except FileNotFoundError:
-                continue  # renamed into its queue, or removed by another process, just now
-            removed += 1
-            log.warning("removed %s, left in the spool's tmp/ %.0f s ago by a writer that "
-                        "stopped before sending it", path, age,
-                        extra={"path": str(path), "age_s": round(age)})
-        return removed
+        """Remove what dead writers left in ``tmp/`` (:func:`spool_claims.clean_tmp`)."""
+        return spool_claims.clean_tmp(self._root, max_age)
 
     def give_back_dead_claims(self) -> int:
         """Put the messages claimed by consumers that are no longer running back into their
-        queues; the number of messages."""
-        claimed = self._root / "claimed"
-        total = 0
-        for owner in os.listdir(claimed):
-            folder = claimed / owner
-            if owner.startswith(".") or not folder.is_dir():
-                continue
-            fd = _lock_if_dead(folder)
-            if fd is None:
-                continue
-            count = 0
-            try:
-                for queue in os.listdir(folder):
-                    if not (folder / queue).is_dir():  # the lock file
-                        continue
-                    for name in os.listdir(folder / queue):
-                        with contextlib.suppress(FileNotFoundError):
-                            os.rename(folder / queue / name, self._queue_dir(queue) / name)
-                            count += 1
-                _remove_claim_folder(folder)
-            finally:
-                os.close(fd)
-            if count:
-                log.warning("gave back %d messages claimed by consumer %s, which is gone",
-                            count, owner)
-            total += count
+        queues (:mod:`~watcherd.broker.spool_claims`); the number of messages."""
+        total = spool_claims.give_back_dead_claims(self._root, self._queue_dir)
         if total:
             self._listings.clear()
         return total
 
     def _claim_dir(self, queue: str) -> Path:
-        self._owner = _my_owner(self._root / "claimed")
+        self._owner = spool_claims.my_owner(self._root / "claimed")
         path = self._root / "claimed" / self._owner / queue
         path.mkdir(exist_ok=True)
         return path
@@ -365,7 +266,7 @@ class Channel(filesystem.Channel):
             root = None
         super().close()  # gives unacknowledged messages back (_restore)
         if root is not None and self._owner is not None:
-            _drop_owner_if_empty(root / "claimed", self._owner)
+            spool_claims.drop_owner_if_empty(root / "claimed", self._owner)
 
     def _release(self, delivery_tag: str) -> None:
         """Acknowledged or rejected: the claimed file goes."""

@@ -18,6 +18,10 @@ follows:
   supervisor (``watcherd run``, systemd) starts a new one and the broker gives its messages
   back. A timed-out step is charged like a death, with a "timed out after N s" reason;
 - one ``workers`` row per worker process, with its state and when it was last heard.
+
+The database writes (deaths charged, held photos, ``workers`` rows) are
+:mod:`watcherd.fleet.records`'s; this module hears, judges through the liveness logic, gives
+messages back and ends stuck processes.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ import queue
 import sqlite3
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from watcherd import logs
@@ -35,13 +38,13 @@ from watcherd.broker.channel import Listener
 from watcherd.config import Config
 from watcherd.dispatch import remote
 from watcherd.fleet import messages, reaper
-from watcherd.fleet.liveness import ALIVE, DEAD, Death, End, Fleet, WorkerView
+from watcherd.fleet.liveness import ALIVE, Death, End, Fleet
+from watcherd.fleet.records import FleetRecords
 from watcherd.media.clipinput import InputSpec
-from watcherd.store import outcomes, schema, workers
+from watcherd.store import schema
 
 log = logs.get("watcherd.fleet.monitor")
 
-FORGET_ROWS_AFTER_S = 3600.0  # workers rows not heard from for this long are deleted
 SWEEP_EVERY_S = 60.0  # how often to look for messages of workers that died unheard (Redis)
 EARLY_RESEND_S = 15.0  # after a death on Redis: send again what is in no queue (early_resends)
 
@@ -50,6 +53,9 @@ Orphans = Callable[[], list[str]]  # names of workers that hold messages (dead o
 
 
 class FleetMonitor:
+    """The watcher's ear on the fleet: hears its messages, has :class:`Fleet` judge them, and
+    acts on what follows (writes through :class:`FleetRecords`, gives back, ends)."""
+
     def __init__(self, cfg: Config, conn: sqlite3.Connection, *,
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
@@ -61,6 +67,7 @@ class FleetMonitor:
         self.clock = clock
         self.wall = wall
         self.fleet = Fleet()
+        self.records = FleetRecords(conn, cfg.broker.max_attempts, wall)
         redis = redis_unacked.is_redis(cfg)
         self.give_back = give_back or (
             (lambda name: redis_unacked.give_back(cfg, name)) if redis else None)
@@ -73,7 +80,6 @@ class FleetMonitor:
         self._bad: set[str] = set()
         self.end: Callable[[End], str] = lambda e: reaper.end(e.host, e.pid, force=e.force,
                                                                   space=e.space)
-        self._next_forget = 0.0
         self._next_sweep = 0.0
 
     def start(self) -> None:
@@ -117,12 +123,9 @@ class FleetMonitor:
             while self._todo:
                 self._died(self._todo[0])
                 self._todo.pop(0)
-            self._keep_held()
-            self._save_rows(now)
-            if now >= self._next_forget:
-                self._next_forget = now + 60
-                workers.forget_workers(self.conn,
-                                       last_seen_before=schema.iso_ago(FORGET_ROWS_AFTER_S))
+            self.records.keep_held(self.fleet)
+            self.records.save_rows(self.fleet, now)
+            self.records.forget_old_rows(now)
         except sqlite3.OperationalError as exc:  # locked past the busy timeout: next tick
             log.warning("cannot write worker liveness now; trying again at the next tick",
                         error=str(exc))
@@ -229,42 +232,4 @@ class FleetMonitor:
         kind: schema.Kind = "thumbnail" if death.kind == "thumbnail" else "embedding"
         if self.give_back is not None:
             self._early.append((kind, schema.now_iso(), self.clock() + EARLY_RESEND_S))
-        reason = outcomes.timed_out_reason(death.timed_out) if death.timed_out \
-            else outcomes.died_reason
-        charged = outcomes.died_while_processing(self.conn, kind, death.busy,
-                                                 self.cfg.broker.max_attempts,
-                                                 reason) if death.busy else []
-        log.warning("worker process died", worker=death.worker, worker_pid=death.pid,
-                    cause=death.cause, task=kind,
-                    working_on=[i for i, _ in death.busy],
-                    attempts={c.image_id: c.attempts for c in charged},
-                    failed=[c.image_id for c in charged if c.failed],
-                    held=len(death.orphaned))
-        for c in charged:
-            if c.failed:
-                log.warning("failed", image_id=c.image_id, task=kind,
-                            reason=reason(c.attempts))
-
-    def _keep_held(self) -> None:
-        for kind in schema.KINDS:
-            held = self.fleet.held_by_live(kind)
-            if held:
-                outcomes.still_queued(self.conn, kind, sorted(held))
-
-    def _save_rows(self, now: float) -> None:
-        wall_now = self.wall()
-        rows = [self._row(w, wall_now - (now - w.last_seen)) for w in self.fleet.changed()]
-        workers.save_workers(self.conn, rows)
-
-    @staticmethod
-    def _row(w: WorkerView, last_seen_wall: float) -> workers.WorkerRow:
-        hb = w.heartbeat
-        assert hb is not None
-        return workers.WorkerRow(
-            name=hb.name, role=hb.role, host=hb.host, pid=hb.pid,
-            state=DEAD if w.liveness == DEAD else hb.state, message=hb.message,
-            model=hb.model, pretrained=hb.pretrained, device=hb.device,
-            started_at=hb.started_at,
-            last_seen=schema.now_iso(datetime.fromtimestamp(last_seen_wall, UTC)),
-            processed=hb.processed, rss_kb=hb.rss_kb,
-        )
+        self.records.charge_death(death, kind)

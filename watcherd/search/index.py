@@ -12,6 +12,10 @@ Paths are not held: a slot keeps its photo's id and folder (for ``under``); the 
 exact float32 vectors of the few candidates are read at query time, which also drops a photo
 deleted a moment ago.
 
+The slots themselves (the matrix, which photo and folder each row holds, the approximate
+scoring) are :class:`~watcherd.search.vector_slots.VectorSlots`; this module follows the
+database into them and answers queries from them.
+
 Thread-safe (one lock); plain values in and out.
 """
 
@@ -26,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from watcherd.search import kernels
-from watcherd.search.ranking import Candidates, exact_top
+from watcherd.search.ranking import exact_top
+from watcherd.search.vector_slots import VectorSlots
 from watcherd.store import vectors
 from watcherd.store.vectors import ModelKey
 
@@ -38,7 +42,6 @@ __all__ = ["REFRESH_OVERLAP_S", "IndexStats", "SearchIndex"]
 #: for the lock, so a row can become visible later than its stamp says. Rows re-read whose
 #: stamps are unchanged cost a little (no vector is read again).
 REFRESH_OVERLAP_S = 60.0
-_MIN_CAPACITY = 1024
 _MAX_ATTEMPTS = 3
 
 
@@ -64,21 +67,16 @@ class SearchIndex:
         self.overlap_s = overlap_s
         self._conn = vectors.connect_readonly(db_path)
         self._lock = threading.RLock()
-        self._kernel_choice = kernel
-        self._matrix: kernels.Matrix | None = None
-        self.dim = 0
-        self._n = 0  # slots in use (live or free)
-        self._slot_ids = np.full(0, -1, np.int64)  # image id per slot, -1: free
-        self._slot_folder = np.zeros(0, np.int32)
-        self._slot_of = np.full(0, -1, np.int64)  # slot per image id, -1: not held
-        self._free: list[int] = []
-        self._dead: np.ndarray | None = None  # cached free slots below _n
-        self._folders: list[str] = []
-        self._folder_ids: dict[str, int] = {}
+        self._slots = VectorSlots(key, kernel)
         self._recent: dict[int, str] = {}  # id -> vector stamp, for vectors stored lately
         started = time.perf_counter()
         self._load()
         self.load_s = time.perf_counter() - started
+
+    @property
+    def dim(self) -> int:
+        """The number of values in each vector held (0 before the first)."""
+        return self._slots.dim
 
     # ------------------------------------------------------------------------- loading
 
@@ -89,14 +87,11 @@ class SearchIndex:
         since = vectors.ago(conn, self._stamp, self.overlap_s)
         conn.execute("BEGIN")
         try:
-            # Sized once from a count, not grown by halves while loading: at a million vectors
-            # growth left up to a third of the matrix unused (1.38 GiB held instead of 0.96).
             expected = vectors.count_vectors(conn, self.key)
             for chunk in vectors.iter_vectors(conn, self.key, extra=("folder", "vector_at")):
-                if self._matrix is None and len(chunk.ids):
-                    self._ensure_matrix(chunk.vectors.shape[1])
-                    self._grow(expected + max(_MIN_CAPACITY, expected // 100))
-                self._upsert(chunk.ids, chunk.vectors, chunk.extra["folder"])
+                if len(chunk.ids):
+                    self._slots.reserve(chunk.vectors.shape[1], expected)
+                self._slots.upsert(chunk.ids, chunk.vectors, chunk.extra["folder"])
                 # Vectors stamped within the overlap are looked at again by the next refresh:
                 # remember which ones this load already holds, so they are not read twice.
                 for image_id, at in zip(chunk.ids.tolist(), chunk.extra["vector_at"],
@@ -106,86 +101,9 @@ class SearchIndex:
         finally:
             conn.execute("COMMIT")
 
-    def _ensure_matrix(self, dim: int) -> kernels.Matrix:
-        if self._matrix is None:
-            self.dim = dim
-            kernel = kernels.pick_matrix(dim, self._kernel_choice)
-            self._matrix = kernels.make_matrix(kernel, _MIN_CAPACITY, dim)
-            self._slot_ids = np.full(_MIN_CAPACITY, -1, np.int64)
-            self._slot_folder = np.zeros(_MIN_CAPACITY, np.int32)
-        elif dim != self.dim:
-            raise vectors.VectorError(
-                f"model {self.key.describe()}: a {dim}-value vector among {self.dim}-value ones")
-        return self._matrix
-
-    def _folder_id(self, folder: str) -> int:
-        fid = self._folder_ids.get(folder)
-        if fid is None:
-            fid = self._folder_ids[folder] = len(self._folders)
-            self._folders.append(folder)
-        return fid
-
-    def _upsert(self, ids: np.ndarray, matrix: np.ndarray, folders: list[str]) -> None:
-        if len(ids) == 0:
-            return
-        m = self._ensure_matrix(matrix.shape[1])
-        top = int(ids.max())
-        if top >= len(self._slot_of):
-            grown = np.full(max(top + 1, 2 * len(self._slot_of)), -1, np.int64)
-            grown[:len(self._slot_of)] = self._slot_of
-            self._slot_of = grown
-        slots = self._slot_of[ids].copy()
-        new = np.flatnonzero(slots < 0)
-        if len(new):
-            reuse = [self._free.pop() for _ in range(min(len(new), len(self._free)))]
-            fresh = len(new) - len(reuse)
-            if self._n + fresh > len(self._slot_ids):
-                self._grow(self._n + fresh)
-            slots[new] = np.concatenate([np.array(reuse, np.int64),
-                                         np.arange(self._n, self._n + fresh, dtype=np.int64)])
-            self._n += fresh
-            self._slot_of[ids[new]] = slots[new]
-            self._slot_ids[slots[new]] = ids[new]
-            self._dead = None
-        m.put(slots, matrix)
-        self._slot_folder[slots] = [self._folder_id(f) for f in folders]
-
-    def _grow(self, needed: int) -> None:
-        capacity = max(needed, int(len(self._slot_ids) * 1.5), _MIN_CAPACITY)
-        assert self._matrix is not None
-        self._matrix.resize(capacity)
-        for name, fill in (("_slot_ids", -1), ("_slot_folder", 0)):
-            old = getattr(self, name)
-            grown = np.full(capacity, fill, old.dtype)
-            grown[:len(old)] = old
-            setattr(self, name, grown)
-
     def _remove(self, ids: Iterable[int]) -> None:
-        for image_id in ids:
-            if 0 <= image_id < len(self._slot_of) and (slot := int(self._slot_of[image_id])) >= 0:
-                self._slot_of[image_id] = -1
-                self._slot_ids[slot] = -1
-                self._free.append(slot)
-                self._recent.pop(image_id, None)
-                self._dead = None
-        if len(self._free) > max(_MIN_CAPACITY, self._n // 4):
-            self._compact()
-
-    def _compact(self) -> None:
-        """Move live slots down over the free ones (after many deletions)."""
-        assert self._matrix is not None
-        live = np.flatnonzero(self._slot_ids[:self._n] >= 0)
-        dst = np.arange(len(live))
-        moving = live != dst
-        self._matrix.move(live[moving], dst[moving])
-        ids = self._slot_ids[live]
-        self._slot_folder[:len(live)] = self._slot_folder[live]
-        self._slot_ids[:len(live)] = ids
-        self._slot_ids[len(live):self._n] = -1
-        self._slot_of[ids] = dst
-        self._n = len(live)
-        self._free = []
-        self._dead = None
+        for image_id in self._slots.remove(ids):
+            self._recent.pop(image_id, None)
 
     # ------------------------------------------------------------------------- following
 
@@ -208,16 +126,14 @@ class SearchIndex:
                     if not c.live or c.vector_at is None:
                         gone.append(c.image_id)
                         continue
-                    slot = self._slot(c.image_id)
-                    if slot >= 0:
-                        self._slot_folder[slot] = self._folder_id(c.folder)
-                        if c.vector_at < since or self._recent.get(c.image_id) == c.vector_at:
-                            continue  # the vector held is the stored one
+                    if self._slots.refile(c.image_id, c.folder) and (
+                            c.vector_at < since or self._recent.get(c.image_id) == c.vector_at):
+                        continue  # the vector held is the stored one
                     fetch[c.image_id] = c.folder
                     self._recent[c.image_id] = c.vector_at
                 self._remove(gone)
                 ids, matrix = vectors.vectors_of(conn, self.key, fetch)
-                self._upsert(ids, matrix, [fetch[int(i)] for i in ids])
+                self._slots.upsert(ids, matrix, [fetch[int(i)] for i in ids])
                 self._remove(set(fetch) - set(ids.tolist()))
             finally:
                 conn.execute("COMMIT")
@@ -229,27 +145,21 @@ class SearchIndex:
         """Read everything again (after changes made behind watcherd's back, e.g. rows deleted
         by hand: a refresh only sees rows that still exist)."""
         with self._lock:
-            self._matrix = None
-            self._n = 0
-            self._slot_of = np.full(0, -1, np.int64)
-            self._free, self._dead, self._recent = [], None, {}
-            self._folders, self._folder_ids = [], {}
+            self._slots.clear()
+            self._recent = {}
             self._load()
 
     # ------------------------------------------------------------------------- querying
 
-    def _slot(self, image_id: int) -> int:
-        return int(self._slot_of[image_id]) if 0 <= image_id < len(self._slot_of) else -1
-
     def __len__(self) -> int:
-        return self._n - len(self._free)
+        return len(self._slots)
 
     def __contains__(self, image_id: object) -> bool:
-        return isinstance(image_id, int) and self._slot(image_id) >= 0
+        return isinstance(image_id, int) and self._slots.slot(image_id) >= 0
 
     @property
     def stats(self) -> IndexStats:
-        m = self._matrix
+        m = self._slots.matrix
         return IndexStats(len(self), self.dim, m.kernel if m else "none",
                           m.nbytes if m else 0, self.load_s)
 
@@ -269,24 +179,11 @@ class SearchIndex:
 
     def _attempt(self, query: np.ndarray, k: int, min_score: float | None, under: str | None,
                  exclude: set[int]) -> tuple[list[vectors.Row], list[float], int] | None:
-        if self._matrix is None or len(self) == 0:
+        if self._slots.matrix is None or len(self) == 0:
             return [], [], 0
         if len(query) != self.dim:
             raise vectors.VectorError(f"a {len(query)}-value query for {self.dim}-value vectors")
-        n = self._n
-        scores = self._matrix.scores(query, n)
-        allowed = self._slot_ids[:n] >= 0
-        if under is not None:
-            prefix = under.rstrip("/") + "/"
-            wanted = [i for i, f in enumerate(self._folders) if f.startswith(prefix)]
-            allowed &= np.isin(self._slot_folder[:n], np.array(wanted, np.int32))
-        for image_id in exclude:
-            if (slot := self._slot(image_id)) >= 0:
-                allowed[slot] = False
-        considered = int(allowed.sum())
-        candidates = Candidates(k, self._matrix.error, min_score)
-        candidates.add(self._slot_ids[:n][allowed], scores[allowed])
-        ids = candidates.ids()
+        ids, considered = self._slots.candidates(query, k, min_score, under, exclude)
         self._conn.execute("BEGIN")
         try:
             rows = vectors.fetch_rows(self._conn, self.key, ids.tolist())
