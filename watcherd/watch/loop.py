@@ -59,7 +59,14 @@ class Watcher:
         self.cfg = cfg
         w = cfg.watch
         self.conn = schema.connect(cfg.database.path)
-        self.outbox = Outbox(app, self.conn, cfg)
+        # The configured model's identity, learnt when its weights can be read: the outbox,
+        # the ingest and the results writer are built with ``model.current`` and read it.
+        self.model = ModelState(cfg, self.conn)
+        # Worker liveness, attempts and the workers table, from the fleet queue. Only the
+        # watcher listens (``start(observe=True)``): `watcherd scan` must not take its messages.
+        self.fleet = FleetMonitor(cfg, self.conn)
+        self.outbox = Outbox(app, self.conn, cfg, model=self.model.current,
+                             input_spec=lambda: self.fleet.input_spec(self.model.key))
         self.rules = Rules.of(w.paths, w.extensions, w.exclude)
         self.inbox: queue.Queue[Any] = queue.Queue()
         self.lanes = {root: Lane(root, self.rules, recursive=w.recursive,
@@ -67,20 +74,15 @@ class Watcher:
                                  out=self.inbox) for root in w.paths}
         self.ingest = Ingest(self.conn, discovery.Reuse(
             cfg.embeddings.model, cfg.embeddings.pretrained, cfg.thumbnails.sizes,
-            cfg.thumbnails.format))
+            cfg.thumbnails.format), model=self.model.current)
         self.stats = Counts()
         self.router = Router(self.conn, self.rules, self.lanes, self.ingest, self.stats)
         self.scans = Scans(self.conn, self.rules, self.lanes)
-        self.model = ModelState(cfg, self.conn, self.outbox, self.ingest)
         self.model.sync_thumbnails()
         self.model.identify()
-        # Worker liveness, attempts and the workers table, from the fleet queue. Only the
-        # watcher listens (``start(observe=True)``): `watcherd scan` must not take its messages.
-        self.fleet = FleetMonitor(cfg, self.conn)
         # [embeddings] remote: the watcher is the one writer of the embedding workers' results.
-        self.results = ResultsWriter(cfg, self.conn, lambda: self.model.key) \
+        self.results = ResultsWriter(cfg, self.conn, self.model.current) \
             if cfg.embeddings.remote else None
-        self.outbox.input_spec = lambda: self.fleet.input_spec(self.model.key)
         self.observing = Observing(w, self.rules, self.inbox, self.request_rescan)
         self._fleet_started = False
         self.stop_event = threading.Event()
