@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from watcherd import logs
 from watcherd.dispatch.current_model import CurrentModel
 from watcherd.store import discovery, schema
-from watcherd.watch.lane import Hashed, Unreadable
+from watcherd.watch.lane_results import Hashed, Unreadable
 
 log = logs.get("watcherd.watch.ingest")
 

@@ -34,7 +34,8 @@ from watcherd.dispatch.remote_results import ResultsWriter
 from watcherd.fleet.monitor import FleetMonitor
 from watcherd.store import admin, browse, discovery, schema
 from watcherd.watch.ingest import Ingest
-from watcherd.watch.lane import Gone, Hashed, Lane, RootChanged, ScanFinished, Unreadable
+from watcherd.watch.lane import Lane
+from watcherd.watch.lane_results import Gone, Hashed, RootChanged, ScanFinished, Unreadable
 from watcherd.watch.model_state import ModelState
 from watcherd.watch.observing import Observing
 from watcherd.watch.routing import Counts, Router
