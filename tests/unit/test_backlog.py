@@ -9,6 +9,7 @@ from pathlib import Path
 from tests.conftest import put_vectors, write_config
 from watcherd import config
 from watcherd.broker.app import make_app, queue_depths, queue_names
+from watcherd.dispatch.current_model import CurrentModel
 from watcherd.dispatch.outbox import Outbox
 from watcherd.search.model_choice import best_covering
 from watcherd.store import admin, backlog, discovery, outcomes, schema, sending, settings
@@ -89,7 +90,7 @@ def test_the_backlog_is_fed_in_slices_behind_new_photos(tmp_path: Path) -> None:
                                            for n, i in enumerate(old)])
     assert backlog.sync_embeddings(conn, *B) == 400
     app = make_app(cfg)
-    outbox = Outbox(app, conn, cfg, model_key=B)
+    outbox = Outbox(app, conn, cfg, model=CurrentModel(B))
     queue = queue_names(cfg)["embedding"]
     new = discovery.record_file(conn, "/p/new.jpg", 1, 1.0, "new", reuse).id
     assert outbox.send_due()["embedding"] == 1, "the new photo is sent at once"
@@ -123,7 +124,7 @@ def test_a_remote_backlog_counts_the_prepares_waiting_on_the_thumbnails_queue(
     try:
         for i in range(5):
             app.send_task(PREPARE_TASK, args=[i, "x", {}], queue=thumbs, routing_key=thumbs)
-        assert Outbox(app, conn, cfg, model_key=B)._depth("embedding") == 5
+        assert Outbox(app, conn, cfg, model=CurrentModel(B))._depth("embedding") == 5
     finally:
         with app.connection_for_write() as c:
             for q in queue_names(cfg).values():

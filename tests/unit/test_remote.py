@@ -163,6 +163,7 @@ def test_the_outbox_prepares_remote_embeddings_once_a_worker_said_its_input(
     """On the embedded broker, in-process: nothing is sent before a worker of the model said
     what it takes; then prepare tasks go to the thumbnails queue, at most remote_in_flight."""
     from watcherd.broker.app import make_app, queue_depths, queue_names
+    from watcherd.dispatch.current_model import CurrentModel
     from watcherd.dispatch.outbox import Outbox
 
     (tmp_path / "photos").mkdir()
@@ -176,7 +177,7 @@ def test_the_outbox_prepares_remote_embeddings_once_a_worker_said_its_input(
     spec: list[InputSpec] = []
     app = make_app(cfg)
     outbox = Outbox(app, conn, cfg, input_spec=lambda: spec[0] if spec else None,
-                    model_key=("m", ""))
+                    model=CurrentModel(("m", "")))
     assert outbox.send_due() == {"thumbnail": 0, "embedding": 0}
     spec.append(SPEC)
     assert outbox.send_due() == {"thumbnail": 0, "embedding": 5}

@@ -25,6 +25,7 @@ from watcherd import logs
 from watcherd.broker.app import PREPARE_TASK, TASKS, queue_depths, queue_names
 from watcherd.config import Config
 from watcherd.dispatch import remote
+from watcherd.dispatch.current_model import CurrentModel
 from watcherd.media.clipinput import InputSpec
 from watcherd.store import backlog, schema, sending
 
@@ -42,8 +43,8 @@ class Outbox:
     sent_total: dict[str, int] = field(default_factory=lambda: {k: 0 for k in schema.KINDS})
     depth_error: str | None = None  # why the last queue depth could not be read
     #: The configured model's identity (model, pretrained), carried by every embedding task
-    #: (a worker running another model refuses it); None while it cannot be computed.
-    model_key: tuple[str, str] | None = None
+    #: (a worker running another model refuses it); its key is None while it cannot be computed.
+    model: CurrentModel = field(default_factory=CurrentModel)
     # [embeddings] remote: the input spec of the configured model, as its embedding workers
     # announce it (the watcher's FleetMonitor); None (a CLI command): embeddings are left to the
     # watcher, which sends them within outbox_interval_seconds.
@@ -88,7 +89,8 @@ class Outbox:
     def _remote_job(self) -> dict[str, Any]:
         """The job for remote embedding, or {} while no worker of the model said its input."""
         spec = self.input_spec() if self.input_spec is not None else None
-        if self.model_key is None:
+        key = self.model.key
+        if key is None:
             return {}  # the watcher does not know the configured model's identity yet
         if spec is None:
             if self.input_spec is not None and not self.waiting_for_spec:
@@ -100,7 +102,7 @@ class Outbox:
         if self.waiting_for_spec:
             log.info("embedding worker heard; sending embeddings", spec=spec.to_json())
             self.waiting_for_spec = False
-        return remote.job(self.model_key, spec)
+        return remote.job(key, spec)
 
     def _remote_room(self) -> int:
         cap = self.cfg.embeddings.remote_in_flight
@@ -187,7 +189,8 @@ class Outbox:
         error: Exception | None = None
         try:
             with self.app.producer_or_acquire() as producer:
-                extra = list(self.model_key) if kind == "embedding" and self.model_key \
+                key = self.model.key
+                extra = list(key) if kind == "embedding" and key \
                     and not job else []  # a remote job names the model itself
                 for image_id, sha256 in due:
                     self.app.send_task(task, args=[image_id, sha256, *extra], kwargs=kwargs,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
 from typing import Any
 
 from kombu import Connection
@@ -21,6 +20,7 @@ from watcherd import logs
 from watcherd.broker.channel import connect
 from watcherd.config import Config
 from watcherd.dispatch import remote
+from watcherd.dispatch.current_model import CurrentModel
 from watcherd.store import outcomes
 
 log = logs.get("watcherd.dispatch.remote_results")
@@ -29,13 +29,12 @@ MAX_MESSAGES = 500  # per call (a message holds up to [embeddings] batch_size ve
 
 
 class ResultsWriter:
-    def __init__(self, cfg: Config, conn: sqlite3.Connection,
-                 identity: Callable[[], remote.Identity | None]) -> None:
-        """``identity``: the configured model's (None while the watcher cannot compute it:
-        results then wait in their queue)."""
+    def __init__(self, cfg: Config, conn: sqlite3.Connection, model: CurrentModel) -> None:
+        """``model``: the configured model's identity (its key is None while the watcher cannot
+        compute it: results then wait in their queue)."""
         self.cfg = cfg
         self.conn = conn
-        self.identity = identity
+        self.model = model
         self.totals = {"saved": 0, "failed": 0, "dropped": 0, "other_model": 0, "bad": 0}
         self._broker: Connection | None = None
         self._queue: Any = None
@@ -44,7 +43,7 @@ class ResultsWriter:
 
     def apply(self) -> int:
         """Apply what is waiting; returns how many result messages were taken."""
-        if self.identity() is None:
+        if self.model.key is None:
             return 0
         try:
             messages = self._take()
@@ -64,7 +63,7 @@ class ResultsWriter:
         for m in messages:
             self._sort(m.payload, batches, failures)
         try:
-            wanted = self.identity()
+            wanted = self.model.key
             assert wanted is not None  # apply() returns early without one
             applied = outcomes.save_vectors(self.conn, batches, configured=wanted,
                                             failures=failures)
@@ -92,7 +91,7 @@ class ResultsWriter:
             self.totals["bad"] += 1
             self._warn("remote result dropped", reason=str(exc))
             return
-        wanted = self.identity()
+        wanted = self.model.key
         if r.model != wanted:
             self.totals["other_model"] += 1 + len(r.done)
             self._warn("remote result of another model dropped", worker=r.worker,

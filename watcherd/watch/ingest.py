@@ -8,13 +8,15 @@ a deleted photo back.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
 
 from watcherd import logs
+from watcherd.dispatch.current_model import CurrentModel
 from watcherd.store import discovery, schema
-from watcherd.watch.lane import Hashed, Unreadable
+from watcherd.watch.lane_results import Hashed, Unreadable
 
 log = logs.get("watcherd.watch.ingest")
 
@@ -23,10 +25,16 @@ BATCH = 500
 
 
 class Ingest:
-    def __init__(self, conn: sqlite3.Connection, reuse: discovery.Reuse,
+    """Records lane results and remembers what went away meanwhile. ``reuse``: what a new row
+    may copy from an identical one; its model is ``model``'s key once the watcher knows it (the
+    configured names until then)."""
+
+    def __init__(self, conn: sqlite3.Connection, reuse: discovery.Reuse, *,
+                 model: CurrentModel | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.conn = conn
-        self.reuse = reuse
+        self._reuse = reuse
+        self.model = model if model is not None else CurrentModel()
         self.clock = clock
         self._gone_paths: dict[str, float] = {}
         self._gone_folders: dict[str, tuple[float, str | None]] = {}  # prefix -> (when, moved to)
@@ -53,6 +61,13 @@ class Ingest:
                 return True
         return False
 
+    @property
+    def reuse(self) -> discovery.Reuse:
+        key = self.model.key
+        if key is None:
+            return self._reuse
+        return dataclasses.replace(self._reuse, model=key[0], pretrained=key[1])
+
     def prune(self) -> None:
         horizon = self.clock() - FORGET_AFTER_S
         for key in [k for k, t in self._gone_paths.items() if t < horizon]:
@@ -64,6 +79,7 @@ class Ingest:
         """Record results in transactions of up to ``BATCH``; returns how many rows have new
         work (new or changed content), i.e. whether the outbox has something to send."""
         work = 0
+        reuse = self.reuse
         for start in range(0, len(results), BATCH):
             batch = results[start:start + BATCH]
             chunk = [r for r in batch if not self._stale(r.path, r.started)]
@@ -80,7 +96,7 @@ class Ingest:
                         logged.append(("failed", {"image_id": image_id, "path": r.path,
                                                   "reason": r.reason}))
                         continue
-                    rec = discovery.record_in(c, r.path, r.size, r.mtime, r.sha256, self.reuse,
+                    rec = discovery.record_in(c, r.path, r.size, r.mtime, r.sha256, reuse,
                                               moved_from=r.moved_from, now=now)
                     self.stats["taken"] += 1
                     if rec.action in ("new", "changed"):

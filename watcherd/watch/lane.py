@@ -11,31 +11,43 @@ events) first; then files the scan found; then the next folder of the scan, only
 than ``SCAN_AHEAD`` of its files wait to be hashed and the main loop keeps up. So a first import
 records and dispatches its first photos within seconds, and a photo dropped in during a
 100,000-photo scan is taken after at most one file's hash.
+
+This module is the thread and its order of work; taking one file is ``hashing``, driving the
+reconcile scan ``scanning``, and the results are defined in ``lane_results``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import functools
-import os
 import queue
 import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from watcherd import logs
-from watcherd.store import discovery, schema
+from watcherd.store import schema
 from watcherd.watch import roots
-from watcherd.watch.files import FileInfo, regular_file, sha256_file
+from watcherd.watch.files import FileInfo, sha256_file
+from watcherd.watch.hashing import Hashing
+from watcherd.watch.lane_results import (
+    Gone,
+    Hashed,
+    Result,
+    RootChanged,
+    ScanFinished,
+    Unreadable,
+)
 from watcherd.watch.rules import Rules
-from watcherd.watch.scan import Progress, Scan, walk
+from watcherd.watch.scan import Scan, walk
+from watcherd.watch.scanning import Scanning
 from watcherd.watch.settle import SettleTracker
+
+#: The results are defined in ``lane_results``; these names stay importable from here.
+__all__ = ["Gone", "Hashed", "Lane", "Result", "RootChanged", "ScanFinished", "Unreadable"]
 
 log = logs.get("watcherd.watch.lane")
 
@@ -44,58 +56,12 @@ MAIN_BACKLOG = 2000  # results waiting for the main loop before the lane waits
 SETTLE_TICK_S = 0.2
 
 
-# ----------------------------------------------------------------------- results (lane → main)
-
-
-@dataclass(frozen=True)
-class Hashed:
-    path: str
-    size: int
-    mtime: float
-    sha256: str
-    started: float  # monotonic time the hash started
-    source: Literal["live", "scan"]
-    moved_from: tuple[int, str] | None = None  # a live row with this content whose file is gone
-    duration_ms: float = 0.0  # reading and hashing the file
-
-
-@dataclass(frozen=True)
-class Unreadable:
-    path: str
-    reason: str
-    started: float
-
-
-@dataclass(frozen=True)
-class Gone:
-    """Rows the scan found without their file (``paths``) or without their folder
-    (``folders``: every row directly in them)."""
-
-    root: Path
-    before: str  # only rows not updated since then: newer ones come from live events
-    paths: list[str] = field(default_factory=list)
-    folders: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ScanFinished:
-    root: Path
-    progress: Progress
-    skipped: list[tuple[str, str]]
-    duration_s: float
-
-
-@dataclass(frozen=True)
-class RootChanged:
-    root: Path
-    gone: bool  # the folder we watched is no longer there (deleted, unmounted, replaced)
-    back: bool  # a folder is there to be watched anew
-
-
-Result = Hashed | Unreadable | Gone | ScanFinished | RootChanged
-
-
 class Lane(threading.Thread):
+    """The thread of one root and its queues: ``inbox`` (commands from the main loop), the
+    files to take (``settle`` until complete, then ``live``; ``scan_files`` from the scan) and
+    the work on them, one unit at a time (``hashing``, ``reconcile``). ``hasher`` and
+    ``settle_seconds`` are read at each use: a test may replace them before ``start``."""
+
     def __init__(self, root: Path, rules: Rules, *, recursive: bool, settle_seconds: float,
                  db_path: Path, out: queue.Queue[Any],
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -111,10 +77,8 @@ class Lane(threading.Thread):
         self.settle = SettleTracker(settle_seconds, clock=clock)
         self.live: deque[str] = deque()
         self.scan_files: deque[FileInfo] = deque()
-        self.scan: Scan | None = None
-        self.scan_again = False
-        self._scan_again_folder = root
-        self._scan_started = 0.0
+        self.hashing = Hashing(rules, self.settle, self._emit, clock)
+        self.reconcile = Scanning(root, rules, recursive=recursive, emit=self._emit, clock=clock)
         self.root_ident: roots.Ident | None = None  # set by the thread: a stat may hang
         self.busy_since: float | None = None  # start of the unit of work in hand
         self.last_progress = clock()
@@ -154,6 +118,11 @@ class Lane(threading.Thread):
         self.inbox.put(("stop",))
 
     # ------------------------------------------------------------------ state (read-only)
+
+    @property
+    def scan(self) -> Scan | None:
+        """The reconcile scan in hand (its ``progress``), None between scans."""
+        return self.reconcile.current
 
     @property
     def scanning(self) -> bool:
@@ -246,11 +215,8 @@ class Lane(threading.Thread):
             for info in walk(Path(cmd[1]), self.rules, self.recursive):
                 self.settle.mark(info.path, ready=True)
         elif kind == "scan":
-            if self.scan is None:
-                self._start_scan(cmd[1])
-            else:  # once this one is over: it may have passed the change already
-                self._scan_again_folder = self.root if self.scan_again else cmd[1]
-                self.scan_again = True
+            assert self._conn is not None
+            self.reconcile.request(self._conn, cmd[1])
         elif kind == "check_root":
             now = roots.identity(self.root)
             if now != self.root_ident:
@@ -274,86 +240,15 @@ class Lane(threading.Thread):
 
     def _hash(self, path: str, source: Literal["live", "scan"]) -> None:
         assert self._conn is not None
-        info = regular_file(path)
-        if info is None:
-            return
-        known = discovery.known(self._conn, path)
-        if known and not known.deleted and (known.size, known.mtime) == (info.size, info.mtime):
-            return  # the file we have (a touch, a chmod, or taken by a live event already)
-        started = self.clock()
-        try:
-            digest = self.hasher(path)
-        except FileNotFoundError:
-            return  # deleted meanwhile: its event follows
-        except OSError as exc:
-            what = "unreadable" if exc.errno in (errno.EACCES, errno.EPERM) else "read error"
-            reason = f"{what}: {exc.strerror or exc}"
-            log.warning("cannot read file", path=path, reason=reason,
-                        errno=errno.errorcode.get(exc.errno or 0, exc.errno))
-            self._emit(Unreadable(path, reason, started))
-            return
-        after = regular_file(path)
-        if after is None:
-            return
-        if (after.size, after.mtime) != (info.size, info.mtime):
-            self.settle.mark(path, ready=False)  # still being written: wait until it settles
-            return
-        moved_from = None if known else self._gone_twin(digest, path)
-        self.hashed += 1
-        took = round((self.clock() - started) * 1000, 1)
-        self._emit(Hashed(path, info.size, info.mtime, digest, started, source, moved_from, took))
-
-    def _gone_twin(self, digest: str, path: str) -> tuple[int, str] | None:
-        """A live row with this content whose file is gone: this file is that photo, moved
-        (while watcherd was down, or before the scan reached its old folder)."""
-        assert self._conn is not None
-        for image_id, other in discovery.live_twins(self._conn, digest, path):
-            if os.path.lexists(other):
-                continue
-            root = self.rules.root_of(other)
-            if root is None or not _listable_and_not_empty(root):
-                continue  # its disk may just be unmounted: not a move
-            return image_id, other
-        return None
+        if self.hashing.take(self._conn, path, source, self.hasher):
+            self.hashed += 1
 
     # ---------------------------------------------------------------------------- scan
-
-    def _start_scan(self, folder: Path) -> None:
-        assert self._conn is not None
-        self.scan = Scan(self._conn, folder, self.rules, self.recursive)
-        self.scan_again = False
-        self._scan_started = self.clock()
-        log.info("scan started", root=str(self.root), path=str(folder))
 
     def _scan_may_step(self) -> bool:
         return (self.scan is not None and len(self.scan_files) < SCAN_AHEAD
                 and self._main_keeps_up())
 
     def _scan_step(self) -> None:
-        scan = self.scan
-        assert scan is not None
-        diff = scan.step()
-        if diff is not None:
-            self.scan_files.extend(diff.take)
-            if diff.gone:
-                self._emit(Gone(self.root, diff.listed_at, paths=diff.gone))
-            return
-        if self.scan_files:
-            return  # the walk is over; its last files are still being hashed
-        folders = scan.finish()
-        if folders:
-            self._emit(Gone(self.root, scan.started_at, folders=folders))
-        for folder, reason in scan.skipped:
-            log.warning("folder not scanned; its rows are left as they are", path=folder,
-                        reason=reason)
-        self._emit(ScanFinished(self.root, scan.progress, scan.skipped,
-                                self.clock() - self._scan_started))
-        self.scan = None
-        if self.scan_again:
-            self._start_scan(self._scan_again_folder)
-
-
-def _listable_and_not_empty(folder: Path) -> bool:
-    with contextlib.suppress(OSError), os.scandir(folder) as it:
-        return next(it, None) is not None
-    return False
+        assert self._conn is not None
+        self.reconcile.step(self._conn, self.scan_files)

@@ -5,32 +5,33 @@ a backlog, fed behind new photos, with an estimate of what it will cost."""
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 
 from watcherd import logs, models
 from watcherd.config import Config
-from watcherd.dispatch.outbox import Outbox
+from watcherd.dispatch.current_model import CurrentModel
 from watcherd.store import backlog, schema, settings
-from watcherd.watch.ingest import Ingest
 
 log = logs.get("watcherd.watch.model_state")
 
 
 class ModelState:
-    def __init__(self, cfg: Config, conn: sqlite3.Connection, outbox: Outbox,
-                 ingest: Ingest) -> None:
-        self.cfg, self.conn, self.outbox, self.ingest = cfg, conn, outbox, ingest
+    """Owns ``current``, the model identity the outbox, the ingest and the writer of remote
+    results are built with: it fills it in once the identity is learnt, they read it."""
+
+    def __init__(self, cfg: Config, conn: sqlite3.Connection) -> None:
+        self.cfg, self.conn = cfg, conn
         self.model: models.ModelIdentity | None = None
+        self.current = CurrentModel()
         self._error: str | None = None
 
     @property
     def key(self) -> tuple[str, str] | None:
-        return None if self.model is None else (self.model.model, self.model.pretrained)
+        return self.current.key
 
     def identify(self) -> bool:
-        """Learn the configured model's identity; the outbox and ingest use it from then on.
-        True once known."""
+        """Learn the configured model's identity; the outbox, ingest and results writer read it
+        from ``current`` from then on. True once known."""
         if self.model is not None:
             return True
         try:
@@ -44,9 +45,7 @@ class ModelState:
             self._error = str(exc)
             return False
         key = (self.model.model, self.model.pretrained)
-        self.outbox.model_key = key
-        self.ingest.reuse = dataclasses.replace(self.ingest.reuse, model=key[0],
-                                                pretrained=key[1])
+        self.current.learnt(key)
         log.info("model identity", model=key[0], pretrained=key[1], source=self.model.source)
         added = backlog.sync_embeddings(self.conn, *key)
         if added:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from watcherd import logs
 from watcherd.store import discovery
-from watcherd.watch.lane import Lane, ScanFinished
+from watcherd.watch.lane import Lane
+from watcherd.watch.lane_results import ScanFinished
 from watcherd.watch.rules import Rules
 
 log = logs.get("watcherd.watch.tally")
