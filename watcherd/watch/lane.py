@@ -52,7 +52,7 @@ __all__ = ["Gone", "Hashed", "Lane", "Result", "RootChanged", "ScanFinished", "U
 log = logs.get("watcherd.watch.lane")
 
 SCAN_AHEAD = 256  # files of the scan waiting to be hashed before it lists another folder
-MAIN_BACKLOG = 2000  # results waiting for the main loop before the lane waits
+MAIN_QUEUE_MAX = 2000  # results waiting for the main loop before the lane waits
 SETTLE_TICK_S = 0.2
 
 
@@ -128,7 +128,8 @@ class Lane(threading.Thread):
     def scanning(self) -> bool:
         return self.scan is not None
 
-    def backlog(self) -> int:
+    def waiting(self) -> int:
+        """Files this lane has heard of and not yet handed to the loop."""
         return len(self.settle) + len(self.live) + len(self.scan_files)
 
     def stalled_for(self) -> float:
@@ -228,7 +229,7 @@ class Lane(threading.Thread):
         self.out.put(result)
 
     def _main_keeps_up(self) -> bool:
-        return self.out.qsize() < MAIN_BACKLOG
+        return self.out.qsize() < MAIN_QUEUE_MAX
 
     # ------------------------------------------------------------------------- hashing
 

@@ -193,7 +193,7 @@ class Watcher:
         self.rescan(roots)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and (
-                self.scans.pending or any(lane.backlog() for lane in self.lanes.values())):
+                self.scans.pending or any(lane.waiting() for lane in self.lanes.values())):
             self.step(timeout=0.1)
         self.step(timeout=0.0)
         self.outbox.send_due()

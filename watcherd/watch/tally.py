@@ -84,7 +84,7 @@ class Scans:
                 p = lane.scan.progress
                 log.info("scan progress", root=str(root), folders=p.folders, files=p.files,
                          new_or_changed=p.to_take, unchanged=p.unchanged,
-                         recorded=self.tallies.get(root, Tally()).taken, waiting=lane.backlog())
+                         recorded=self.tallies.get(root, Tally()).taken, waiting=lane.waiting())
 
     def totals(self, folders: Iterable[Path]) -> dict[str, int]:
         """`watcherd scan`'s figures over the roots of ``folders``."""
