@@ -53,7 +53,7 @@ def scan(ctx: click.Context, path: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
-    """Counts per status, failures with reasons, queue backlog, worker state."""
+    """Counts per status, failures with reasons, queue depths, worker state."""
     from watcherd import status as status_model
     from watcherd import status_text
 
