@@ -17,8 +17,15 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Daemon, all_final, require_broker, rows_by_name, wait_for, write_config
-from tests.integration.test_daemon import photo
+from tests.helpers import (
+    Daemon,
+    all_final,
+    photo,
+    require_broker,
+    rows_by_name,
+    wait_for,
+    write_config,
+)
 from watcherd import config
 from watcherd.broker.app import make_app, queue_depths, queue_names
 

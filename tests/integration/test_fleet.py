@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 
 from tests import procs as ps
-from tests.conftest import Daemon, cli, query, require_broker, wait_for, write_config
-from tests.reliability.conftest import jpeg
+from tests.helpers import Daemon, cli, jpeg, query, require_broker, wait_for, write_config
 from watcherd import config
 from watcherd.broker.app import TASKS, make_app, queue_names
 from watcherd.broker.channel import Listener, Publisher, connect, fleet_queue

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Daemon, query, wait_for, write_config
+from tests.helpers import Daemon, query, wait_for, write_config
 
 pytestmark = [
     pytest.mark.slow,

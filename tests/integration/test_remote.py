@@ -24,17 +24,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import (
+from tests.helpers import (
     WATCHERD,
     Daemon,
     cli,
+    jpeg,
     kill_group,
     query,
     require_broker,
     wait_for,
     write_config,
 )
-from tests.reliability.conftest import jpeg
 from watcherd import config
 from watcherd.media.embeddings import Embedder
 from watcherd.media.identity import identify

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests import procs as ps
-from tests.conftest import Daemon, query, require_broker, wait_for
+from tests.helpers import Daemon, query, require_broker, wait_for
 from tests.reliability.conftest import (
     BackgroundBurst,
     all_children,

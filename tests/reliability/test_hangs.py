@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests import procs as ps
-from tests.conftest import Daemon, query, require_broker, wait_for
+from tests.helpers import Daemon, query, require_broker, wait_for
 from tests.reliability.conftest import (
     all_children,
     assert_clean,

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import Daemon, require_broker, wait_for
+from tests.helpers import Daemon, require_broker, wait_for
 from tests.reliability.conftest import jpeg, record, reliability_config
 from watcherd import config
 from watcherd.broker.app import make_app

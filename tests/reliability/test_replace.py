@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import Daemon, query, require_broker, wait_for
+from tests.helpers import Daemon, query, require_broker, wait_for
 from tests.reliability.conftest import (
     assert_clean,
     jpeg,

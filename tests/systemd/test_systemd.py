@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 from tests.systemd.conftest import SHARED, UNITS, WATCHERD_BIN, Container, require_tool
 from watcherd import install as inst
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from tests.conftest import put_vectors, write_config
+from tests.helpers import put_vectors, write_config
 from watcherd import config
 from watcherd.broker.app import make_app, queue_depths, queue_names
 from watcherd.dispatch.outbox import Outbox
@@ -112,7 +112,7 @@ def test_a_remote_backlog_counts_the_prepares_waiting_on_the_thumbnails_queue(
         tmp_path: Path) -> None:
     """With [embeddings] remote, backlog embeddings go out as prepare tasks on the thumbnails
     queue: that is where they wait ahead of new photos, so that is what the feed must see."""
-    from tests.conftest import BROKERS
+    from tests.helpers import BROKERS
     from watcherd.broker.app import PREPARE_TASK
 
     cfg = config.load(write_config(tmp_path, broker_url=BROKERS["redis"],
@@ -146,7 +146,7 @@ def test_search_during_a_reembed_answers_with_the_old_model_and_says_so(tmp_path
 
     import numpy as np
 
-    from tests.conftest import cli
+    from tests.helpers import cli
     from watcherd.media.identity import identify
     from watcherd.testing import write_model_dir
 

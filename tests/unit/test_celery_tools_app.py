@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import watcherd
-from tests.conftest import BROKERS, write_config
+from tests.helpers import BROKERS, write_config
 from watcherd.broker import celery_cli
 from watcherd.broker.app import events_enabled
 from watcherd.config import load

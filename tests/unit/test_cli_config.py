@@ -11,7 +11,7 @@ import click
 from click.testing import CliRunner
 
 from tests import requires
-from tests.conftest import WATCHERD, write_config
+from tests.helpers import WATCHERD, write_config
 from watcherd import command
 from watcherd.cli import main
 

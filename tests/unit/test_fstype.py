@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests import requires
-from tests.conftest import WATCHERD, write_config
+from tests.helpers import WATCHERD, write_config
 from watcherd.broker.fstype import (
     NetworkFilesystemError,
     check_local,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import Daemon, cli, query, wait_for, write_config
+from tests.helpers import Daemon, cli, query, wait_for, write_config
 from watcherd.store import discovery, schema
 
 REUSE = discovery.Reuse("m", "p", (64,), "webp")

@@ -13,7 +13,7 @@ import pytest
 import structlog.testing
 from kombu import Connection
 
-from tests.conftest import cli, require_broker, write_config
+from tests.helpers import cli, require_broker, write_config
 from watcherd import config
 from watcherd.broker.app import (
     TASKS,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 from watcherd.fleet import reaper
 
 HOST = socket.gethostname()
