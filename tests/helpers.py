@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from kombu import Connection, Exchange, Queue
 from PIL import Image, ImageDraw
 
 from tests.requires import in_ci
@@ -197,6 +198,45 @@ def put_vectors(conn: Any, model: str, pretrained: str, dim: int, rows: Sequence
                           (r.image_id, model, pretrained, dim, r.vector, now, precision))
                 n += 1
     return n
+
+
+# The embedded spool broker, driven through kombu as the workers drive it.
+
+SPOOL_QUEUE = Queue("q", Exchange("q", "direct"), routing_key="q")
+
+
+def spool_connection(root: Path) -> Connection:
+    """A kombu connection to the embedded spool broker at ``root``, polling fast."""
+    from watcherd.broker.spool import spool_options
+
+    return Connection("spool://", transport_options=spool_options(root, polling_interval=0.01))
+
+
+def spool_drain(root: Path, idle: float = 0.5) -> list[int]:
+    """Consume and ack until the queue has been idle for ``idle`` seconds."""
+    got: list[int] = []
+    with spool_connection(root) as conn:
+
+        def on_message(body: dict[str, int], message: object) -> None:
+            got.append(body["n"])
+            message.ack()  # type: ignore[attr-defined]
+
+        with conn.Consumer(SPOOL_QUEUE, callbacks=[on_message], accept=["json"]):
+            while True:
+                try:
+                    conn.drain_events(timeout=idle)
+                except TimeoutError:
+                    break
+    return got
+
+
+def spool_publish(root: Path, numbers: range, delivery_mode: int = 2) -> None:
+    """``{"n": n}`` for each number, into queue ``q`` of the spool at ``root``."""
+    with spool_connection(root) as conn, conn.Producer() as producer:
+        for n in numbers:
+            producer.publish({"n": n}, exchange=SPOOL_QUEUE.exchange, routing_key="q",
+                             declare=[SPOOL_QUEUE], serializer="json",
+                             delivery_mode=delivery_mode)
 
 
 # Photos. Each maker is deterministic in its seed, so two calls with the same arguments give the
