@@ -1,14 +1,46 @@
-"""Fixtures every folder shares (the tiny model, daemons stopped at the end of a test) and the
+"""Fixtures every folder shares (the tiny model, daemons stopped at the end of a test), and the
 rule that the ``slow`` mark follows the folder. The helpers themselves are in
-``tests/helpers.py``."""
+``tests/helpers.py``.
+
+The folders, fastest first:
+
+- ``unit/``: in-process (no subprocess, no broker, no wait over a second; its conftest fails a
+  test that tries);
+- ``process/``: real processes of our own that end by themselves (the ``watcherd`` commands,
+  spawned spool consumers, ``pip wheel``, ``strace``), no broker and no daemon;
+- ``web/``: ``watcherd serve`` over HTTP and in a browser;
+- ``integration/``: the brokers, and daemons for a few seconds;
+- ``daemon/``: full ``watcherd run`` pipelines end to end, fleets, remote workers;
+- ``reliability/``: faults, hangs, poison messages and load, against real daemons;
+- ``systemd/``: the units under a real systemd in a container.
+
+``make quick`` (``pytest -m "not slow"``) runs the first four; ``make test`` runs them all.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.helpers import Daemon
+
+TESTS = Path(__file__).parent
+SLOW_FOLDERS = frozenset({"daemon", "reliability", "systemd"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by mark
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under a slow folder is marked ``slow``, so the mark never depends on someone
+    remembering it."""
+    for item in items:
+        try:
+            folder = item.path.relative_to(TESTS).parts[0]
+        except ValueError:  # a test outside tests/ (pytest given another path)
+            continue
+        if folder in SLOW_FOLDERS:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import sqlite3
 import struct
 import subprocess
 import sys
+import threading
 import time
 import uuid
 import zlib
@@ -198,6 +199,33 @@ def put_vectors(conn: Any, model: str, pretrained: str, dim: int, rows: Sequence
                           (r.image_id, model, pretrained, dim, r.vector, now, precision))
                 n += 1
     return n
+
+
+
+class Events:
+    """A real Celery event receiver on its own connection, in a thread."""
+
+    def __init__(self, app: Any) -> None:
+        self.app, self.seen, self.lock = app, [], threading.Lock()
+        self.receiver: Any = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with self.app.connection_for_read() as conn:
+            self.receiver = self.app.events.Receiver(conn, handlers={"*": self._on})
+            self.receiver.capture(limit=None, timeout=None, wakeup=False)
+
+    def _on(self, event: dict[str, Any]) -> None:
+        with self.lock:
+            self.seen.append(event)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [e for e in self.seen if e["type"] == kind]
+
+    def succeeded(self, task: str) -> list[dict[str, Any]]:
+        ids = {e["uuid"] for e in self.of("task-received") if e["name"] == task}
+        return [e for e in self.of("task-succeeded") if e["uuid"] in ids]
 
 
 # The embedded spool broker, driven through kombu as the workers drive it.

@@ -130,7 +130,6 @@ def _nobody() -> tuple[int, int] | None:
     return pw.pw_uid, pw.pw_gid
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None or _nobody() is None,
                     reason="needs root, setpriv and a 'nobody' user (to run the watcher "
                            "unprivileged)")

@@ -29,7 +29,6 @@ def _close(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
     return all(abs(x - y) <= 40 for x, y in zip(a, b, strict=False))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("broker", ["embedded", "amqp"])
 def test_replaced_and_deleted_while_processing(broker: str, tmp_path: Path, tiny_model: str,
                                                daemons: list[Daemon]) -> None:

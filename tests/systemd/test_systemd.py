@@ -29,8 +29,6 @@ from tests.helpers import wait_for
 from tests.systemd.conftest import SHARED, UNITS, WATCHERD_BIN, Container, require_tool
 from watcherd import install as inst
 
-pytestmark = pytest.mark.slow
-
 #: Exposure budgets (docs/systemd.md has the measured figures and every relaxation's reason).
 EXPOSURE_MAX = {"watcherd": 2.0, "watcherd-thumbnails": 2.0, "watcherd-embeddings": 1.2,
                 "watcherd-web": 2.0, "watcherd-remote-embeddings": 1.5}
