@@ -108,7 +108,7 @@ def _threshold(copies: dict[str, Any]) -> float:
     return float((within + across) / 2)
 
 
-def test_resized_and_recompressed_copies_group_byscene_image(copies: dict[str, Any]) -> None:
+def test_resized_and_recompressed_copies_group_by_scene(copies: dict[str, Any]) -> None:
     threshold = _threshold(copies)
     ro = vectors.connect_readonly(copies["db"])
     found = find_duplicates(ro, copies["key"], threshold, block=5)
