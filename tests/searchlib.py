@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.conftest import put_vectors
+from tests.helpers import put_vectors
 from watcherd.store import discovery, outcomes, schema
 from watcherd.store.vectors import ModelKey
 

@@ -10,7 +10,7 @@ import time
 from itertools import pairwise
 from pathlib import Path
 
-from tests.conftest import WATCHERD, write_config
+from tests.helpers import WATCHERD, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

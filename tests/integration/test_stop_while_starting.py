@@ -7,7 +7,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from tests.conftest import Daemon, wait_for, write_config
+from tests.helpers import Daemon, wait_for, write_config
 
 
 def test_sigterm_while_the_model_loads_exits_0(tmp_path: Path, tiny_model: str,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cli, require_broker, write_config
+from tests.helpers import cli, require_broker, write_config
 from watcherd import config
 from watcherd.broker.app import make_app, queue_depths
 from watcherd.broker.channel import Publisher, connect, fleet_queue

@@ -5,7 +5,6 @@ every test records (printed at the end of the run; also written as JSON to
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -17,12 +16,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from tests import procs as ps
-from tests.conftest import Daemon, query, wait_for, write_config
+from tests.helpers import Daemon, jpeg, query, wait_for, write_config
 from watcherd.config import DEFAULT_EXTENSIONS
 from watcherd.fleet import procinfo
 from watcherd.watch.rules import Rules
@@ -111,19 +108,6 @@ def computed_twice(log: str) -> dict[str, list[int]]:
     """Image ids whose thumbnails / embedding were computed more than once."""
     return {kind: sorted(i for i, n in c.items() if n > 1)
             for kind, c in computations(log).items()}
-
-
-def jpeg(seed: int, size: int = 40, colour: tuple[int, int, int] | None = None) -> bytes:
-    """A small JPEG with distinct content per seed (so no two files share a hash)."""
-    if colour is not None:
-        im = Image.new("RGB", (size, size), colour)
-        im.putpixel((0, 0), (seed % 256, seed // 256 % 256, seed // 65536 % 256))
-    else:
-        rng = np.random.default_rng(seed)
-        im = Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=85)
-    return buf.getvalue()
 
 
 def write_burst(folder: Path, n: int, *, start: int = 0, prefix: str = "f",

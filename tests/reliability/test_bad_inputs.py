@@ -7,17 +7,23 @@ import io
 import os
 import pwd
 import shutil
-import struct
 import subprocess
 import tempfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import WATCHERD, Daemon, query, require_broker, rows_by_name, wait_for
+from tests.helpers import (
+    WATCHERD,
+    Daemon,
+    png_claiming,
+    query,
+    require_broker,
+    rows_by_name,
+    wait_for,
+)
 from tests.reliability.conftest import (
     all_children,
     assert_clean,
@@ -34,18 +40,6 @@ def encode(im: Image.Image, fmt: str, **params: object) -> bytes:
     buf = io.BytesIO()
     im.save(buf, fmt, **params)
     return buf.getvalue()
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A decompression bomb: a few hundred bytes whose header claims width x height."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(
-            ">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
 
 
 def bad_inputs() -> dict[str, tuple[bytes, str, str]]:
@@ -136,7 +130,6 @@ def _nobody() -> tuple[int, int] | None:
     return pw.pw_uid, pw.pw_gid
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None or _nobody() is None,
                     reason="needs root, setpriv and a 'nobody' user (to run the watcher "
                            "unprivileged)")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests import procs as ps
-from tests.conftest import Daemon, query, require_broker, wait_for
+from tests.helpers import Daemon, query, require_broker, wait_for
 from tests.reliability.conftest import (
     BackgroundBurst,
     all_children,
@@ -44,7 +44,6 @@ def _count(db_path: Path, sql: str) -> int:
 RECOVERY_LIMIT_S = 30  # from the kill until every photo is final, with the default settings
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("broker", ["embedded", "amqp", "redis"])
 def test_kill_9_each_child_mid_work(broker: str, tmp_path: Path, tiny_model: str,
                                     daemons: list[Daemon]) -> None:
@@ -153,7 +152,6 @@ def test_kill_9_each_child_mid_work(broker: str, tmp_path: Path, tiny_model: str
                     computed_twice=sum(len(v) for v in twice.values()))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("broker", ["amqp", "redis"])
 def test_broker_stopped_30s_during_a_burst(broker: str, tmp_path: Path, tiny_model: str,
                                            daemons: list[Daemon],

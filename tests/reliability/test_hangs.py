@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests import procs as ps
-from tests.conftest import Daemon, query, require_broker, wait_for
+from tests.helpers import Daemon, query, require_broker, wait_for
 from tests.reliability.conftest import (
     all_children,
     assert_clean,
@@ -52,7 +52,6 @@ def _count(db_path: Path, sql: str) -> int:
     return int(query(db_path, sql)[0][0])
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("broker", ["amqp", "redis"])
 def test_sigstop_of_a_thumbnail_child_and_of_the_embedding_worker_mid_work(
         broker: str, tmp_path: Path, tiny_model: str, daemons: list[Daemon]) -> None:
@@ -131,7 +130,6 @@ def side(tmp_path: Path, tiny_model: str) -> Iterator[WatcherSide]:
     s.close()
 
 
-@pytest.mark.slow
 def test_a_photo_that_hangs_its_thumbnail_child_every_time_fails_alone_timed_out(
         side: WatcherSide, daemons: list[Daemon]) -> None:
     """The poison photo's child is SIGSTOPped each time it starts on it (a decode that never

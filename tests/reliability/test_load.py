@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests import procs as ps
-from tests.conftest import Daemon, query, require_broker, wait_for
+from tests.helpers import Daemon, query, require_broker, wait_for
 from tests.reliability.conftest import (
     all_children,
     assert_clean,
@@ -42,7 +42,6 @@ def _started(daemon: Daemon) -> None:
     wait_for(lambda: "embedding model loaded" in daemon.log(), 60, "the model to load")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("broker", ["embedded", "redis"])
 def test_burst_copied_in_one_go(broker: str, tmp_path: Path, tiny_model: str,
                                 daemons: list[Daemon]) -> None:
@@ -83,7 +82,6 @@ def assert_computed_once(log: str, n: int) -> dict[str, int]:
     return {f"{kind}s_computed": sum(c.values()) for kind, c in counts.items()}
 
 
-@pytest.mark.slow
 def test_nested_burst_watcher_alone(tmp_path: Path, daemons: list[Daemon]) -> None:
     """20,000 files created in 200 nested folders in one go, the watcher alone: every file is
     recorded (an inotify overflow, if any, is logged and answered with a rescan)."""
@@ -116,7 +114,6 @@ def test_nested_burst_watcher_alone(tmp_path: Path, daemons: list[Daemon]) -> No
            write_s=round(written, 1), all_recorded_s=round(took, 1), overflow=overflow)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("broker", ["embedded", "amqp"])
 def test_sqlite_contention_with_a_long_reader(broker: str, tmp_path: Path, tiny_model: str,
                                               daemons: list[Daemon]) -> None:
@@ -166,7 +163,6 @@ def _processes(run_pid: int) -> dict[str, int]:
     return out
 
 
-@pytest.mark.slow
 def test_rss_does_not_grow_without_bound(tmp_path: Path, tiny_model: str,
                                          daemons: list[Daemon]) -> None:
     """VmRSS of every process, sampled every second while files arrive in waves through

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import Daemon, require_broker, wait_for
+from tests.helpers import Daemon, require_broker, wait_for
 from tests.reliability.conftest import jpeg, record, reliability_config
 from watcherd import config
 from watcherd.broker.app import make_app
@@ -132,7 +132,6 @@ def assert_only_the_poison_failed(side: WatcherSide, innocents: list[tuple[int, 
         assert side.row(image_id)[f"{kind}_attempts"] == 0, image_id
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("side", ["embedded", "amqp", "redis"], indirect=True)
 def test_a_photo_that_kills_the_embedding_worker_fails_alone(side: WatcherSide,
                                                              daemons: list[Daemon]) -> None:
@@ -167,7 +166,6 @@ def test_a_photo_that_kills_the_embedding_worker_fails_alone(side: WatcherSide,
            innocents_done=len(innocents), all_final_s=round(time.monotonic() - started, 1))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("side", ["embedded", "amqp", "redis"], indirect=True)
 def test_a_photo_that_kills_a_thumbnail_pool_child_fails_alone(side: WatcherSide,
                                                                daemons: list[Daemon]) -> None:

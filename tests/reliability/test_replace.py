@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import Daemon, query, require_broker, wait_for
+from tests.helpers import Daemon, query, require_broker, wait_for
 from tests.reliability.conftest import (
     assert_clean,
     jpeg,
@@ -29,7 +29,6 @@ def _close(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
     return all(abs(x - y) <= 40 for x, y in zip(a, b, strict=False))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("broker", ["embedded", "amqp"])
 def test_replaced_and_deleted_while_processing(broker: str, tmp_path: Path, tiny_model: str,
                                                daemons: list[Daemon]) -> None:

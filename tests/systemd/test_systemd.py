@@ -25,11 +25,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 from tests.systemd.conftest import SHARED, UNITS, WATCHERD_BIN, Container, require_tool
 from watcherd import install as inst
-
-pytestmark = pytest.mark.slow
 
 #: Exposure budgets (docs/systemd.md has the measured figures and every relaxation's reason).
 EXPOSURE_MAX = {"watcherd": 2.0, "watcherd-thumbnails": 2.0, "watcherd-embeddings": 1.2,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import put_vectors
+from tests.helpers import put_vectors
 from watcherd import config, status
 from watcherd.store import discovery, outcomes, schema, workers
 from watcherd.store.vectors import ModelKey

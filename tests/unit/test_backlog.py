@@ -6,13 +6,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from tests.conftest import put_vectors, write_config
+from tests.helpers import put_vectors, write_config
 from watcherd import config
 from watcherd.broker.app import make_app, queue_depths, queue_names
 from watcherd.dispatch.current_model import CurrentModel
 from watcherd.dispatch.outbox import Outbox
 from watcherd.search.model_choice import best_covering
-from watcherd.store import admin, backlog, discovery, outcomes, schema, sending, settings
+from watcherd.store import admin, backlog, discovery, outcomes, schema, sending
 from watcherd.store.vectors import ModelKey, StoredModel
 
 A, B = ("local-dir", "sha256:aaaa"), ("local-dir", "sha256:bbbb")
@@ -109,28 +109,6 @@ def test_the_backlog_is_fed_in_slices_behind_new_photos(tmp_path: Path) -> None:
     assert new in sent and max(old) in sent and min(old) not in sent
 
 
-def test_a_remote_backlog_counts_the_prepares_waiting_on_the_thumbnails_queue(
-        tmp_path: Path) -> None:
-    """With [embeddings] remote, backlog embeddings go out as prepare tasks on the thumbnails
-    queue: that is where they wait ahead of new photos, so that is what the feed must see."""
-    from tests.conftest import BROKERS
-    from watcherd.broker.app import PREPARE_TASK
-
-    cfg = config.load(write_config(tmp_path, broker_url=BROKERS["redis"],
-                                   embeddings={"remote": True}))
-    conn = schema.connect(cfg.database.path)
-    app = make_app(cfg)
-    thumbs = queue_names(cfg)["thumbnail"]
-    try:
-        for i in range(5):
-            app.send_task(PREPARE_TASK, args=[i, "x", {}], queue=thumbs, routing_key=thumbs)
-        assert Outbox(app, conn, cfg, model=CurrentModel(B))._depth("embedding") == 5
-    finally:
-        with app.connection_for_write() as c:
-            for q in queue_names(cfg).values():
-                c.default_channel.queue_delete(q)
-
-
 def test_search_uses_the_model_that_covers_the_library_best() -> None:
     a, b = ModelKey(*A), ModelKey(*B)
     during = best_covering([StoredModel(a, 1000), StoredModel(b, 10)], b)
@@ -142,51 +120,3 @@ def test_search_uses_the_model_that_covers_the_library_best() -> None:
     assert best_covering([], b) is None
 
 
-def test_search_during_a_reembed_answers_with_the_old_model_and_says_so(tmp_path: Path) -> None:
-    import json
-
-    import numpy as np
-
-    from tests.conftest import cli
-    from watcherd.media.identity import identify
-    from watcherd.testing import write_model_dir
-
-    old = write_model_dir(tmp_path / "old", seed=1)
-    new = write_model_dir(tmp_path / "new", seed=2)
-    from tests.web.weblib import Serve, free_port, get
-
-    config_path = write_config(tmp_path, model=new,
-                               web={"listen": f"127.0.0.1:{free_port()}"})
-    conn = schema.connect(config.load(config_path).database.path)
-    ids = [discovery.record_file(conn, str(tmp_path / "photos" / f"{i}.jpg"), 1, 1.0, f"h{i}",
-                                 REUSE).id for i in range(3)]
-    rng = np.random.default_rng(0)
-    for source, covered in ((old, ids), (new, ids[:1])):
-        found = identify(source, "")
-        settings.record_model(conn, found.model, found.pretrained, found.source)
-        vecs = rng.normal(size=(len(covered), 32)).astype("<f4")
-        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-        put_vectors(conn, found.model, found.pretrained, 32, [
-            outcomes.EmbeddingRow(i, f"h{n}", v.tobytes()) for n, (i, v) in enumerate(
-                zip(covered, vecs, strict=True))])
-    old_key = identify(old, "")
-    # the old model answers (its text tower loaded from where the models table says it lies)
-    during = cli(config_path, "search", "a red car", "--json")
-    assert during.returncode == 0, during.stderr
-    assert len(json.loads(during.stdout)) == 3
-    assert "note: the configured model 'local-dir' pretrained " in during.stderr
-    assert f"searching with 'local-dir' pretrained '{old_key.pretrained}' (3 photos)" in \
-        during.stderr
-    # --model picks the new one explicitly: only what it covers so far, no note
-    chosen = cli(config_path, "search", "a red car", "--json", "--model", new)
-    assert chosen.returncode == 0, chosen.stderr
-    assert len(json.loads(chosen.stdout)) == 1 and "note:" not in chosen.stderr
-    # the web server says so too: the API's "note" and the page above the grid
-    server = Serve(config_path).wait_ready()
-    try:
-        api = get(server.base + "/api/search?q=a+red+car").json()
-        assert len(api["results"]) == 3 and "the configured model" in (api["note"] or "")
-        page = get(server.base + "/?q=a+red+car").body.decode()
-        assert 'id="note"' in page and "the configured model" in page
-    finally:
-        server.stop()

@@ -4,18 +4,15 @@ thing on resized and recompressed copies embedded by the worker's code (tiny mod
 from __future__ import annotations
 
 import hashlib
-import io
 import itertools
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from tests.conftest import put_vectors
+from tests.helpers import jpeg, put_vectors, scene_image
 from tests.searchlib import unit_rows
-from tests.unit.test_embeddings import _scene
 from watcherd.media.embeddings import Embedder, to_blob
 from watcherd.search import kernels
 from watcherd.search.duplicates import connected_groups, find_duplicates, similar_pairs
@@ -65,12 +62,6 @@ def test_connected_groups() -> None:
     assert connected_groups(np.array([], np.int64), np.array([], np.int64)) == []
 
 
-def _jpeg(image: Image.Image, quality: int) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
-
-
 @pytest.fixture(scope="module")
 def copies(tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> dict[str, Any]:
     """Four scenes, each as an original, a half-size copy and a strongly recompressed copy,
@@ -81,10 +72,10 @@ def copies(tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> dict[st
     key = ModelKey(tiny_model, "")
     scene_of: dict[int, int] = {}
     for scene in range(4):
-        original = _scene(800, 600, scene)
-        for name, data in (("orig", _jpeg(original, 92)),
-                           ("half", _jpeg(original.resize((400, 300)), 92)),
-                           ("q30", _jpeg(original, 30))):
+        original = scene_image(800, 600, scene)
+        for name, data in (("orig", jpeg(original, quality=92)),
+                           ("half", jpeg(original.resize((400, 300)), quality=92)),
+                           ("q30", jpeg(original, quality=30))):
             path = tmp / f"s{scene}-{name}.jpg"
             path.write_bytes(data)
             sha = hashlib.sha256(data).hexdigest()

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageFilter
 
+from tests.helpers import scene_image
 from watcherd.media.embeddings import (
     Embedder,
     ModelLoadError,
@@ -64,38 +65,9 @@ def _reference_vector(reference: tuple[Any, Any], image: Image.Image) -> np.ndar
     return vec / np.linalg.norm(vec)
 
 
-def _scene(width: int, height: int, seed: int) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    x /= width
-    y /= height
-    a, b, c = rng.uniform(0.5, 3.0, 3)
-    arr = np.stack(
-        [
-            120 + 90 * np.sin(a * 3.1 * x + 0.5) * np.cos(b * 2.0 * y),
-            110 + 80 * np.cos(b * 2.3 * x - c * y),
-            140 + 70 * np.sin(c * 2.7 * y + x),
-        ],
-        axis=-1,
-    )
-    arr += rng.normal(0, 6, arr.shape).astype(np.float32)
-    img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
-    draw = ImageDraw.Draw(img)
-    for _ in range(12):
-        x0, y0 = int(rng.uniform(0, width)), int(rng.uniform(0, height))
-        w = int(rng.uniform(width / 30, width / 4))
-        h = int(rng.uniform(height / 30, height / 4))
-        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
-        if rng.random() < 0.5:
-            draw.ellipse([x0, y0, x0 + w, y0 + h], fill=colour)
-        else:
-            draw.rectangle([x0, y0, x0 + w, y0 + h], fill=colour)
-    return img
-
-
 def _photo_jpeg(width: int = 4000, height: int = 3000, seed: int = 0) -> bytes:
     """A photo-like JPEG: smooth gradients, shapes, fine texture (about 4 MB at 12 MP, q90)."""
-    img = _scene(width, height, seed).filter(ImageFilter.GaussianBlur(1.5))
+    img = scene_image(width, height, seed).filter(ImageFilter.GaussianBlur(1.5))
     rng = np.random.default_rng(seed + 1000)
     texture = np.asarray(img, dtype=np.float32) + rng.normal(0, 10, (height, width, 1))
     img = Image.fromarray(np.clip(texture, 0, 255).astype(np.uint8), "RGB")
@@ -105,7 +77,7 @@ def _photo_jpeg(width: int = 4000, height: int = 3000, seed: int = 0) -> bytes:
 
 
 def _rgba(width: int, height: int, seed: int) -> Image.Image:
-    img = _scene(width, height, seed).convert("RGBA")
+    img = scene_image(width, height, seed).convert("RGBA")
     alpha = np.tile(np.linspace(0, 255, width, dtype=np.float32), (height, 1))
     img.putalpha(Image.fromarray(alpha.astype(np.uint8), "L"))
     return img
@@ -130,7 +102,7 @@ def test_loads_tiny_local_dir(embedder: Embedder, tiny_model: str) -> None:
     assert embedder.device == "cpu"
     assert embedder.dim == 32
     assert embedder.input_size == 64
-    x = embedder.preprocess(_scene(120, 90, 0))
+    x = embedder.preprocess(scene_image(120, 90, 0))
     assert x.shape == (3, 64, 64) and x.dtype == torch.float32
     out = embedder.encode([x])
     assert out.shape == (1, 32) and out.dtype == np.float32
@@ -140,7 +112,7 @@ def test_loads_tiny_local_dir(embedder: Embedder, tiny_model: str) -> None:
 def test_weights_really_come_from_the_folder(tmp_path: Path, embedder: Embedder) -> None:
     same = Embedder(write_model_dir(tmp_path / "same", seed=0))
     other = Embedder(write_model_dir(tmp_path / "other", seed=1))
-    x = [embedder.preprocess(_scene(200, 150, 3))]
+    x = [embedder.preprocess(scene_image(200, 150, 3))]
     assert _cos(same.encode(x)[0], embedder.encode(x)[0]) > 0.99999
     assert _cos(other.encode(x)[0], embedder.encode(x)[0]) < 0.99
 
@@ -160,7 +132,7 @@ def test_builtin_name_with_checkpoint_file(tmp_path: Path, tiny_dir: Path) -> No
         64,
     )
     ref = Embedder(f"local-dir:{tiny_dir}")
-    x = [emb.preprocess(_scene(90, 160, 4))]
+    x = [emb.preprocess(scene_image(90, 160, 4))]
     assert _cos(emb.encode(x)[0], ref.encode(x)[0]) > 0.99999
 
 
@@ -191,11 +163,11 @@ def test_hf_hub_model_from_cache_without_network(
 
 def _test_images() -> list[Image.Image]:
     return [
-        _scene(640, 480, 1),  # landscape
-        _scene(300, 500, 2),  # portrait
-        _scene(1200, 300, 3),  # panorama
-        _scene(40, 30, 4),  # smaller than the model input: upscaled
-        _scene(256, 256, 5).convert("L"),  # greyscale
+        scene_image(640, 480, 1),  # landscape
+        scene_image(300, 500, 2),  # portrait
+        scene_image(1200, 300, 3),  # panorama
+        scene_image(40, 30, 4),  # smaller than the model input: upscaled
+        scene_image(256, 256, 5).convert("L"),  # greyscale
     ]
 
 
@@ -215,13 +187,13 @@ def test_rgba_is_flattened_onto_white(embedder: Embedder, reference: tuple[Any, 
     assert abs(float(np.linalg.norm(vec)) - 1.0) < 1e-5
     assert _cos(vec, _reference_vector(reference, _on_white(image))) >= 0.999
     # An opaque RGBA image embeds exactly like its RGB version.
-    rgb = _scene(320, 240, 7)
+    rgb = scene_image(320, 240, 7)
     a, b = embedder.encode([embedder.preprocess(rgb), embedder.preprocess(rgb.convert("RGBA"))])
     assert _cos(a, b) > 0.99999
 
 
 def test_batch_equals_one_at_a_time(embedder: Embedder) -> None:
-    tensors = [embedder.preprocess(_scene(200 + 40 * i, 180, 10 + i)) for i in range(5)]
+    tensors = [embedder.preprocess(scene_image(200 + 40 * i, 180, 10 + i)) for i in range(5)]
     batched = embedder.encode(tensors)
     assert batched.shape == (5, 32)
     for tensor, row in zip(tensors, batched, strict=True):
@@ -269,7 +241,7 @@ def test_blob_round_trip() -> None:
 
 
 def test_blob_of_encoded_row(embedder: Embedder) -> None:
-    row = embedder.encode([embedder.preprocess(_scene(64, 64, 9))])[0]
+    row = embedder.encode([embedder.preprocess(scene_image(64, 64, 9))])[0]
     assert len(to_blob(row)) == embedder.dim * 4
     np.testing.assert_array_equal(from_blob(to_blob(row)), row)
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageFile
 
+from tests.helpers import png_claiming
 from watcherd.media.images import DecodedImage, ImageError, decode
 
 LIMIT = 100_000_000
@@ -57,19 +58,6 @@ def jpeg_with_orientation(im: Image.Image, orientation: int, **params: Any) -> b
     exif = Image.Exif()
     exif[0x0112] = orientation
     return encode(im, "JPEG", exif=exif, quality=95, **params)
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A tiny, valid-looking PNG whose header claims width x height (1-bit grey, one IDAT)."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 64)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def assert_reason(exc: pytest.ExceptionInfo[ImageError], start: str) -> str:

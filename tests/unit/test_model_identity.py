@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import put_vectors, write_config
+from tests.helpers import put_vectors, write_config
 from watcherd import config, models
 from watcherd.media.identity import LOCAL_DIR, identify
 from watcherd.store import discovery, outcomes, schema, settings

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.conftest import put_vectors
+from tests.helpers import put_vectors
 from watcherd import config
 from watcherd.fleet.liveness import DEAD_AFTER_S
 from watcherd.fleet.messages import READY, STOPPED, Busy, Heartbeat

@@ -12,11 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from tests.conftest import write_config
+from tests.helpers import jpeg, scene_image, write_config
 from tests.searchlib import assert_same_ranking, embed_stored, reference
-from tests.unit.test_embeddings import _scene
 from watcherd import config
 from watcherd.media.embeddings import Embedder, from_blob
 from watcherd.media.identity import ModelIdentity
@@ -28,12 +26,6 @@ from watcherd.store.vectors import ModelKey
 from watcherd.worker import tasks
 
 open_clip = pytest.importorskip("open_clip")
-
-
-def jpeg(image: Image.Image, quality: int = 90) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +40,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> dict[st
         folder = tmp / "photos" / ("beach" if i % 2 else "city")
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"p{i:02d}.jpg"
-        path.write_bytes(jpeg(_scene(640, 480, 100 + i)))
+        path.write_bytes(jpeg(scene_image(640, 480, 100 + i), quality=90))
         data = path.read_bytes()
         rec = discovery.record_file(conn, str(path), len(data), 1.0,
                                     hashlib.sha256(data).hexdigest(),
@@ -58,7 +50,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> dict[st
     holder.load(cfg)
     assert embed_stored(cfg, holder, items) == 24
     outside = tmp / "outside.jpg"  # an image file that is not in the library
-    outside.write_bytes(jpeg(_scene(1200, 900, 7)))
+    outside.write_bytes(jpeg(scene_image(1200, 900, 7), quality=90))
     key = ModelKey(*holder.key or ("", ""))
     return {"cfg": cfg, "conn": conn, "db": cfg.database.path, "key": key,
             "embedder": holder.embedder, "outside": outside, "tmp": tmp}
@@ -173,7 +165,7 @@ def test_bad_input_is_a_query_error_before_any_model_loads(photos: dict[str, Any
 def test_embed_image_bytes_matches_open_clip_for_a_png(photos: dict[str, Any],
                                                        tiny_model: str) -> None:
     """No JPEG draft, no colour profile: exactly open_clip's encode_image(preprocess(img))."""
-    image = _scene(300, 200, 3)
+    image = scene_image(300, 200, 3)
     buf = io.BytesIO()
     image.save(buf, "PNG")
     net, _, preprocess = open_clip.create_model_and_transforms(tiny_model)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import query, wait_for
+from tests.helpers import query, wait_for
 from watcherd import config
 from watcherd.broker.app import make_app
 from watcherd.watch.files import sha256_file

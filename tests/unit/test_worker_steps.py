@@ -5,7 +5,6 @@ read back with the watcher's own Listener. No Celery worker here (tests/integrat
 from __future__ import annotations
 
 import hashlib
-import io
 import sqlite3
 import threading
 import time
@@ -14,13 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import structlog
 from celery.exceptions import Reject
-from PIL import Image
 
-from tests.conftest import wait_for
+from tests.helpers import jpeg, wait_for
 from watcherd import config
 from watcherd.broker.app import THUMBNAIL_TASK, make_app
 from watcherd.broker.channel import Listener
@@ -44,14 +41,6 @@ def make_cfg(tmp_path: Path, model: str, **database: Any) -> Config:
         "thumbnails": {"sizes": [32]},
         "embeddings": {"model": model, "pretrained": "", "batch_size": 8},
     }, check_paths=False)
-
-
-def jpeg(seed: int, size: int = 64, quality: int = 85) -> bytes:
-    rng = np.random.default_rng(seed)
-    buf = io.BytesIO()
-    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
-        buf, "JPEG", quality=quality)
-    return buf.getvalue()
 
 
 def add_photo(conn: Any, folder: Path, name: str, data: bytes) -> tuple[int, str]:
@@ -100,7 +89,7 @@ def test_embed_batch_marks_each_photo_while_it_is_decoded_then_the_batch(
         setup: tuple[Config, Any, Markers, Heard], holder: EmbedderHolder,
         tmp_path: Path) -> None:
     cfg, conn, markers, heard = setup
-    items = [add_photo(conn, tmp_path, f"{i}.jpg", jpeg(i)) for i in range(3)]
+    items = [add_photo(conn, tmp_path, f"{i}.jpg", jpeg(i, 64)) for i in range(3)]
     result = embed_batch(cfg, conn, holder, markers, items)
     assert (result.saved, result.failed, result.skipped) == (3, 0, 0)
     steps = [b.items for b in heard.busy(5)]
@@ -123,7 +112,7 @@ def test_the_task_encodes_batch_size_at_a_time_whatever_celery_batches_flushed(
     from watcherd.broker.app import EMBED_TASK
 
     cfg, conn, markers, heard = setup
-    items = [add_photo(conn, tmp_path, f"{i}.jpg", jpeg(i)) for i in range(16)]
+    items = [add_photo(conn, tmp_path, f"{i}.jpg", jpeg(i, 64)) for i in range(16)]
     app = make_app(cfg)
     tasks.register(app, cfg, holder, markers)
     assert holder.key is not None
@@ -139,7 +128,7 @@ def test_a_bad_photo_fails_alone_and_a_stale_message_is_skipped_unmarked(
         setup: tuple[Config, Any, Markers, Heard], holder: EmbedderHolder,
         tmp_path: Path) -> None:
     cfg, conn, markers, heard = setup
-    good = add_photo(conn, tmp_path, "good.jpg", jpeg(1))
+    good = add_photo(conn, tmp_path, "good.jpg", jpeg(1, 64))
     bad = add_photo(conn, tmp_path, "bad.jpg", b"\xff\xd8\xff" + b"garbage" * 50)
     stale = (good[0], "0" * 64)
     result = embed_batch(cfg, conn, holder, markers, [stale, bad, good])
@@ -157,7 +146,7 @@ def test_two_messages_for_one_photo_in_a_batch_compute_it_once(
         setup: tuple[Config, Any, Markers, Heard], holder: EmbedderHolder,
         tmp_path: Path) -> None:
     cfg, conn, markers, heard = setup
-    item = add_photo(conn, tmp_path, "a.jpg", jpeg(1))
+    item = add_photo(conn, tmp_path, "a.jpg", jpeg(1, 64))
     result = embed_batch(cfg, conn, holder, markers, [item, item])
     assert (result.saved, result.skipped) == (1, 1)
     assert [b.items for b in heard.busy(3)] == [(item,), (item,), ()]
@@ -189,7 +178,7 @@ def test_model_that_failed_to_load_fails_the_pending_photos_with_the_reason(
     cfg, conn, markers, _ = setup
     broken = EmbedderHolder()
     broken.error = "no such model"
-    item = add_photo(conn, tmp_path, "a.jpg", jpeg(1))
+    item = add_photo(conn, tmp_path, "a.jpg", jpeg(1, 64))
     assert embed_batch(cfg, conn, broken, markers, [item]).failed == 1
     row = conn.execute("SELECT embedding_status, embedding_error FROM images").fetchone()
     assert tuple(row) == ("failed", "embedding model could not be loaded: no such model")
@@ -198,7 +187,7 @@ def test_model_that_failed_to_load_fails_the_pending_photos_with_the_reason(
 def test_thumbnail_step_is_marked_busy_while_it_renders(
         setup: tuple[Config, Any, Markers, Heard], tmp_path: Path) -> None:
     cfg, conn, markers, heard = setup
-    item = add_photo(conn, tmp_path, "a.jpg", jpeg(1))
+    item = add_photo(conn, tmp_path, "a.jpg", jpeg(1, 64))
     assert thumbnail_one(cfg, conn, markers, *item) == "done"
     assert thumbnail_one(cfg, conn, markers, *item) == "skipped"  # redelivered: a no-op
     assert [(b.kind, b.items) for b in heard.busy(2)] == [("thumbnail", (item,)),
@@ -213,7 +202,7 @@ def test_a_database_locked_past_the_busy_timeout_gives_the_task_back_with_a_reas
     counted, and its error says what happened."""
     cfg = make_cfg(tmp_path, tiny_model, busy_timeout_seconds=0.2)
     conn = schema.connect(cfg.database.path)
-    item = add_photo(conn, tmp_path, "a.jpg", jpeg(1))
+    item = add_photo(conn, tmp_path, "a.jpg", jpeg(1, 64))
     app = make_app(cfg)
     tasks.register(app, cfg, EmbedderHolder(), Markers(cfg, "thumbnails@test:1"))
     locker = sqlite3.connect(cfg.database.path, isolation_level=None, check_same_thread=False)
@@ -263,14 +252,14 @@ def test_steps_carry_their_time_limits(setup: tuple[Config, Any, Markers, Heard]
     """Each embedding step carries [embeddings] step_time_limit_seconds; a thumbnail task's
     marker carries the hard limit's deadline (the watcher judges hangs and timeouts by them)."""
     cfg, conn, markers, heard = setup
-    items = [add_photo(conn, tmp_path, f"{i}.jpg", jpeg(i)) for i in range(2)]
+    items = [add_photo(conn, tmp_path, f"{i}.jpg", jpeg(i, 64)) for i in range(2)]
     before = time.time()
     embed_batch(cfg, conn, holder, markers, items)
     step = cfg.embeddings.step_time_limit_seconds
     marked = [b for b in heard.busy(4) if b.items]
     assert [b.limit for b in marked] == [step] * 3
     assert all(before + step <= b.deadline <= time.time() + step for b in marked)
-    item = add_photo(conn, tmp_path, "t.jpg", jpeg(9))
+    item = add_photo(conn, tmp_path, "t.jpg", jpeg(9, 64))
     assert thumbnail_one(cfg, conn, markers, *item, deadline=before + 300) == "done"
     thumb = [b for b in heard.busy(6) if b.kind == "thumbnail"]
     assert [(b.items, b.limit, b.deadline) for b in thumb] == [
@@ -286,7 +275,7 @@ def test_a_remote_prepare_carries_the_hard_limit_from_the_read_on(
     from watcherd.worker.remote_prepare import prepare_one
 
     cfg, conn, markers, heard = setup
-    item = add_photo(conn, tmp_path, "p.jpg", jpeg(11))
+    item = add_photo(conn, tmp_path, "p.jpg", jpeg(11, 64))
     job = remote.job(("M", "P"), InputSpec(draft=64, resize=64, interpolation="bicubic",
                                            crop=(64, 64)))
     sent: list[int] = []
@@ -302,7 +291,7 @@ def test_a_remote_prepare_carries_the_hard_limit_from_the_read_on(
 def test_the_soft_time_limit_charges_an_attempt_and_fails_at_max_attempts(
         setup: tuple[Config, Any, Markers, Heard], tmp_path: Path) -> None:
     cfg, conn, _, _ = setup
-    image_id, sha = add_photo(conn, tmp_path, "slow.jpg", jpeg(3))
+    image_id, sha = add_photo(conn, tmp_path, "slow.jpg", jpeg(3, 64))
     assert [timed_out(cfg, conn, image_id, sha) for _ in range(3)] == [False, False, True]
     status, error, attempts = conn.execute(
         "SELECT thumbnail_status, thumbnail_error, thumbnail_attempts FROM images WHERE id = ?",
@@ -322,7 +311,8 @@ def test_each_app_runs_its_own_tasks(tmp_path: Path, tiny_model: str) -> None:
         folder = tmp_path / f"app{i}"
         folder.mkdir()
         cfg = make_cfg(folder, tiny_model)
-        photos.append(add_photo(schema.connect(cfg.database.path), folder, "p.jpg", jpeg(40 + i)))
+        conn = schema.connect(cfg.database.path)
+        photos.append(add_photo(conn, folder, "p.jpg", jpeg(40 + i, 64)))
         app = make_app(cfg)
         tasks.register(app, cfg, EmbedderHolder(), Markers(cfg, f"thumbnails@test:{i}"))
         apps.append((app, cfg))

@@ -10,7 +10,7 @@ import socket
 import sqlite3
 from pathlib import Path
 
-from tests.conftest import cli
+from tests.helpers import cli
 from tests.web.weblib import Serve, build, get
 from watcherd.media.identity import identify
 from watcherd.store import schema, workers

@@ -11,7 +11,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from tests.conftest import cli, put_vectors
+from tests.helpers import cli, put_vectors
 from tests.web.weblib import Lib, Serve, get
 
 
@@ -234,7 +234,7 @@ def test_the_token_rule(token_library: Lib, token_server: Serve) -> None:
 
 
 def test_serve_off_loopback_needs_a_token(tmp_path: Path, tiny_model: str) -> None:
-    from tests.conftest import write_config
+    from tests.helpers import write_config
 
     config = write_config(tmp_path, model=tiny_model, web={"listen": "0.0.0.0:8470"})
     run = cli(config, "serve", timeout=60)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 from tests.requires import cannot
 from tests.web.weblib import Lib, Serve
 

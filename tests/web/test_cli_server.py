@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import WATCHERD
+from tests.helpers import WATCHERD
 from tests.web.weblib import Lib, Serve, build, free_port, get
 from watcherd.web import client
 

@@ -9,8 +9,7 @@ import json
 import urllib.parse
 from pathlib import Path
 
-from tests.conftest import Daemon, all_final, query, wait_for, write_config
-from tests.integration.test_daemon import photo
+from tests.helpers import Daemon, all_final, photo, query, wait_for, write_config
 from tests.web.weblib import Serve, free_port, get
 
 NAMES = {f"r{i}.jpg" for i in range(4)}

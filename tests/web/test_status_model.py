@@ -8,7 +8,7 @@ import socket
 import sqlite3
 from pathlib import Path
 
-from tests.conftest import cli, write_config
+from tests.helpers import cli, write_config
 from watcherd import config, status
 from watcherd.config import ConfigError
 from watcherd.store import browse, schema, workers

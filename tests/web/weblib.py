@@ -9,7 +9,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -20,7 +19,7 @@ from typing import Any
 
 from PIL import Image
 
-from tests.conftest import WATCHERD, kill_group, put_vectors, wait_for, write_config
+from tests.helpers import WATCHERD, free_port, kill_group, put_vectors, wait_for, write_config
 from watcherd.store import discovery, outcomes, schema
 
 SIZES = (64, 256)
@@ -33,12 +32,6 @@ class Lib:
     db_path: Path
     photos: Path
     ids: dict[str, int] = field(default_factory=dict)  # file name -> image id
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _thumb(img: Image.Image, size: int) -> outcomes.ThumbRow:

@@ -7,8 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from tests.conftest import Daemon, cli, query, wait_for, write_config
-from tests.integration.test_daemon import photo
+from tests.helpers import Daemon, cli, photo, query, wait_for, write_config
 from watcherd.store import outcomes
 from watcherd.testing import write_model_dir
 

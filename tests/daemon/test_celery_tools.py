@@ -10,15 +10,21 @@ import itertools
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.conftest import Daemon, all_final, require_broker, rows_by_name, wait_for, write_config
-from tests.integration.test_daemon import photo
+from tests.helpers import (
+    Daemon,
+    Events,
+    all_final,
+    photo,
+    require_broker,
+    rows_by_name,
+    wait_for,
+    write_config,
+)
 from watcherd import config
 from watcherd.broker.app import make_app, queue_depths, queue_names
 
@@ -29,32 +35,6 @@ def celery_cli(cfg_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "WATCHERD_CONFIG": str(cfg_path)}
     return subprocess.run([sys.executable, "-m", "celery", "-A", "watcherd", *args],
                           capture_output=True, text=True, timeout=60, env=env)
-
-
-class Events:
-    """A real Celery event receiver on its own connection, in a thread."""
-
-    def __init__(self, app: Any) -> None:
-        self.app, self.seen, self.lock = app, [], threading.Lock()
-        self.receiver: Any = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with self.app.connection_for_read() as conn:
-            self.receiver = self.app.events.Receiver(conn, handlers={"*": self._on})
-            self.receiver.capture(limit=None, timeout=None, wakeup=False)
-
-    def _on(self, event: dict[str, Any]) -> None:
-        with self.lock:
-            self.seen.append(event)
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return [e for e in self.seen if e["type"] == kind]
-
-    def succeeded(self, task: str) -> list[dict[str, Any]]:
-        ids = {e["uuid"] for e in self.of("task-received") if e["name"] == task}
-        return [e for e in self.of("task-succeeded") if e["uuid"] in ids]
 
 
 def embedding_beats(ev: Events) -> list[float]:

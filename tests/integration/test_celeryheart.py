@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from celery.events.state import State
 
-from tests.conftest import require_broker, wait_for, write_config
-from tests.integration.test_celery_tools import Events
+from tests.helpers import Events, require_broker, wait_for, write_config
 from watcherd import config
 from watcherd.broker.app import make_app
 from watcherd.fleet.celery_heart import ThreadHeart

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -14,16 +13,17 @@ from pathlib import Path
 import pytest
 
 from tests import procs as ps
-from tests.conftest import (
+from tests.helpers import (
     Daemon,
     all_final,
     cli,
+    free_port,
+    photo,
     require_broker,
     rows_by_name,
     wait_for,
     write_config,
 )
-from tests.integration.test_daemon import photo
 
 DONE_TIMEOUT = 90
 
@@ -46,12 +46,6 @@ def test_model_that_cannot_load_fails_embeddings_with_reason_and_thumbnails_go_o
              "status to show that the model failed")
     assert daemon.stop() == 0
     assert "embedding model could not be loaded" in daemon.log()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")

@@ -24,17 +24,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import (
+from tests.helpers import (
     WATCHERD,
     Daemon,
     cli,
+    jpeg,
     kill_group,
     query,
     require_broker,
     wait_for,
     write_config,
 )
-from tests.reliability.conftest import jpeg
 from watcherd import config
 from watcherd.media.embeddings import Embedder
 from watcherd.media.identity import identify
@@ -88,7 +88,6 @@ def _done(db_path: Path, names: set[str]) -> bool:
     return names <= set(status) and all(status[n] == "done" for n in names)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("broker", ["amqp", "redis"])
 def test_remote_worker_behind_the_broker_only(broker: str, tmp_path: Path, tiny_model: str) -> None:
     url = require_broker(broker)
@@ -177,7 +176,6 @@ def _same_as_local(db_path: Path, model: str) -> None:
         assert cos >= 0.999, (r["path"], cos)
 
 
-@pytest.mark.slow
 def test_a_worker_of_another_model_refuses_and_says_why(tmp_path: Path, tiny_model: str) -> None:
     """A remote worker configured with another model takes no photo: it gives its messages
     back and stops taking work, says why in its log and in status; the right worker does all."""

@@ -1,14 +1,14 @@
-"""`watcherd purge` and `[database] keep_deleted_days`, against a real SQLite file through the
-real CLI and a real `watcherd watch`."""
+"""`watcherd purge` as a real command."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import Daemon, cli, query, wait_for, write_config
+from tests.helpers import cli, query, write_config
 from watcherd.store import discovery, schema
 
 REUSE = discovery.Reuse("m", "p", (64,), "webp")
+
 
 
 def library(db_path: Path) -> dict[str, int]:
@@ -35,9 +35,11 @@ def library(db_path: Path) -> dict[str, int]:
     return ids
 
 
+
 def names(db_path: Path) -> set[str]:
     return {r["path"].removeprefix("/p/").removesuffix(".jpg")
             for r in query(db_path, "SELECT path FROM images")}
+
 
 
 def test_purge_removes_old_deleted_rows_and_their_blobs(tmp_path: Path) -> None:
@@ -64,15 +66,3 @@ def test_purge_removes_old_deleted_rows_and_their_blobs(tmp_path: Path) -> None:
     assert "vacuumed" in again.stdout
     bad = cli(config, "purge", "--older-than", "-1")
     assert bad.returncode == 2 and "older-than" in bad.stderr
-
-
-def test_the_watcher_purges_by_keep_deleted_days(tmp_path: Path,
-                                                  daemons: list[Daemon]) -> None:
-    config = write_config(tmp_path, database={"keep_deleted_days": 30})
-    db_path = tmp_path / "watcherd.db"
-    library(db_path)
-    daemon = Daemon(config, "watch").start()
-    daemons.append(daemon)
-    wait_for(lambda: "purged deleted photos" in daemon.log(), 30, "the purge")
-    assert "old" not in names(db_path) and "recent" in names(db_path)
-    assert daemon.stop() == 0

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.conftest import cli, write_config
+from tests.helpers import cli, jpeg, scene_image, write_config
 from tests.searchlib import (
     MODEL_B,
     assert_same_ranking,
@@ -22,8 +22,7 @@ from tests.searchlib import (
     store_vectors,
     unit_rows,
 )
-from tests.unit.test_embeddings import _scene
-from tests.unit.test_search_engine import jpeg, open_clip_text
+from tests.unit.test_search_engine import open_clip_text
 from watcherd import config
 from watcherd.store import discovery, schema
 from watcherd.store.vectors import ModelKey
@@ -41,7 +40,7 @@ def lib(tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> dict[str, 
         folder = tmp / "photos" / ("beach" if i % 2 else "city")
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"p{i:02d}.jpg"
-        path.write_bytes(jpeg(_scene(320, 240, 200 + i)))
+        path.write_bytes(jpeg(scene_image(320, 240, 200 + i), quality=90))
         data = path.read_bytes()
         sha = hashlib.sha256(data).hexdigest()
         rec = discovery.record_file(conn, str(path), len(data), 1.0, sha,

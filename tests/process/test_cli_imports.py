@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import write_config
+from tests.helpers import write_config
 from tests.searchlib import MODEL_A, library
 
 HEAVY = {"torch", "open_clip", "torchvision", "numpy", "sqlite_utils", "structlog", "celery",

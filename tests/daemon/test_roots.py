@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Daemon, query, wait_for, write_config
-from tests.integration.test_daemon import photo
+from tests.helpers import Daemon, photo, query, wait_for, write_config
 
 TIMEOUT = 30
 

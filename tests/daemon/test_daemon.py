@@ -15,9 +15,10 @@ import pytest
 from PIL import Image, ImageOps
 
 import watcherd.media.images  # noqa: F401 - registers the HEIF opener, for the reference embedding
-from tests.conftest import (
+from tests.helpers import (
     Daemon,
     all_final,
+    photo,
     query,
     require_broker,
     rows_by_name,
@@ -26,25 +27,6 @@ from tests.conftest import (
 )
 
 DONE_TIMEOUT = 90
-
-
-def photo(width: int, height: int, seed: int, orientation: int | None = None) -> bytes:
-    """A JPEG with structure (so embeddings differ), optionally with an EXIF orientation."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    arr = np.stack([(x * 255 // max(width - 1, 1)), (y * 255 // max(height - 1, 1)),
-                    np.full_like(x, seed * 37 % 256)], axis=-1).astype(np.uint8)
-    arr[: height // 4, : width // 4] = (255, 0, 0)  # a red top-left corner
-    arr = np.clip(arr.astype(int) + rng.integers(-20, 20, arr.shape), 0, 255).astype(np.uint8)
-    im = Image.fromarray(arr)
-    buf = io.BytesIO()
-    if orientation:
-        exif = Image.Exif()
-        exif[0x0112] = orientation
-        im.save(buf, "JPEG", quality=90, exif=exif)
-    else:
-        im.save(buf, "JPEG", quality=90)
-    return buf.getvalue()
 
 
 def reference_embedding(model: str, path: Path) -> np.ndarray:

@@ -13,13 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Daemon, query, wait_for, write_config
+from tests.helpers import Daemon, query, wait_for, write_config
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not os.access("/proc/sys/fs/inotify/max_queued_events", os.W_OK),
-                       reason="needs root to change fs.inotify limits"),
-]
+pytestmark = pytest.mark.skipif(
+    not os.access("/proc/sys/fs/inotify/max_queued_events", os.W_OK),
+    reason="needs root to change fs.inotify limits")
 
 
 @contextmanager

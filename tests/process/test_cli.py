@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from tests.conftest import cli, query, write_config
+from tests.helpers import cli, query, write_config
 from watcherd.store.migrations import SCHEMA_VERSION
 
 
