@@ -57,9 +57,31 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     return write_model_dir(tmp_path_factory.mktemp("tiny-model"), arch="tiny")
 
 
+LOG_TAIL_LINES = 150  # of each daemon's log, shown with a failing test
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing test that ran daemons shows the end of their logs: pytest keeps only the last
+    three runs' temporary folders, so a failure seen in a long run is explained by its report
+    alone (CI's output), not by a log rotated away since."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for d in getattr(item, "watcherd_daemons", []):
+        try:
+            lines = d.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        report.sections.append((f"daemon {' '.join(d.args)} ({d.log_path.name}, last "
+                                f"{LOG_TAIL_LINES} lines)", "\n".join(lines[-LOG_TAIL_LINES:])))
+
+
 @pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
+def daemons(request: pytest.FixtureRequest) -> Iterator[list[Daemon]]:
     started: list[Daemon] = []
+    request.node.watcherd_daemons = started
     yield started
     for d in started:
         if d.proc is not None and d.proc.poll() is None:
