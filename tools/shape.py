@@ -36,6 +36,14 @@ FORBIDDEN = {
     "watcherd.worker": ("watcherd.watch", "watcherd.web", "watcherd.cli", "watcherd.supervisor"),
     "watcherd.watch": ("watcherd.worker", "watcherd.web", "watcherd.cli", "watcherd.supervisor"),
     "watcherd.web": ("watcherd.worker", "watcherd.watch", "watcherd.cli", "watcherd.supervisor"),
+    # config is read by every layer, so it reads none of them (only watcherd.meta).
+    "watcherd.config": ("celery", "kombu", "click", "watcherd.media", "watcherd.store",
+                        "watcherd.search", "watcherd.broker", "watcherd.dispatch",
+                        "watcherd.fleet", *_UPPER),
+    # install-systemd's work: pure functions that render and write files (the command prints).
+    "watcherd.install": ("celery", "kombu", "click", "watcherd.broker", "watcherd.dispatch",
+                         "watcherd.fleet", "watcherd.worker", "watcherd.watch", "watcherd.web",
+                         "watcherd.cli", "watcherd.supervisor"),
 }
 
 

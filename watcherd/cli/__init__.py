@@ -9,6 +9,8 @@ standard library only) before they load numpy, or torch for a text.
 The commands live by concern: ``daemons`` (run, watch, worker, serve), ``admin`` (scan, status,
 retry, purge, migrate), ``systemd`` (install-systemd), ``search`` (search, duplicates); ``group``
 gathers them under ``main``, and ``prelude`` is what each starts with.
+
+The top layer: it may import every package, and none imports it.
 """
 
 from __future__ import annotations

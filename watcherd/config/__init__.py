@@ -4,6 +4,9 @@ The package's face: everything imports ``watcherd.config`` (``load``, ``Config``
 ``ConfigError``, a section's class), never its modules, which are split by concern only:
 ``sections`` (the dataclasses and their defaults), ``reader`` (typed values out of one TOML
 table), ``loading`` (the file read and each section validated).
+
+Must not import anything of watcherd but ``meta``: every layer reads the config, so it reads
+none of them (nor celery, kombu or click).
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ The package's face: the command and the tests import ``watcherd.install``, whose
 split by concern only: ``resources`` (names, paths, templates, the executable), ``units`` (the
 unit files rendered), ``config_file`` (the first config rendered), ``steps`` (writing them and
 running systemd's tools).
+
+Must not import: celery, kombu, click, nor the daemon's packages (``broker``, ``dispatch``,
+``fleet``, ``worker``, ``watch``, ``web``), the CLI or the supervisor; it reads ``config``.
 """
 
 from __future__ import annotations
