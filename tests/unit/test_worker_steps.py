@@ -119,7 +119,11 @@ def test_the_task_encodes_batch_size_at_a_time_whatever_celery_batches_flushed(
     requests = [SimpleRequest(f"r{n}", EMBED_TASK, (*item, *holder.key), {}, {}, "test", True,
                               None, None, {}) for n, item in enumerate(items)]
     assert app.tasks[EMBED_TASK].run(requests) == []
-    encoded = [b.items for b in heard.busy(16 + 2) if len(b.items) > 1]
+    # every marker sent: one per photo read, then each chunk's busy and idle (waiting for
+    # fewer raced the listener: the second chunk's marker could still be on its way)
+    markers_sent = heard.busy(16 + 2 * 2)
+    assert len(markers_sent) == 16 + 2 * 2
+    encoded = [b.items for b in markers_sent if len(b.items) > 1]
     assert [len(e) for e in encoded] == [8, 8]
     assert {r[0] for r in conn.execute("SELECT embedding_status FROM images")} == {"done"}
 

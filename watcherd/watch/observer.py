@@ -6,8 +6,9 @@
   folder per photo) would otherwise double the watches a library needs.
 - **A kernel queue overflow is a call, not a log line.** ``_Group.on_queue_overflow`` calls
   ``on_overflow`` (the watcher then rescans). Both hooks rely on watchdog's watch-group internals,
-  which is why pyproject pins watchdog to the 7.1 series, and why ``tests/unit/test_observer.py``
-  checks them against the real kernel.
+  which is why pyproject pins watchdog to the 7.1 series, and why tests check them against the
+  real kernel (``tests/unit/test_watch.py``: a folder renamed to an excluded name;
+  ``tests/daemon/test_inotify_limits.py``: an overflow).
 
 The polling observer (``[watch] polling``, or when inotify is out of watches) lists folders
 through a filter that leaves excluded folders out.
