@@ -5,7 +5,6 @@ tests/unit/test_queue_depths.py)."""
 from __future__ import annotations
 
 import contextlib
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from kombu import Connection
 
 from tests.helpers import require_broker, write_config
+from tests.libraries import spool_folder_is_a_file as _spool_folder_is_a_file
 from watcherd import config
 from watcherd.broker.app import (
     TASKS,
@@ -33,22 +33,6 @@ def _send(cfg: Config, n: int) -> None:
                           producer=producer)
 
 
-
-@contextlib.contextmanager
-def _spool_folder_is_a_file(cfg: Config) -> Iterator[None]:
-    """The queue's folder replaced by a plain file: listing it fails (ENOTDIR)."""
-    folder = cfg.spool_dir / "queues" / queue_names(cfg)["thumbnail"]
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    folder.write_text("not a folder")
-    try:
-        yield
-    finally:
-        folder.unlink()
-
-
-
 @contextlib.contextmanager
 def _redis_key_of_the_wrong_type(cfg: Config) -> Iterator[None]:
     """The queue's key holds a string: LLEN fails with WRONGTYPE."""
@@ -63,14 +47,12 @@ def _redis_key_of_the_wrong_type(cfg: Config) -> Iterator[None]:
         client.delete(queue)
 
 
-
 @contextlib.contextmanager
 def _rabbitmq_queue_locked(cfg: Config) -> Iterator[None]:
     """Another connection holds the queue exclusively: 405 RESOURCE_LOCKED."""
     with Connection(cfg.broker.url) as holder:
         holder.default_channel.queue_declare(queue=queue_names(cfg)["thumbnail"], exclusive=True)
         yield
-
 
 
 BREAK: dict[str, Callable[[Config], contextlib.AbstractContextManager[None]]] = {
@@ -80,7 +62,6 @@ BREAK: dict[str, Callable[[Config], contextlib.AbstractContextManager[None]]] = 
 }
 
 
-
 def _cleanup(cfg: Config) -> None:
     if cfg.broker.embedded:
         return
@@ -88,7 +69,6 @@ def _cleanup(cfg: Config) -> None:
         for queue in queue_names(cfg).values():
             with contextlib.suppress(Exception):
                 conn.channel().queue_delete(queue)
-
 
 
 @pytest.mark.parametrize("broker", ["embedded", "redis", "amqp"])

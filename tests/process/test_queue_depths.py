@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 from tests.helpers import cli, write_config
+from tests.libraries import spool_folder_is_a_file as _spool_folder_is_a_file
 from watcherd import config
 from watcherd.broker.app import (
     queue_names,
 )
-from watcherd.config import Config
-
-
-@contextlib.contextmanager
-def _spool_folder_is_a_file(cfg: Config) -> Iterator[None]:
-    """The queue's folder replaced by a plain file: listing it fails (ENOTDIR)."""
-    folder = cfg.spool_dir / "queues" / queue_names(cfg)["thumbnail"]
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    folder.write_text("not a folder")
-    try:
-        yield
-    finally:
-        folder.unlink()
-
 
 
 def test_status_shows_an_unknown_depth(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ import json
 import os
 import pwd
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -14,40 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from watcherd.store import discovery, schema
-from watcherd.watch import scan
-from watcherd.watch.rules import Rules
-
-EXTS = ("jpg", "png")
-
-
-
-REUSE = discovery.Reuse("m", "p", (64,), "webp")
-
-
-
-def _rules(root: Path) -> Rules:
-    return Rules.of([root], EXTS)
-
-
-
-def _record_all(conn: sqlite3.Connection, root: Path) -> None:
-    for info in scan.reconcile(conn, root, _rules(root)).to_take:
-        discovery.record_file(conn, info.path, info.size, info.mtime, info.path, REUSE)
-
-
-
-def _deleted(conn: sqlite3.Connection) -> set[str]:
-    return {Path(r[0]).name for r in conn.execute(
-        "SELECT path FROM images WHERE deleted_at IS NOT NULL")}
-
-
-
-def _tree(root: Path) -> None:
-    (root / "sub").mkdir(parents=True)
-    for rel in ("a.jpg", "B.PNG", "notes.txt", ".hidden.jpg", "x.jpg.part", "sub/c.jpg"):
-        (root / rel).write_bytes(b"x" * 10)
-
+from tests.libraries import deleted_names as _deleted
+from tests.libraries import make_tree as _tree
+from tests.libraries import record_all as _record_all
+from watcherd.store import schema
 
 
 def _nobody() -> str | None:
@@ -56,7 +25,6 @@ def _nobody() -> str | None:
     except KeyError:
         return None
     return shutil.which("setpriv")
-
 
 
 @pytest.mark.skipif(os.geteuid() == 0 and _nobody() is None,

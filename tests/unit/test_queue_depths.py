@@ -4,14 +4,12 @@ re-send (``queue_depths`` raising on each broker: tests/integration/test_queue_d
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import structlog.testing
 
 from tests.helpers import write_config
+from tests.libraries import spool_folder_is_a_file as _spool_folder_is_a_file
 from watcherd import config
 from watcherd.broker.app import (
     make_app,
@@ -20,20 +18,6 @@ from watcherd.broker.app import (
 from watcherd.config import Config
 from watcherd.dispatch.outbox import Outbox
 from watcherd.store import discovery, schema
-
-
-@contextlib.contextmanager
-def _spool_folder_is_a_file(cfg: Config) -> Iterator[None]:
-    """The queue's folder replaced by a plain file: listing it fails (ENOTDIR)."""
-    folder = cfg.spool_dir / "queues" / queue_names(cfg)["thumbnail"]
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    folder.write_text("not a folder")
-    try:
-        yield
-    finally:
-        folder.unlink()
 
 
 def _stale_row(cfg: Config) -> int:

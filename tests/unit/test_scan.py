@@ -4,36 +4,16 @@ deleted, and what it must leave alone when it cannot see a folder."""
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import time
 from pathlib import Path
 
+from tests.libraries import REUSE
+from tests.libraries import deleted_names as _deleted
+from tests.libraries import make_tree as _tree
+from tests.libraries import record_all as _record_all
+from tests.libraries import scan_rules as _rules
 from watcherd.store import discovery, schema
 from watcherd.watch import scan
-from watcherd.watch.rules import Rules
-
-EXTS = ("jpg", "png")
-REUSE = discovery.Reuse("m", "p", (64,), "webp")
-
-
-def _rules(root: Path) -> Rules:
-    return Rules.of([root], EXTS)
-
-
-def _record_all(conn: sqlite3.Connection, root: Path) -> None:
-    for info in scan.reconcile(conn, root, _rules(root)).to_take:
-        discovery.record_file(conn, info.path, info.size, info.mtime, info.path, REUSE)
-
-
-def _deleted(conn: sqlite3.Connection) -> set[str]:
-    return {Path(r[0]).name for r in conn.execute(
-        "SELECT path FROM images WHERE deleted_at IS NOT NULL")}
-
-
-def _tree(root: Path) -> None:
-    (root / "sub").mkdir(parents=True)
-    for rel in ("a.jpg", "B.PNG", "notes.txt", ".hidden.jpg", "x.jpg.part", "sub/c.jpg"):
-        (root / rel).write_bytes(b"x" * 10)
 
 
 def test_reconcile_takes_new_skips_unchanged_and_marks_removed(tmp_path: Path) -> None:
