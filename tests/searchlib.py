@@ -117,3 +117,16 @@ def embed_stored(cfg: Any, holder: Any, items: list[tuple[int, str]]) -> int:
     finally:
         markers.close()
         conn.close()
+
+
+def open_clip_text(model: str, texts: list[str]) -> np.ndarray:
+    """The reference text vectors: open_clip's own model, tokenizer and normalisation, loaded
+    fresh (not through watcherd's embedder), that search's text queries are checked against."""
+    import open_clip
+    import torch
+
+    net, _, _ = open_clip.create_model_and_transforms(model)
+    net.eval()
+    with torch.no_grad():
+        feats = net.encode_text(open_clip.get_tokenizer(model)(texts)).float()
+    return torch.nn.functional.normalize(feats, dim=-1).numpy()

@@ -18,11 +18,11 @@ from tests.searchlib import (
     MODEL_B,
     assert_same_ranking,
     embed_stored,
+    open_clip_text,
     reference,
     store_vectors,
     unit_rows,
 )
-from tests.unit.test_search_engine import open_clip_text
 from watcherd import config
 from watcherd.store import discovery, schema
 from watcherd.store.vectors import ModelKey

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from tests.helpers import jpeg, scene_image, write_config
-from tests.searchlib import assert_same_ranking, embed_stored, reference
+from tests.searchlib import assert_same_ranking, embed_stored, open_clip_text, reference
 from watcherd import config
 from watcherd.media.embeddings import Embedder, from_blob
 from watcherd.media.identity import ModelIdentity
@@ -54,14 +54,6 @@ def photos(tmp_path_factory: pytest.TempPathFactory, tiny_model: str) -> dict[st
     key = ModelKey(*holder.key or ("", ""))
     return {"cfg": cfg, "conn": conn, "db": cfg.database.path, "key": key,
             "embedder": holder.embedder, "outside": outside, "tmp": tmp}
-
-
-def open_clip_text(model: str, texts: list[str]) -> np.ndarray:
-    net, _, _ = open_clip.create_model_and_transforms(model)
-    net.eval()
-    with torch.no_grad():
-        feats = net.encode_text(open_clip.get_tokenizer(model)(texts)).float()
-    return torch.nn.functional.normalize(feats, dim=-1).numpy()
 
 
 def searchers(p: dict[str, Any]) -> list[Searcher]:
