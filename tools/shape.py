@@ -29,6 +29,7 @@ _UPPER = ("watcherd.worker", "watcherd.watch", "watcherd.web", "watcherd.cli",
 FORBIDDEN = {
     "watcherd.media": (*_DAEMON, "watcherd.store", "watcherd.search"),
     "watcherd.store": (*_DAEMON, "watcherd.media", "watcherd.search"),
+    "watcherd.metadata": (*_DAEMON, "watcherd.store", "watcherd.search", "watcherd.media"),
     "watcherd.search": _DAEMON,
     "watcherd.broker": ("watcherd.store", "watcherd.dispatch", "watcherd.fleet", *_UPPER),
     "watcherd.dispatch": ("watcherd.fleet", *_UPPER),

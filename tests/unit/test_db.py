@@ -63,7 +63,8 @@ def test_migration_7_keeps_every_row_and_blob_and_never_reuses_an_id(tmp_path: P
     assert conn.execute("SELECT count(*) FROM thumbnails").fetchone()[0] == 3
     assert conn.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 3
     assert [tuple(r) for r in conn.execute("PRAGMA table_info(images)")] == columns
-    assert _schema(conn) == tables
+    # (migration 8 adds the metadata tables, nothing else)
+    assert [t for t in _schema(conn) if not t[1].startswith("metadata")] == tables
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.execute("DELETE FROM thumbnails WHERE image_id = 3")
@@ -73,6 +74,29 @@ def test_migration_7_keeps_every_row_and_blob_and_never_reuses_an_id(tmp_path: P
     # foreign keys hold again after the migration: a thumbnail of no photo is refused
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute("INSERT INTO thumbnails (image_id, size) VALUES (999, 64)")
+
+
+def test_migration_8_puts_every_processed_live_photo_in_the_metadata_backfill(
+        tmp_path: Path) -> None:
+    """A library made before metadata existed: its processed, live photos are due for a
+    metadata-only read; pending ones get theirs from their thumbnail task, deleted ones none."""
+    path = tmp_path / "v7.db"
+    raw = sqlite3.connect(path, isolation_level=None)
+    for script in migrations.MIGRATIONS[:7]:
+        for statement in (s.strip() for s in script.split(";") if s.strip()):
+            raw.execute(statement)
+    raw.execute("PRAGMA user_version = 7")
+    for i, status, deleted in ((1, "done", None), (2, "failed", None), (3, "pending", None),
+                               (4, "done", "2026-01-01T00:00:00.000Z")):
+        raw.execute("INSERT INTO images (id, path, sha256, discovered_at, thumbnail_status, "
+                    "deleted_at) VALUES (?, ?, ?, 'now', ?, ?)",
+                    (i, f"/p/{i}.jpg", f"h{i}", status, deleted))
+    raw.close()
+    conn = schema.connect(path)
+    assert [tuple(r) for r in conn.execute(
+        "SELECT image_id, sha256, reason, queued_at FROM metadata_due ORDER BY image_id")] == [
+        (1, "h1", "backfill", None), (2, "h2", "backfill", None)]
+    assert conn.execute("SELECT count(*) FROM metadata").fetchone()[0] == 0
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

@@ -197,6 +197,55 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX images_embedding_backlog ON images(id)
         WHERE embedding_status = 'pending' AND embedding_queued_at = 'backlog';
     """,
+    # 8: what each photo says about itself (public: capture time, place, camera, description),
+    # written by the thumbnail step in the same transaction as the thumbnails. metadata_due
+    # (watcherd's own) lists the photos whose metadata must be read again without their
+    # pixels: every photo processed before this version (the backfill, filled here), and
+    # photos whose XMP sidecar appeared, changed or went away; the outbox feeds it to the
+    # thumbnail workers behind new photos.
+    """
+    CREATE TABLE metadata (
+        image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+        taken_at TEXT,
+        taken_offset TEXT,
+        taken_source TEXT,
+        latitude REAL,
+        longitude REAL,
+        altitude REAL,
+        country TEXT,
+        country_code TEXT,
+        region TEXT,
+        place TEXT,
+        camera_make TEXT,
+        camera_model TEXT,
+        lens TEXT,
+        focal_length REAL,
+        f_number REAL,
+        exposure_time REAL,
+        iso INTEGER,
+        rating INTEGER,
+        title TEXT,
+        description TEXT,
+        keywords TEXT,
+        video_codec TEXT,
+        fps REAL,
+        error TEXT,
+        updated_at TEXT
+    );
+    CREATE INDEX metadata_taken_at ON metadata(taken_at);
+    CREATE INDEX metadata_place ON metadata(country_code, region, place);
+    CREATE INDEX metadata_latitude ON metadata(latitude) WHERE latitude IS NOT NULL;
+    CREATE TABLE metadata_due (
+        image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+        sha256 TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        queued_at TEXT
+    );
+    CREATE INDEX metadata_due_unsent ON metadata_due(image_id) WHERE queued_at IS NULL;
+    INSERT INTO metadata_due (image_id, sha256, reason)
+        SELECT id, sha256, 'backfill' FROM images
+        WHERE deleted_at IS NULL AND sha256 IS NOT NULL AND thumbnail_status != 'pending';
+    """,
 )
 
 
