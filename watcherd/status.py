@@ -15,6 +15,7 @@ from watcherd import alerts as alert_rules
 from watcherd import humanize
 from watcherd.config import Config
 from watcherd.store import backlog, browse, schema, settings
+from watcherd.store import metadata as stored_metadata
 
 if TYPE_CHECKING:
     from watcherd.store.vectors import ModelKey
@@ -120,6 +121,7 @@ def collect(cfg: Config, conn: Any, *, server_model: str | None = None,
                    "server": server_model,
                    "stored": stored_models(conn, counts, configured)},
         "backfill": backlog.estimates(conn),
+        "metadata": stored_metadata.coverage(conn),
         "alerts": alerts(cfg, conn, counts=counts, workers=workers, now=now),
     }
     if with_queues:

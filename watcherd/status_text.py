@@ -15,8 +15,8 @@ INDENT = " " * 12
 
 def lines(report: Report) -> list[str]:
     return [*_counts(report), *(a["message"] for a in report["alerts"]), *_models(report),
-            *_backfill(report), *_scans(report), _broker(report), *_workers(report),
-            *_failures(report)]
+            *_backfill(report), *_metadata(report), *_scans(report), _broker(report),
+            *_workers(report), *_failures(report)]
 
 
 def _counts(report: Report) -> list[str]:
@@ -53,6 +53,18 @@ def _backfill(report: Report) -> list[str]:
                        f"({b['reason']}; estimated at the start: {humanize.size(b['bytes'])}, "
                        f"{took})")
     return out
+
+
+def _metadata(report: Report) -> list[str]:
+    m = report.get("metadata") or {}
+    if not m.get("processed"):
+        return []
+    share = 100 * m["with_metadata"] / m["processed"]
+    line = (f"metadata    {m['with_metadata']} of {m['processed']} photos ({share:.1f}%): "
+            f"{m['taken']} with a capture time ({m['taken_from_mtime']} from the file's mtime), "
+            f"{m['located']} with a position, {m['placed']} placed, {m['camera']} with a "
+            f"camera, {m['errors']} with errors")
+    return [line + (f"; {m['due']} to read again" if m["due"] else "")]
 
 
 def _scans(report: Report) -> list[str]:

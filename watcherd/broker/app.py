@@ -21,6 +21,7 @@ from watcherd.config import Config, ConfigError
 THUMBNAIL_TASK = "watcherd.thumbnail"
 EMBED_TASK = "watcherd.embed"
 PREPARE_TASK = "watcherd.prepare"  # remote embedding: see watcherd.dispatch.remote
+METADATA_TASK = "watcherd.metadata"  # metadata without pixels: see watcherd.worker.metadata
 QUEUES = {"thumbnail": "thumbnails", "embedding": "embeddings"}
 TASKS = {"thumbnail": THUMBNAIL_TASK, "embedding": EMBED_TASK}
 
@@ -168,6 +169,7 @@ def make_app(cfg: Config, *, prefetch_multiplier: int = 4) -> Celery:
             THUMBNAIL_TASK: {"queue": names["thumbnail"], "routing_key": names["thumbnail"]},
             EMBED_TASK: {"queue": names["embedding"], "routing_key": names["embedding"]},
             PREPARE_TASK: {"queue": names["thumbnail"], "routing_key": names["thumbnail"]},
+            METADATA_TASK: {"queue": names["thumbnail"], "routing_key": names["thumbnail"]},
         },
         worker_prefetch_multiplier=prefetch_multiplier,
         worker_consumer=f"{__name__}:Consumer",

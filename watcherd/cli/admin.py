@@ -69,15 +69,23 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 @click.command()
 @click.option("--failed", is_flag=True, help="Also re-queue failed rows.")
+@click.option("--metadata", "metadata", is_flag=True,
+              help="Also read every photo's metadata again (not its pixels), e.g. after "
+                   "sidecars changed while watcherd was stopped; the watcher feeds them behind "
+                   "new photos.")
 @click.pass_context
-def retry(ctx: click.Context, failed: bool) -> None:
+def retry(ctx: click.Context, failed: bool, metadata: bool) -> None:
     """Re-queue stuck (pending) rows now, and failed ones with --failed."""
     from watcherd.broker.app import make_app
     from watcherd.dispatch.outbox import Outbox
     from watcherd.store import admin
+    from watcherd.store import metadata as stored_metadata
 
     cfg = load_config(ctx, "retry", check_paths=False, check_broker=True)
     conn = connect(cfg)
+    if metadata:
+        n = stored_metadata.mark_all_due(conn)
+        click.echo(f"metadata of {n} photos to read again")
     counts = admin.requeue(conn, failed=failed)
     outbox = Outbox(make_app(cfg), conn, cfg)
     sent = outbox.send_due()

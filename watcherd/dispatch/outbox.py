@@ -8,7 +8,8 @@ cannot be read is not taken for an empty one: nothing is re-sent to it until the
 known again (the reason is logged).
 
 A backlog (photos a model or thumbnail settings change left uncovered: ``store/backlog.py``)
-is fed separately, in slices, while the queue is short (``feed_backlog``).
+is fed separately, in slices, while the queue is short (``feed_backlog``), and so are the
+photos whose metadata is due (``metadata_feed``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from watcherd.broker.app import PREPARE_TASK, TASKS, queue_depths, queue_names
 from watcherd.config import Config
 from watcherd.dispatch import remote
 from watcherd.dispatch.current_model import CurrentModel
+from watcherd.dispatch.metadata_feed import MetadataFeed
 from watcherd.media.clipinput import InputSpec
 from watcherd.store import backlog, schema, sending
 
@@ -50,6 +52,11 @@ class Outbox:
     # watcher, which sends them within outbox_interval_seconds.
     input_spec: Callable[[], InputSpec | None] | None = None
     waiting_for_spec: bool = False
+    metadata: MetadataFeed = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metadata = MetadataFeed(self.app, self.conn, self.cfg,
+                                     self.backlog_target("thumbnail"))
 
     def send_due(self, *, resend_stale: bool = False,
                  stale_before: dict[str, str] | None = None) -> dict[str, int]:
@@ -137,6 +144,7 @@ class Outbox:
                     continue
             due = backlog.due_backlog(self.conn, kind, want)
             sent[kind] = self._send(kind, due, job)
+        sent["metadata"] = self.metadata.feed(lambda: self._depth("thumbnail"))
         return sent
 
     def _depth(self, kind: schema.Kind) -> int | None:

@@ -239,7 +239,8 @@ MIGRATIONS: tuple[str, ...] = (
         image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
         sha256 TEXT NOT NULL,
         reason TEXT NOT NULL,
-        queued_at TEXT
+        queued_at TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX metadata_due_unsent ON metadata_due(image_id) WHERE queued_at IS NULL;
     INSERT INTO metadata_due (image_id, sha256, reason)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from watcherd.store import metadata
 from watcherd.store.schema import BACKLOG, Kind, now_iso, transaction
 
 
@@ -111,9 +113,11 @@ class ThumbRow:
 
 
 def save_thumbnails(conn: sqlite3.Connection, image_id: int, sha256: str, width: int,
-                    height: int, fmt: str, thumbs: Sequence[ThumbRow]) -> bool:
-    """Store thumbnails (replacing those of the same sizes); a no-op (False) if the row's
-    content changed meanwhile."""
+                    height: int, fmt: str, thumbs: Sequence[ThumbRow],
+                    metadata_values: Sequence[Any] | None = None) -> bool:
+    """Store thumbnails (replacing those of the same sizes) and, in the same transaction, the
+    photo's metadata (``watcherd.store.metadata``); a no-op (False) if the row's content
+    changed meanwhile."""
     now = now_iso()
     with transaction(conn) as c:
         ok = c.execute(
@@ -127,6 +131,8 @@ def save_thumbnails(conn: sqlite3.Connection, image_id: int, sha256: str, width:
                 "data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(image_id, t.size, t.width, t.height, t.format, t.data, now) for t in thumbs],
             )
+            if metadata_values is not None:
+                metadata.write(c, image_id, metadata_values)
         return ok
 
 

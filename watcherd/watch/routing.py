@@ -21,6 +21,7 @@ from watchdog.events import (
 
 from watcherd import logs
 from watcherd.store import discovery
+from watcherd.watch import sidecars
 from watcherd.watch.ingest import Ingest
 from watcherd.watch.lane import Lane
 from watcherd.watch.rules import Rules
@@ -51,6 +52,8 @@ class Router:
     def handle(self, event: FileSystemEvent) -> None:
         src = os.fsdecode(event.src_path)
         dest = os.fsdecode(getattr(event, "dest_path", "") or "")
+        if not event.is_directory and self._sidecar(event, src, dest):
+            return
         if isinstance(event, DirMovedEvent):
             self._folder_moved(src, dest)
         elif isinstance(event, DirDeletedEvent):
@@ -63,6 +66,14 @@ class Router:
                 self.deleted([src])
         elif self.rules.is_candidate(src):
             self.mark(src, ready=isinstance(event, FileClosedEvent))
+
+    def _sidecar(self, event: FileSystemEvent, src: str, dest: str) -> bool:
+        """An XMP sidecar's event (written, renamed, moved in or out, removed)."""
+        touched = [p for p in (src, dest) if p and sidecars.is_sidecar(self.rules, p)]
+        if touched and isinstance(event, FileClosedEvent | FileMovedEvent | FileDeletedEvent):
+            for path in touched:
+                sidecars.changed(self.conn, path)
+        return bool(touched)
 
     def _folder_moved(self, src: str, dest: str) -> None:
         src_in = bool(src) and not self.rules.excluded_folder(src)

@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 
 from watcherd.alerts import KINDS as ALERT_KINDS
 from watcherd.store import browse, schema
+from watcherd.store import metadata as stored_metadata
 
 DURATION_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 
@@ -54,6 +55,7 @@ class LibraryCollector(Collector):
             buckets.append(("+Inf", len(values)))
             hist.add_metric([kind], buckets, sum(values))
         yield hist
+        yield self._metadata_family(conn)
         depths = self._queues()
         backlog = GaugeMetricFamily("watcherd_queue_backlog", "Messages waiting in a queue",
                                     labels=["queue"])
@@ -80,6 +82,19 @@ class LibraryCollector(Collector):
                                int(w.get("rss_kb") or 0) * 1024)
         yield rss
         yield self._alert_family()
+
+    @staticmethod
+    def _metadata_family(conn: Any) -> Metric:
+        family = GaugeMetricFamily(
+            "watcherd_metadata_photos", "Processed live photos by what their metadata holds "
+            "(with_metadata: a row; taken: a capture time; taken_from_mtime: only the file's "
+            "mtime; located: GPS; placed: a country; camera; errors: something unreadable; "
+            "due: to be read again)", labels=["field"])
+        cover = stored_metadata.coverage(conn)
+        for name in ("processed", "with_metadata", "taken", "taken_from_mtime", "located",
+                     "placed", "camera", "errors", "due"):
+            family.add_metric([name], cover.get(name, 0))
+        return family
 
     def _alert_family(self) -> Metric:
         """Every known kind (0 or 1, so an absent series never hides one), and any other kind

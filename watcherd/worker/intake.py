@@ -9,6 +9,7 @@ row done, failed, changed or deleted and does nothing (no write: a check costs o
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ class TaskFile:
     sha256: str
     path: str
     data: bytes
+    mtime: float | None = None  # the file's, when it was read
 
     @property
     def item(self) -> tuple[int, str]:
@@ -48,6 +50,7 @@ def read_task_file(conn: sqlite3.Connection, kind: schema.Kind, image_id: int, s
     try:
         with open(path, "rb") as f:
             data = f.read()
+            mtime = os.fstat(f.fileno()).st_mtime
     except FileNotFoundError:
         # Deleted or moved before its task ran: the watcher records the delete/move.
         log.info("file gone before processing", image_id=image_id, path=path, task=kind)
@@ -61,7 +64,7 @@ def read_task_file(conn: sqlite3.Connection, kind: schema.Kind, image_id: int, s
         # Replaced since discovery: the watcher re-records it and sends a new message.
         log.info("file changed since discovery, skipped", image_id=image_id, path=path, task=kind)
         return None
-    return TaskFile(image_id, sha256, path, data)
+    return TaskFile(image_id, sha256, path, data, mtime)
 
 
 def internal_reason(exc: BaseException) -> str:

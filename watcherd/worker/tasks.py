@@ -30,7 +30,13 @@ from celery_batches import Batches, SimpleRequest
 from celery_batches.trace import apply_batches_task
 
 from watcherd import logs
-from watcherd.broker.app import EMBED_TASK, PREPARE_TASK, THUMBNAIL_TASK, queue_names
+from watcherd.broker.app import (
+    EMBED_TASK,
+    METADATA_TASK,
+    PREPARE_TASK,
+    THUMBNAIL_TASK,
+    queue_names,
+)
 from watcherd.broker.channel import Publisher
 from watcherd.config import Config
 from watcherd.dispatch import remote
@@ -40,6 +46,7 @@ from watcherd.store import schema
 from watcherd.worker import batchevents, unacked
 from watcherd.worker.database import database, is_locked, note_locked
 from watcherd.worker.embedding import EmbedderHolder, embed_batch
+from watcherd.worker.metadata import metadata_one
 from watcherd.worker.remote_embed import Refused, embed_jobs
 from watcherd.worker.remote_prepare import prepare_one
 from watcherd.worker.thumbnail import thumbnail_one, timed_out
@@ -193,6 +200,18 @@ def thumbnail(task: Any, image_id: int, sha256: str) -> str:
             raise Reject("soft time limit exceeded", requeue=True) from None
 
 
+def metadata(task: Any, image_id: int, sha256: str) -> str:
+    """``watcherd.metadata``: a photo's metadata without its pixels (backfill, sidecars)."""
+    ctx = context(task)
+    conn = ctx.conn()
+    try:
+        return metadata_one(conn, image_id, sha256)
+    except sqlite3.OperationalError as exc:
+        if not is_locked(exc):
+            raise
+        raise Reject(str(exc), requeue=True) from None
+
+
 def embed(task: Any, requests: Sequence[Any]) -> list[str]:
     """``watcherd.embed``, a batch: remote jobs (pixels in the message) and local photos (by
     path). Returns the ids of the requests to give back to the queue."""
@@ -268,6 +287,9 @@ def register(app: Celery, cfg: Config, holder: EmbedderHolder | None = None,
     app.task(name=THUMBNAIL_TASK, bind=True, shared=False, acks_late=True,
              soft_time_limit=t.soft_time_limit_seconds, time_limit=t.time_limit_seconds,
              acks_on_failure_or_timeout=False)(thumbnail)
+    app.task(name=METADATA_TASK, bind=True, shared=False, acks_late=True,
+             soft_time_limit=t.soft_time_limit_seconds, time_limit=t.time_limit_seconds,
+             acks_on_failure_or_timeout=True)(metadata)
     app.task(name=EMBED_TASK, base=EmbedBatches, bind=True, shared=False, acks_late=True,
              flush_every=cfg.embeddings.batch_size,
              flush_interval=max(cfg.embeddings.max_wait_ms, 1) / 1000)(embed)

@@ -18,8 +18,11 @@ from watcherd.config import Config
 from watcherd.fleet.busy import Markers
 from watcherd.media.images import ImageError
 from watcherd.media.thumbnails import ThumbnailResult, make_thumbnails
+from watcherd.metadata.fields import Metadata
+from watcherd.store import metadata as stored_metadata
 from watcherd.store import outcomes
 from watcherd.worker.intake import TaskFile, internal_reason, read_marked
+from watcherd.worker.metadata import read_metadata
 
 log = logs.get("watcherd.worker.thumbnail")
 
@@ -30,11 +33,12 @@ def render(cfg: Config, c: TaskFile) -> ThumbnailResult:
                            max_pixels=cfg.images.max_pixels)
 
 
-def save(conn: sqlite3.Connection, c: TaskFile, result: ThumbnailResult) -> bool:
+def save(conn: sqlite3.Connection, c: TaskFile, result: ThumbnailResult,
+         md: Metadata) -> bool:
     rows = [outcomes.ThumbRow(x.size, x.width, x.height, x.format, x.data)
             for x in result.thumbnails]
     return outcomes.save_thumbnails(conn, c.image_id, c.sha256, result.width, result.height,
-                                    result.format, rows)
+                                    result.format, rows, md.row())
 
 
 def thumbnail_one(cfg: Config, conn: sqlite3.Connection, markers: Markers, image_id: int,
@@ -50,6 +54,7 @@ def thumbnail_one(cfg: Config, conn: sqlite3.Connection, markers: Markers, image
                          deadline=deadline)
         if c is None:
             return "skipped"
+        md = read_metadata(c.path, c.data, c.mtime)  # headers only, from the same bytes
         try:
             result = render(cfg, c)
         except SoftTimeLimitExceeded:
@@ -63,10 +68,11 @@ def thumbnail_one(cfg: Config, conn: sqlite3.Connection, markers: Markers, image
         # and the row says what happened instead of being retried until it "gives up".
         reason = str(error) if isinstance(error, ImageError) else internal_reason(error)
         outcomes.fail(conn, "thumbnail", image_id, sha256, reason)
+        stored_metadata.save(conn, image_id, sha256, md.row())  # what could be read
         log.warning("failed", image_id=image_id, path=c.path, task="thumbnail", reason=reason,
                     exc_info=error if not isinstance(error, ImageError) else None)
         return "failed"
-    saved = save(conn, c, result)
+    saved = save(conn, c, result, md)
     log.info("thumbnails done" if saved else "thumbnails stale, dropped", image_id=image_id,
              path=c.path, task="thumbnail", sizes=list(cfg.thumbnails.sizes),
              duration_ms=round((time.perf_counter() - started) * 1000, 1))

@@ -1,0 +1,65 @@
+"""A photo's metadata, read from the bytes its step already holds (no second read of the
+photo; its XMP sidecar, when there is one, is read beside it), and the metadata-only step
+(``watcherd.metadata``) for photos whose pixels are done: the backfill of a library made
+before metadata existed, and sidecars written or changed later.
+
+Reading never fails a photo: whatever cannot be read goes to ``metadata.error``."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+
+from billiard.exceptions import SoftTimeLimitExceeded
+
+from watcherd import logs
+from watcherd.metadata import sidecar
+from watcherd.metadata.extract import extract
+from watcherd.metadata.fields import Metadata
+from watcherd.store import metadata as stored
+from watcherd.worker.intake import internal_reason
+
+log = logs.get("watcherd.worker.metadata")
+
+
+def read_metadata(path: str, data: bytes, mtime: float | None) -> Metadata:
+    """What the photo at ``path`` (its bytes ``data``) and its sidecar say."""
+    try:
+        found = sidecar.read(path)
+        return extract(data, mtime=mtime, sidecar=found[1] if found else None)
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception as exc:  # a bug: the photo goes on, the log has the traceback
+        log.warning("metadata not read", path=path, exc_info=exc)
+        return Metadata(error=internal_reason(exc))
+
+
+def metadata_one(conn: sqlite3.Connection, image_id: int, sha256: str) -> str:
+    """One photo's metadata without its pixels: "done", "stale" (changed or gone) or
+    "skipped" (no longer due)."""
+    started = time.perf_counter()
+    found = stored.begin(conn, image_id, sha256)
+    if found is None:
+        return "skipped"
+    path, recorded_mtime = found
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:  # gone: the watcher records it (or its next scan)
+        stored.drop_due(conn, image_id, sha256)
+        return "stale"
+    except OSError as exc:
+        reason = f"unreadable: {exc.strerror or exc}"
+        log.warning("metadata not read", image_id=image_id, path=path, reason=reason)
+        stored.save(conn, image_id, sha256, Metadata(error=reason).row())
+        return "done"
+    if hashlib.sha256(data).hexdigest() != sha256:  # replaced: its new content's step reads it
+        stored.drop_due(conn, image_id, sha256)
+        return "stale"
+    md = read_metadata(path, data, recorded_mtime or None)
+    saved = stored.save(conn, image_id, sha256, md.row())
+    log.info("metadata done" if saved else "metadata stale, dropped", image_id=image_id,
+             path=path, task="metadata", error=md.error,
+             duration_ms=round((time.perf_counter() - started) * 1000, 1))
+    return "done" if saved else "stale"
