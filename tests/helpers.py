@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -357,3 +358,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_block(name: str) -> str:
+    """The README's code block marked ``<!-- test: NAME -->``, as written."""
+    match = re.search(rf"<!-- test: {name} -->\n```\w+\n(.*?)```", README.read_text(), re.S)
+    assert match, f"README block {name} not found"
+    return match.group(1)

@@ -4,7 +4,6 @@ paths replaced) against a real watcherd database, compared with the numpy refere
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -13,20 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers import readme_block
 from tests.searchlib import add_photos, reference, store_vectors, unit_rows
 from watcherd.store import discovery, schema
 from watcherd.store.vectors import ModelKey
 
-README = Path(__file__).resolve().parents[2] / "README.md"
 KEY = ModelKey("ViT-B-32", "laion2b_s34b_b79k")
 BEACH = "/srv/photos/2024/beach.jpg"
 DEBIAN_PYTHON = "/usr/bin/python3"
-
-
-def block(name: str) -> str:
-    match = re.search(rf"<!-- test: {name} -->\n```\w+\n(.*?)```", README.read_text(), re.S)
-    assert match, f"README block {name} not found"
-    return match.group(1)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +61,7 @@ def vec0() -> str:
 
 def test_python_function_recipe(library: tuple[Path, list[tuple[str, float]]]) -> None:
     path, want = library
-    code = block("python-function").replace("/var/lib/watcherd/watcherd.db", str(path))
+    code = readme_block("python-function").replace("/var/lib/watcherd/watcherd.db", str(path))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     same(parse(result.stdout, "  "), want)
@@ -79,7 +72,7 @@ def test_sqlite3_shell_recipe(library: tuple[Path, list[tuple[str, float]]]) -> 
     shell = shutil.which("sqlite3")
     if shell is None:
         pytest.skip("no sqlite3 shell (apt-get install sqlite3)")
-    sql = block("sqlite3-shell").replace(".load /path/to/vec0", f".load {vec0()}")
+    sql = readme_block("sqlite3-shell").replace(".load /path/to/vec0", f".load {vec0()}")
     result = subprocess.run([shell, "-readonly", str(path)], input=sql, capture_output=True,
                             text=True, check=True)
     same(parse(result.stdout, "|"), want)
@@ -87,7 +80,7 @@ def test_sqlite3_shell_recipe(library: tuple[Path, list[tuple[str, float]]]) -> 
 
 def test_python_sqlite_vec_recipe(library: tuple[Path, list[tuple[str, float]]]) -> None:
     path, want = library
-    code = (block("python-sqlite-vec").replace("/var/lib/watcherd/watcherd.db", str(path))
+    code = (readme_block("python-sqlite-vec").replace("/var/lib/watcherd/watcherd.db", str(path))
             .replace("/path/to/vec0", vec0()))
     # This project's Python cannot load extensions (the README says so): check that claim, and
     # run the recipe with Debian's Python, which can.
