@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from watcherd.metadata.fields import COLUMNS
@@ -92,6 +93,16 @@ def photos_of_sidecar(conn: sqlite3.Connection, base: str, whole_name: bool) -> 
     return [int(r[0]) for r in conn.execute(
         f"SELECT id, path FROM images WHERE {FOLDER_SQL} = ? AND deleted_at IS NULL",
         (folder + "/",)) if _stem(str(r[1])) == stem]
+
+
+def older_than(conn: sqlite3.Connection, image_ids: Sequence[int], mtime: float) -> list[int]:
+    """Those of ``image_ids`` whose metadata row is missing or older than ``mtime`` (epoch)."""
+    since = now_iso(datetime.fromtimestamp(mtime, UTC))
+    marks = ",".join("?" * len(image_ids))
+    fresh = {int(r[0]) for r in conn.execute(
+        f"SELECT image_id FROM metadata WHERE image_id IN ({marks}) AND updated_at >= ?",
+        (*image_ids, since))}
+    return [i for i in image_ids if i not in fresh]
 
 
 def _stem(path: str) -> str:

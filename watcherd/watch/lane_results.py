@@ -1,7 +1,7 @@
 """What a lane hands the watcher's main loop, through the loop's inbox: a file hashed, a file
-that cannot be read, rows the scan found gone, a scan finished, a watched root that went away or
-came back. Plain frozen values: the lane thread makes them, the main loop alone turns them into
-rows (``watch/recording``, ``watch/ingest``)."""
+that cannot be read, rows the scan found gone, the sidecars a scan listed, a scan finished, a
+watched root that went away or came back. Plain frozen values: the lane thread makes them, the
+main loop alone turns them into rows (``watch/recording``, ``watch/ingest``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from watcherd.watch.files import FileInfo
 from watcherd.watch.scan import Progress
 
 
@@ -22,6 +23,14 @@ class Hashed:
     source: Literal["live", "scan"]
     moved_from: tuple[int, str] | None = None  # a live row with this content whose file is gone
     duration_ms: float = 0.0  # reading and hashing the file
+
+
+@dataclass(frozen=True)
+class Sidecars:
+    """XMP sidecars a scan listed (``watch/sidecars``)."""
+
+    root: Path
+    files: list[FileInfo]
 
 
 @dataclass(frozen=True)
@@ -57,4 +66,4 @@ class RootChanged:
     back: bool  # a folder is there to be watched anew
 
 
-Result = Hashed | Unreadable | Gone | ScanFinished | RootChanged
+Result = Hashed | Unreadable | Gone | ScanFinished | RootChanged | Sidecars

@@ -13,8 +13,16 @@ from watchdog.events import FileSystemEvent
 from watcherd import logs
 from watcherd.dispatch.outbox import Outbox
 from watcherd.store import discovery
+from watcherd.watch import sidecars
 from watcherd.watch.ingest import Ingest
-from watcherd.watch.lane_results import Gone, Hashed, RootChanged, ScanFinished, Unreadable
+from watcherd.watch.lane_results import (
+    Gone,
+    Hashed,
+    RootChanged,
+    ScanFinished,
+    Sidecars,
+    Unreadable,
+)
 from watcherd.watch.observing import Observing
 from watcherd.watch.routing import Counts, Router
 from watcherd.watch.tally import Scans
@@ -52,6 +60,8 @@ class Recorder:
             self.router.handle(item)
         elif isinstance(item, Gone):
             self._gone(item)
+        elif isinstance(item, Sidecars):
+            sidecars.seen_in_scan(self.conn, item.files)
         elif isinstance(item, ScanFinished):
             self.scans.done(item)
             self.stats.scans += 1

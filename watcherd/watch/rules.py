@@ -73,6 +73,12 @@ class Rules:
         ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
         return ext in self.extensions
 
+    def sidecar_name_ok(self, name: str) -> bool:
+        """An XMP sidecar's name (``*.xmp``, any case; not hidden, temporary or excluded):
+        never taken as a photo, but it marks its photos' metadata due (``watch/sidecars``)."""
+        return (name.lower().endswith(".xmp") and len(name) > 4 and not name.startswith(".")
+                and not self.excluded_name(name))
+
     def is_candidate(self, path: str) -> bool:
         """A file path watcherd takes (its name and every folder above it, up to its root)."""
         return self.file_name_ok(os.path.basename(path)) and not self.excluded_folder(

@@ -39,6 +39,7 @@ class FolderDiff:
     take: list[FileInfo] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
     unchanged: int = 0
+    sidecars: list[FileInfo] = field(default_factory=list)  # XMP sidecars (see watch/sidecars)
 
 
 @dataclass
@@ -103,8 +104,12 @@ class Scan:
                     if self.recursive and not self.rules.excluded_name(entry.name):
                         self._stack.append(entry.path)
                     continue
-                if not (entry.is_file(follow_symlinks=False)
-                        and self.rules.file_name_ok(entry.name)):
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                if not self.rules.file_name_ok(entry.name):
+                    if self.rules.sidecar_name_ok(entry.name):
+                        st = entry.stat(follow_symlinks=False)
+                        diff.sidecars.append(FileInfo(entry.path, st.st_size, st.st_mtime))
                     continue
                 st = entry.stat(follow_symlinks=False)
             except OSError:

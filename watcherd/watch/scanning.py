@@ -17,7 +17,7 @@ from pathlib import Path
 
 from watcherd import logs
 from watcherd.watch.files import FileInfo
-from watcherd.watch.lane_results import Gone, Result, ScanFinished
+from watcherd.watch.lane_results import Gone, Result, ScanFinished, Sidecars
 from watcherd.watch.rules import Rules
 from watcherd.watch.scan import Scan
 
@@ -62,6 +62,8 @@ class Scanning:
             files.extend(diff.take)
             if diff.gone:
                 self.emit(Gone(self.root, diff.listed_at, paths=diff.gone))
+            if diff.sidecars:
+                self.emit(Sidecars(self.root, diff.sidecars))
             return
         if files:
             return  # the walk is over; its last files are still being hashed

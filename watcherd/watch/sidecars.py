@@ -3,8 +3,9 @@ photo makes that photo's metadata due again (``metadata_due``; its pixels are no
 again). The watcher never parses metadata: a thumbnail worker reads the sidecar with the
 photo's own metadata, and the sidecar's fields win.
 
-A sidecar changed while watcherd was stopped is not seen (a scan compares photos, not
-sidecars); ``watcherd retry --metadata`` reads every photo's metadata again."""
+The reconcile scan lists sidecars too: one newer than its photos' metadata rows (written or
+changed while watcherd was stopped) makes them due. A sidecar *removed* while watcherd was
+stopped is not noticed; ``watcherd retry --metadata`` reads every photo's metadata again."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import sqlite3
 from watcherd import logs
 from watcherd.metadata import sidecar
 from watcherd.store import metadata as stored
-from watcherd.watch.rules import TEMP_SUFFIXES, Rules
+from watcherd.watch.files import FileInfo
+from watcherd.watch.rules import Rules
 
 log = logs.get("watcherd.watch.sidecars")
 
@@ -22,11 +24,8 @@ log = logs.get("watcherd.watch.sidecars")
 def is_sidecar(rules: Rules, path: str) -> bool:
     """A sidecar's name (``*.xmp``, any case; not hidden or temporary, not excluded), in a
     watched folder that is not excluded."""
-    name = os.path.basename(path)
-    if not name.lower().endswith(".xmp") or name.startswith(".") \
-            or name.lower().endswith(TEMP_SUFFIXES) or rules.excluded_name(name):
-        return False
-    return not rules.excluded_folder(os.path.dirname(path))
+    return rules.sidecar_name_ok(os.path.basename(path)) \
+        and not rules.excluded_folder(os.path.dirname(path))
 
 
 def changed(conn: sqlite3.Connection, path: str) -> int:
@@ -38,4 +37,19 @@ def changed(conn: sqlite3.Connection, path: str) -> int:
     n = stored.mark_due(conn, ids, stored.SIDECAR) if ids else 0
     if n:
         log.info("sidecar changed: metadata due", path=path, photos=n)
+    return n
+
+
+def seen_in_scan(conn: sqlite3.Connection, files: list[FileInfo]) -> int:
+    """Sidecars a scan listed: photos whose metadata is older than their sidecar are due."""
+    due: list[int] = []
+    for f in files:
+        described = sidecar.photo_stems(f.path)
+        if described is None:
+            continue
+        ids = stored.photos_of_sidecar(conn, *described)
+        due += stored.older_than(conn, ids, f.mtime) if ids else []
+    n = stored.mark_due(conn, due, stored.SIDECAR) if due else 0
+    if n:
+        log.info("sidecars newer than their photos' metadata: metadata due", photos=n)
     return n
