@@ -84,8 +84,9 @@ def test_a_result_clears_its_due_row_and_a_changed_or_deleted_photo_is_forgotten
     assert stored.save(conn, a, "ha", Metadata(camera_make="Canon").row())
     assert [i for i, _ in _due(conn)] == [b, c]
     discovery.mark_deleted(conn, ["/p/b.jpg"])
-    discovery.record_file(conn, "/p/c.jpg", 2, 2.0, "hc2", REUSE)  # replaced
-    assert stored.prune_due(conn) == 2
+    discovery.record_file(conn, "/p/c.jpg", 2, 2.0, "hc2", REUSE)  # replaced: forgotten now
+    assert [i for i, _ in _due(conn)] == [b]
+    assert stored.prune_due(conn) == 1  # b, deleted
     assert _due(conn) == []
 
 
@@ -122,3 +123,26 @@ def test_coverage_counts_processed_live_photos(tmp_path: Path) -> None:
             cover["taken_from_mtime"], cover["located"], cover["camera"], cover["due"]) == \
         (2, 1, 1, 1, 1, 0, 1)
     assert cover["taken_sources"] == {"mtime": 1}
+
+
+def test_new_content_drops_the_old_metadata_and_a_reused_twin_is_read_again(
+        tmp_path: Path) -> None:
+    """A changed file's metadata described its old content: gone until its step writes the
+    new one. A copy of a processed photo reuses the pixels' work, not the metadata (its
+    date and sidecar may differ): it is due. Purge takes the rows with the photo."""
+    conn = schema.connect(tmp_path / "a.db")
+    a = _photo(conn, "/p/a.jpg", "ha")
+    stored.save(conn, a, "ha", Metadata(camera_make="Canon").row())
+    discovery.record_file(conn, "/p/a.jpg", 2, 2.0, "ha2", REUSE)
+    assert conn.execute("SELECT count(*) FROM metadata").fetchone()[0] == 0
+    b = _photo(conn, "/p/b.jpg", "hb")
+    copy = discovery.record_file(conn, "/p/copy-of-b.jpg", 1, 3.0, "hb", REUSE).id
+    assert conn.execute("SELECT thumbnail_status FROM images WHERE id = ?",
+                        (copy,)).fetchone()[0] == "done"
+    assert stored.due(conn, 10) == [(copy, "hb")]
+    stored.save(conn, b, "hb", Metadata().row())
+    discovery.mark_deleted(conn, ["/p/b.jpg"])
+    from watcherd.store import admin
+    assert admin.purge_deleted(conn, -1).images == 1
+    assert conn.execute("SELECT count(*) FROM metadata WHERE image_id = ?",
+                        (b,)).fetchone()[0] == 0

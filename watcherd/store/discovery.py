@@ -171,6 +171,10 @@ def _reuse_identical(c: sqlite3.Connection, image_id: int, sha256: str, reuse: R
             "(SELECT width, height, format FROM images WHERE id = ?) WHERE id = ?",
             (twin[0], image_id),
         )
+        # The pixels are the same, the metadata may not be (the file's date, its sidecar):
+        # read without the pixels, behind new photos.
+        c.execute("INSERT OR REPLACE INTO metadata_due (image_id, sha256, reason) "
+                  "VALUES (?, ?, 'copy')", (image_id, sha256))
 
 
 def record_unreadable(conn: sqlite3.Connection, path: str, reason: str) -> int:
@@ -205,6 +209,7 @@ def _reset(c: sqlite3.Connection, image_id: int, sha256: str | None, size: int |
     content and start both tasks over with ``status``/``error``."""
     c.execute("DELETE FROM thumbnails WHERE image_id = ?", (image_id,))
     c.execute("DELETE FROM embeddings WHERE image_id = ?", (image_id,))
+    forget_metadata(c, image_id)  # the new content's thumbnail step writes its own
     c.execute(
         "UPDATE images SET sha256 = ?, size = ?, mtime = ?, width = NULL, height = NULL, "
         "format = NULL, deleted_at = NULL, updated_at = ?, "
@@ -213,6 +218,11 @@ def _reset(c: sqlite3.Connection, image_id: int, sha256: str | None, size: int |
         "embedding_queued_at = NULL, embedding_attempts = 0 WHERE id = ?",
         (sha256, size, mtime, now, status, error, status, error, image_id),
     )
+
+
+def forget_metadata(c: sqlite3.Connection, image_id: int) -> None:
+    c.execute("DELETE FROM metadata WHERE image_id = ?", (image_id,))
+    c.execute("DELETE FROM metadata_due WHERE image_id = ?", (image_id,))
 
 
 RETIRED_PREFIX = "retired:"
@@ -227,6 +237,7 @@ def _retire(c: sqlite3.Connection, where: str, params: tuple[Any, ...], now: str
     for image_id in ids:
         c.execute("DELETE FROM thumbnails WHERE image_id = ?", (image_id,))
         c.execute("DELETE FROM embeddings WHERE image_id = ?", (image_id,))
+        forget_metadata(c, image_id)
         c.execute(
             "UPDATE images SET path = ? || id || ':' || path, deleted_at = coalesce(deleted_at, "
             "?), updated_at = ? WHERE id = ?", (RETIRED_PREFIX, now, now, image_id))

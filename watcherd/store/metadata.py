@@ -175,7 +175,8 @@ def coverage(conn: sqlite3.Connection) -> dict[str, Any]:
             "count(CASE WHEN m.taken_source = 'mtime' THEN 1 END), count(m.latitude), "
             "count(m.country_code), count(m.camera_model), count(m.error) "
             "FROM images i LEFT JOIN metadata m ON m.image_id = i.id "
-            "WHERE i.deleted_at IS NULL AND i.thumbnail_status != 'pending'").fetchone()
+            "WHERE i.deleted_at IS NULL AND i.sha256 IS NOT NULL "
+            "AND i.thumbnail_status != 'pending'").fetchone()
         sources = {str(r[0]): int(r[1]) for r in conn.execute(
             "SELECT m.taken_source, count(*) FROM metadata m JOIN images i ON i.id = m.image_id "
             "WHERE i.deleted_at IS NULL AND m.taken_source IS NOT NULL "
