@@ -86,9 +86,8 @@ SIDECAR = "IMG_0001.xmp"  # made from sidecar_source.jpg's XMP
 
 def base_image(kind: str, path: Path) -> None:
     """A small Pillow image in the given format (gradient, so encoders have something)."""
-    from PIL import Image
-
     import pillow_heif
+    from PIL import Image
 
     pillow_heif.register_heif_opener()
     im = Image.linear_gradient("L").resize((64, 48)).convert("RGB")
@@ -112,8 +111,8 @@ def build(folder: Path) -> None:
             shutil.copyfile(base, folder / name)
             if args:
                 lines += exiftool_args(folder / name, args)
-        lines += ["-q", "-o", str(folder / SIDECAR), "-tagsFromFile", str(folder / "sidecar_source.jpg"),
-                  "-xmp:all", "-execute"]
+        lines += ["-q", "-o", str(folder / SIDECAR), "-tagsFromFile",
+                  str(folder / "sidecar_source.jpg"), "-xmp:all", "-execute"]
         argfile = Path(tmp) / "args"
         argfile.write_text("\n".join(lines) + "\n")
         (folder / SIDECAR).unlink(missing_ok=True)

@@ -50,7 +50,7 @@ def jpeg(data: bytes) -> Blocks:
             pos += 1 if marker == 0xFF else 2  # fill byte, or a marker without a length
             continue
         if marker in (0xDA, 0xD9):  # start of scan, end of image: no metadata after
-            break
+            return out
         end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
         if end > len(data):
             out.notes.append(f"JPEG segment 0x{marker:02X} truncated")
@@ -62,6 +62,8 @@ def jpeg(data: bytes) -> Blocks:
         elif marker == 0xED and body[:14] == b"Photoshop 3.0\x00" and out.iptc is None:
             out.iptc = photoshop_iptc(bytes(body[14:]))
         pos = max(end, pos + 4)
+    if not out.notes:
+        out.notes.append("JPEG truncated before its image data")
     return out
 
 
@@ -94,8 +96,10 @@ def png(data: bytes) -> Blocks:
         elif kind == b"iTXt" and data[start:start + len(XMP_PNG) + 1] == XMP_PNG + b"\x00":
             _png_xmp(out, data, start + len(XMP_PNG) + 1, end)
         elif kind == b"IEND":
-            break
+            return out
         pos = end + 4
+    if not out.notes:
+        out.notes.append("PNG truncated (no IEND chunk)")
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import tzinfo
 
 from watcherd.metadata import capture, containers, describe, exif, iptc, places, reading, xmp
@@ -10,6 +11,7 @@ from watcherd.metadata.found import Found, combine, merge
 from watcherd.metadata.sidecar import MAX_SIDECAR_BYTES
 
 MAX_ERROR = 500  # characters of Metadata.error
+MAX_WARNINGS = 2  # of Pillow's, about one EXIF block
 
 
 def extract(data: bytes, *, mtime: float | None, sidecar: bytes | None = None,
@@ -48,20 +50,24 @@ def extract(data: bytes, *, mtime: float | None, sidecar: bytes | None = None,
 
 
 def read_file(data: bytes, notes: list[str]) -> Found:
-    """What the file's own EXIF, XMP and IPTC say, combined."""
-    blocks, parsed = reading.blocks(data)
-    notes.extend(blocks.notes)
-    from_exif, from_xmp = Found(), Found()
-    if parsed is None and blocks.exif:
-        raw = blocks.exif
+    """What the file's own EXIF, XMP and IPTC say, combined. Pillow's warnings about damaged
+    EXIF ("Corrupt EXIF data", "Tag data larger than file") become notes."""
+    with warnings.catch_warnings(record=True) as pillow_said:
+        warnings.simplefilter("always")
+        blocks, parsed = reading.blocks(data)
+        notes.extend(blocks.notes)
+        from_exif, from_xmp = Found(), Found()
+        if parsed is None and blocks.exif:
+            raw = blocks.exif
 
-        def parse() -> None:
-            nonlocal parsed
-            parsed = containers.open_exif(raw)
+            def parse() -> None:
+                nonlocal parsed
+                parsed = containers.open_exif(raw)
 
-        exif.guarded(notes, "EXIF", parse)
-    if parsed is not None:
-        exif.read(parsed, from_exif, notes)
+            exif.guarded(notes, "EXIF", parse)
+        if parsed is not None:
+            exif.read(parsed, from_exif, notes)
+    notes.extend(f"EXIF damaged ({w.message})" for w in pillow_said[:MAX_WARNINGS])
     if blocks.xmp is not None:
         xmp.read(blocks.xmp, from_xmp, notes)
     found_iptc = iptc.Iptc()
