@@ -40,7 +40,6 @@ def _zone(latitude: float | None, longitude: float | None) -> str | None:
 def resolve(stamps: list[tuple[str, Stamp]], latitude: float | None, longitude: float | None,
             mtime: float | None, local_zone: tzinfo | None = None) -> Taken:
     """The first of ``stamps`` (in order of trust), else ``mtime`` (source ``'mtime'``)."""
-    zone = _zone(latitude, longitude)
     if not stamps and mtime is not None and math.isfinite(mtime):
         try:
             when = datetime.fromtimestamp(mtime, UTC).replace(tzinfo=None)
@@ -51,10 +50,12 @@ def resolve(stamps: list[tuple[str, Stamp]], latitude: float | None, longitude: 
         return Taken()
     source, stamp = stamps[0]
     if stamp.instant:
+        zone = _zone(latitude, longitude)
         local, offset = _place_instant(stamp.local, zone, local_zone)
         local = local.replace(microsecond=local.microsecond // 1000 * 1000)
         return Taken(Stamp(local, millis=stamp.millis).iso(), offset, source)
     offset = stamp.offset
-    if offset is None and zone is not None and not stamp.timeless:
-        offset = zones.offset_at_local(zone, stamp.local)
+    if offset is None and not stamp.timeless:  # the zone lookup only when it is needed
+        zone = _zone(latitude, longitude)
+        offset = zones.offset_at_local(zone, stamp.local) if zone else None
     return Taken(stamp.iso(), offset, source)

@@ -144,6 +144,24 @@ def gif(data: bytes) -> Blocks:
     return out
 
 
+def webp(data: bytes) -> Blocks:
+    """The ``EXIF`` and ``XMP `` chunks of a WebP (RIFF) file; nothing is decoded."""
+    out, view, pos = Blocks(), memoryview(data), 12
+    end_of_riff = min(len(data), 8 + int.from_bytes(data[4:8], "little"))
+    while pos + 8 <= end_of_riff:
+        kind, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        start, end = pos + 8, pos + 8 + size
+        if end > len(data):
+            out.notes.append(f"WebP chunk {kind.decode('latin-1')!r} truncated")
+            break
+        if kind == b"EXIF" and out.exif is None:
+            out.exif = bytes(view[start:end])
+        elif kind == b"XMP ":
+            out.take_xmp(view[start:end])
+        pos = end + (size & 1)
+    return out
+
+
 _RAW_MAGIC = {b"IIRO": b"II*\x00", b"IIU\x00": b"II*\x00", b"MMOR": b"MM\x00*"}
 
 
