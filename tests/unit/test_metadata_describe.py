@@ -142,3 +142,9 @@ def test_places_not_ready_leaves_place_fields_none(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(places, "locate", broken)
     assert extract(mf.read("lisbon_june.jpg"), mtime=None).country is None
+
+
+def test_iptc_undeclared_utf8_read_as_utf8() -> None:
+    """No 1:90 record but valid UTF-8 (what most writers put there now): not read as Latin-1
+    ('cafÃ©'); bytes that are not UTF-8 are Latin-1 (iptc_latin1.jpg)."""
+    assert iptc.read(b"\x1c\x02\x19\x00\x05caf\xc3\xa9").keywords == ("café",)
