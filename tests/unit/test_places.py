@@ -11,7 +11,7 @@ import pytest
 from watcherd.metadata import places
 from watcherd.metadata.places import Place, locate
 
-# name, lat, lon, country code, region (None: any), place (None: any)
+# name, lat, lon, country code, region (None: none), place (None: any)
 KNOWN = [
     ("Lisbon", 38.7223, -9.1393, "PT", "Lisbon", "Lisbon"),
     ("Porto", 41.1496, -8.6110, "PT", "Porto", "Porto"),
@@ -39,6 +39,11 @@ KNOWN = [
     ("Tokyo", 35.6762, 139.6503, "JP", "Tokyo", "Tokyo"),
     ("Auckland", -36.8485, 174.7633, "NZ", "Auckland", "Auckland"),
     ("Longyearbyen", 78.2232, 15.6267, "SJ", "Svalbard", "Longyearbyen"),
+    # tzfpy gives northern Vietnam Asia/Bangkok (zone.tab: TH) and Kosovo Europe/Belgrade (RS)
+    ("Hanoi", 21.0278, 105.8342, "VN", "Hanoi", "Hanoi"),
+    ("Bangkok", 13.7563, 100.5018, "TH", "Bangkok", "Bangkok"),
+    ("Pristina", 42.6629, 21.1655, "XK", "Pristina", "Pristina"),
+    ("Belgrade", 44.7866, 20.4489, "RS", "Central Serbia", "Belgrade"),
 ]
 
 

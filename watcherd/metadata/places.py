@@ -6,8 +6,9 @@ How (docs/metadata.md, "Places"):
 1. The zone comes from tzfpy (:func:`watcherd.metadata.zones.zone_at`). ``Etc/*`` (or no zone)
    means at sea: the Place has the zone and nothing else.
 2. The country is the zone's, from tzdata's ``zone.tab``: the boundary data keeps one zone per
-   country (Europe/Vaduz, Europe/Busingen, Asia/Famagusta...), so each maps to exactly one.
-   Borders are therefore the time-zone polygons' (simplified: a few hundred metres off).
+   country (Europe/Vaduz, Europe/Busingen, Asia/Famagusta...), so nearly every zone maps to
+   exactly one (the two that do not: :data:`SHARED_ZONES`). Borders are therefore the
+   time-zone polygons' (simplified: a few hundred metres off).
 3. The place is looked up among that country's GeoNames places only (so Windsor stays in
    Canada although Detroit is nearer): of the (at most 64) nearest within max(8 km, 1.5 times
    the nearest one's distance), the most populous; that turns neighbourhood entries
@@ -34,6 +35,14 @@ from watcherd.metadata.zones import zone_at
 EARTH_KM = 6371.0088
 RADIUS_KM = 8.0  # the most populous place within this (or 1.5 times the nearest's) wins...
 NEAREST = 64  # ...of at most this many nearest places
+#: Zones whose polygon covers more than one country: tzfpy's Asia/Bangkok covers northern
+#: Vietnam (Hanoi) as well as Thailand, and Europe/Belgrade covers Kosovo, which GeoNames codes
+#: XK. There the country whose nearest place is nearest wins (TH and VN share no border;
+#: RS/XK is a nearest-town guess). Found by running every GeoNames place through tzfpy and
+#: zone.tab (benchmarks/geocoding.py prints the disagreements): the other ones are a few
+#: places within a few hundred metres of a border, and the disputed West Bank and Western
+#: Sahara.
+SHARED_ZONES = {"Asia/Bangkok": ("TH", "VN"), "Europe/Belgrade": ("RS", "XK")}
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,19 @@ class Places:
         self.region_index = np.concatenate(columns.region_index)
         self.regions = [region.decode() for region in columns.regions]
         self.runs = columns.runs
+
+    def country_code(self, zone: str, latitude: float, longitude: float) -> str | None:
+        """The ISO code of the country at a position in ``zone`` (None: no country's zone)."""
+        shared = SHARED_ZONES.get(zone)
+        if shared is None:
+            return self.zone_country.get(zone)
+        vector = unit_vector(latitude, longitude)
+        return max(shared, key=lambda code: self._closest(code, vector))
+
+    def _closest(self, code: str, vector: npt.NDArray[np.float64]) -> float:
+        """The cosine of the angle to the country's nearest place (-2 if it has none)."""
+        start, end = self.runs.get(code, (0, 0))
+        return float((self.xyz[start:end] @ vector).max()) if end > start else -2.0
 
     def name(self, row: int) -> str:
         start = int(self.ends[row - 1]) if row else 0
@@ -176,7 +198,7 @@ def locate(latitude: float, longitude: float) -> Place | None:
     if zone is None or zone.startswith("Etc/"):
         return Place(zone=zone)
     table = places()
-    code = table.zone_country.get(zone)
+    code = table.country_code(zone, latitude, longitude)
     if code is None:
         return Place(zone=zone)
     country = table.countries.get(code)
