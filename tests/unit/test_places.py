@@ -124,10 +124,22 @@ def test_loaded_once() -> None:
 
 def test_most_populous_place_nearby_beats_a_neighbourhood_entry() -> None:
     """GeoNames has populated neighbourhoods (Intendente in Lisbon, Eifuku in Tokyo): the
-    city within 8 km wins over the entry that is nearest."""
+    city a few km away wins over the entry that is nearest."""
     table = places.places()
     start, end = table.runs["PT"]
     xyz = table.xyz[start:end]
     nearest = start + int(np.argmax(xyz @ places.unit_vector(38.7223, -9.1393)))
     assert table.name(nearest) != "Lisbon"
     assert table.name(table.nearest("PT", 38.7223, -9.1393) or 0) == "Lisbon"
+
+
+@pytest.mark.parametrize(("lat", "lon", "cc", "place"), [
+    (50.8659, 6.0709, "NL", "Kerkrade"),  # Heerlen (twice its size) is 6 km away
+    (43.4832, -1.5586, "FR", "Biarritz"),  # Bayonne, 7 km
+    (14.5995, 120.9842, "PH", "Manila"),  # Caloocan City, 5.6 km, a little more populous
+    (4.7110, -74.0721, "CO", "Bogotá"),  # 11 km from Bogotá's point; Barrio San Luis is at 7
+])
+def test_a_town_keeps_its_name_beside_a_bigger_one(lat: float, lon: float, cc: str,
+                                                    place: str) -> None:
+    got = locate(lat, lon)
+    assert got is not None and (got.country_code, got.place) == (cc, place)

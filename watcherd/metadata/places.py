@@ -10,9 +10,12 @@ How (docs/metadata.md, "Places"):
    exactly one (the two that do not: :data:`SHARED_ZONES`). Borders are therefore the
    time-zone polygons' (simplified: a few hundred metres off).
 3. The place is looked up among that country's GeoNames places only (so Windsor stays in
-   Canada although Detroit is nearer): of the (at most 64) nearest within max(8 km, 1.5 times
-   the nearest one's distance), the most populous; that turns neighbourhood entries
-   (Intendente, Eifuku) into their city. The region is that place's GeoNames admin1 name.
+   Canada although Detroit is nearer): of the (at most 64) nearest within max(15 km, 1.5 times
+   the nearest one's distance), the one that pulls hardest, population / distance² (distances
+   under 1.5 km count as 1.5 km). That turns the neighbourhood entries GeoNames has
+   (Intendente, Eifuku, Barrio San Luis) into their city, yet keeps a town's own name beside a
+   bigger one (Kerkrade, not Heerlen; Manila, not Caloocan). The region is that place's
+   GeoNames admin1 name.
 
 The places (watcherd/data/places.tsv.gz, built by tools/build_places.py; GeoNames, CC-BY 4.0)
 are loaded once per process, on the first lookup: about 0.4 s, 8 MB of arrays.
@@ -33,8 +36,9 @@ import numpy.typing as npt
 from watcherd.metadata.zones import zone_at
 
 EARTH_KM = 6371.0088
-RADIUS_KM = 8.0  # the most populous place within this (or 1.5 times the nearest's) wins...
-NEAREST = 64  # ...of at most this many nearest places
+RADIUS_KM = 15.0  # places within this (or 1.5 times the nearest's distance)...
+NEAREST = 64  # ...at most this many nearest ones, are candidates...
+FLOOR_KM = 1.5  # ...and the one with most population / max(distance, this)² names the spot
 #: Zones whose polygon covers more than one country: tzfpy's Asia/Bangkok covers northern
 #: Vietnam (Hanoi) as well as Thailand, and Europe/Belgrade covers Kosovo, which GeoNames codes
 #: XK. There the country whose nearest place is nearest wins (TH and VN share no border;
@@ -109,7 +113,8 @@ class Places:
 
     def nearest(self, country_code: str, latitude: float, longitude: float) -> int | None:
         """The row of the place that names a position in ``country_code``, None if the country
-        has no places."""
+        has no places: of the 64 nearest within max(15 km, 1.5 times the nearest one's
+        distance), the one with the most population / distance² (distance at least 1.5 km)."""
         start, end = self.runs.get(country_code, (0, 0))
         if start == end:
             return None
@@ -118,8 +123,9 @@ class Places:
         limit = max(RADIUS_KM / EARTH_KM, 1.5 * math.acos(min(1.0, first)))
         near = np.flatnonzero(cos >= math.cos(min(limit, math.pi)))
         near = near[np.argsort(-cos[near], kind="stable")][:NEAREST]  # nearest first
-        best = near[int(np.argmax(self.population[start + near]))]  # ties: the nearest
-        return start + int(best)
+        km = np.arccos(np.clip(cos[near], -1.0, 1.0)) * EARTH_KM
+        pull = self.population[start + near] / np.maximum(km, FLOOR_KM) ** 2
+        return start + int(near[int(np.argmax(pull))])  # ties (population 0): the nearest
 
 
 def _chunks(body: bytes, size: int = 1 << 18) -> Iterator[bytes]:
