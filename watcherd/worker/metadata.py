@@ -14,13 +14,23 @@ import time
 from billiard.exceptions import SoftTimeLimitExceeded
 
 from watcherd import logs
-from watcherd.metadata import sidecar
+from watcherd.metadata import places, sidecar, zones
 from watcherd.metadata.extract import extract
 from watcherd.metadata.fields import Metadata
 from watcherd.store import metadata as stored
 from watcherd.worker.intake import internal_reason
 
 log = logs.get("watcherd.worker.metadata")
+
+
+def warm() -> None:
+    """Load the places table and the time-zone polygons now: in the prefork parent, so its
+    pool children share them (copy-on-write) instead of each loading its own copy (0.3 s and
+    about 60 MB each) at its first photo with a GPS position."""
+    started = time.perf_counter()
+    places.places()
+    zones.zone_at(38.7, -9.1)
+    log.debug("places loaded", duration_ms=round((time.perf_counter() - started) * 1000, 1))
 
 
 def read_metadata(path: str, data: bytes, mtime: float | None) -> Metadata:

@@ -25,6 +25,7 @@ from watcherd.fleet.busy import Markers
 from watcherd.fleet.celery_heart import ThreadHeart
 from watcherd.fleet.heartbeat import Beacon
 from watcherd.fleet.messages import MODEL_FAILED, READY, REFUSING, STOPPING
+from watcherd.worker import metadata as worker_metadata
 from watcherd.worker import tasks, unacked
 from watcherd.worker.database import database
 
@@ -57,6 +58,8 @@ class WorkerProcess:
         self.beacon.start()
         markers = Markers(self.cfg, self.beacon.name)
         try:
+            if self.role == "thumbnails":
+                worker_metadata.warm()  # before the pool forks: its children share it
             if self.role == "embeddings":
                 self.holder.load(self.cfg, self._database())
                 self._announce_model()
