@@ -42,7 +42,14 @@ def search(conn: sqlite3.Connection, query: Query, *, configured: ModelKey,
            max_pixels: int, stored: list[StoredModel] | None = None) -> Results:
     """``query`` against one stored model's vectors: ``model``/``pretrained`` if given, else the
     ``configured`` one unless another covers more live photos (``stored``: coverage counts
-    already at hand). Raises QueryError (bad input), NoVectorsError, ModelUnavailable."""
+    already at hand). Raises QueryError (bad input), NoVectorsError, ModelUnavailable.
+
+    A query with filters and no query part lists the matching photos, newest taken_at first
+    (:mod:`watcherd.search.listing`): no model is chosen or loaded."""
+    if query.listing:
+        from watcherd.search.listing import newest
+
+        return newest(conn, query, configured)
     choice = pick(conn, configured, model, pretrained, stored=stored)
     searcher = Searcher(source(choice.key), lambda: encoder(choice.key), max_pixels=max_pixels)
     return dataclasses.replace(searcher.search(query), note=choice.note)
