@@ -31,6 +31,7 @@ class Tile:
     score: float | None
     mtime: float | None
     has_thumb: bool
+    taken: str | None = None  # metadata.taken_at, in a listing by it
 
 
 #: How long the web server keeps the count of photos per stored model (which model answers
@@ -124,6 +125,12 @@ class Library:
     # --------------------------------------------------------------------------- browsing
     def image(self, image_id: int) -> dict[str, Any] | None:
         return browse.image(self.conn(), image_id)
+
+    def metadata(self, image_id: int) -> dict[str, Any] | None:
+        return browse.metadata(self.conn(), image_id)
+
+    def timeline(self) -> list[tuple[str, int]]:
+        return browse.timeline(self.conn())
 
     def thumbnail(self, image_id: int, size: int) -> tuple[bytes, str, str] | None:
         """(data, format, created_at) of a live photo's thumbnail."""
