@@ -4,11 +4,13 @@ filters and the SQL that resolves them (``store.filters``) both compare. Standar
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 
 __all__ = ["fold"]
 
 
+@functools.lru_cache(maxsize=65536)  # stored names repeat: each is folded once
 def fold(text: str) -> str:
     """NFKD, no combining marks, casefolded, inner spaces collapsed
     (``"  Île-de-France "`` -> ``"ile-de-france"``, ``"Straße"`` -> ``"strasse"``)."""

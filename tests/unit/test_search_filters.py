@@ -305,8 +305,10 @@ def _no_model(key: Any) -> Any:
 
 @pytest.mark.parametrize("given", [{"place": "France"}, {"camera": "canon"},
                                    {"near": "48.8566,2.3522,20"}, {"taken": "2016..2017"}])
-def test_with_no_query_the_matching_photos_newest_taken_first(lib: Any, given: dict[str, str]
-                                                               ) -> None:
+@pytest.mark.parametrize("dense", [0, 10**9], ids=["walk-taken-index", "select-and-sort"])
+def test_with_no_query_the_matching_photos_newest_taken_first(
+        lib: Any, given: dict[str, str], dense: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(filter_sql, "DENSE", dense)  # both plans give the same answer
     path, conn, ids, _ = lib
     # deleted photos are never listed
     conn.execute("UPDATE images SET deleted_at = '2024-01-01T00:00:00Z' WHERE id = ?", (ids[1],))

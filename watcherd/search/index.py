@@ -70,6 +70,7 @@ class SearchIndex:
         self._conn = vectors.connect_readonly(db_path)
         self._lock = threading.RLock()
         self._slots = VectorSlots(key, kernel)
+        self._vocabulary = filter_sql.Vocabulary()  # places and keywords, for the filters
         self._recent: dict[int, str] = {}  # id -> vector stamp, for vectors stored lately
         started = time.perf_counter()
         self._load()
@@ -190,7 +191,8 @@ class SearchIndex:
             raise vectors.VectorError(f"a {len(query)}-value query for {self.dim}-value vectors")
         self._conn.execute("BEGIN")  # the matching ids and the rows: one snapshot
         try:
-            only = filter_sql.matching_ids(self._conn, filters) if filters else None
+            only = (filter_sql.matching_ids(self._conn, filters, self._vocabulary)
+                    if filters else None)
             ids, considered = self._slots.candidates(query, k, min_score, under, exclude, only)
             rows = vectors.fetch_rows(self._conn, self.key, ids.tolist())
         finally:

@@ -14,9 +14,11 @@ from watcherd.store.vectors import ModelKey
 __all__ = ["newest"]
 
 
-def newest(conn: sqlite3.Connection, query: Query, key: ModelKey) -> Results:
+def newest(conn: sqlite3.Connection, query: Query, key: ModelKey,
+           vocabulary: filter_sql.Vocabulary | None = None) -> Results:
     """``query.n`` matching photos of a listing query (:attr:`Query.listing`); ``key``: the
-    model named in the answer (the configured one: none was used)."""
+    model named in the answer (the configured one: none was used); ``vocabulary``: the
+    connection's, kept between queries."""
     if query.n < 1:
         raise QueryError(f"the number of results must be at least 1, got {query.n}")
     if query.min_score is not None:
@@ -24,7 +26,7 @@ def newest(conn: sqlite3.Connection, query: Query, key: ModelKey) -> Results:
     conn.execute("BEGIN")
     try:
         found = filter_sql.newest(conn, query.filters, query.n + len(query.exclude),
-                                  query.under)
+                                  query.under, vocabulary)
     finally:
         conn.execute("COMMIT")
     skip = set(query.exclude)

@@ -11,6 +11,7 @@ SQL and the exact great-circle distance in Python.
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 from collections.abc import Iterator
@@ -22,7 +23,8 @@ import numpy as np
 from watcherd.store.schema import folder_range
 from watcherd.textfold import fold
 
-__all__ = ["EARTH_KM", "Listing", "Spec", "km_between", "matching_ids", "newest"]
+__all__ = ["EARTH_KM", "Listing", "Spec", "Vocabulary", "km_between", "matching_ids",
+           "newest"]
 
 EARTH_KM = 6371.0088  # mean radius
 
@@ -74,34 +76,74 @@ def km_between(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 _Where = tuple[list[str], list[object]]
 
 
-def _place(conn: sqlite3.Connection, text: str) -> _Where | None:
+class Vocabulary:
+    """The distinct stored places and keywords, folded: what a place or a keyword filter is
+    resolved against. Kept by a long-lived connection's owner (the warm index, the server's
+    connections) and read again only when another connection has committed since
+    (``PRAGMA data_version``, free); a one-shot search reads it once."""
+
+    def __init__(self) -> None:
+        self._version: int | None = None
+        self._places: list[tuple[str | None, str | None, str | None, str, str, str]] = []
+        self._keywords: dict[str, list[str]] = {}  # folded -> values as stored
+
+    def _fresh(self, conn: sqlite3.Connection) -> None:
+        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        if version == self._version:
+            return
+        country: dict[str | None, str] = {}
+        places = []
+        for cc, region, place in conn.execute(
+                "SELECT DISTINCT country_code, region, place FROM metadata"):
+            if cc not in country:  # one seek per code (country is not in metadata_place)
+                found = conn.execute("SELECT country FROM metadata WHERE country_code IS ? AND "
+                                     "country IS NOT NULL LIMIT 1", (cc,)).fetchone()
+                country[cc] = fold(found[0]) if found else ""
+            places.append((cc, region, place, country[cc], fold(region or ""),
+                           fold(place or "")))
+        keywords: dict[str, list[str]] = {}
+        for (value,) in conn.execute(
+                "SELECT DISTINCT j.value FROM metadata m, json_each(CASE WHEN "
+                "json_valid(m.keywords) THEN m.keywords END) j WHERE m.keywords IS NOT NULL "
+                "AND j.type = 'text'"):
+            keywords.setdefault(fold(value), []).append(value)
+        self._places, self._keywords, self._version = places, keywords, version
+
+    def places(self, conn: sqlite3.Connection
+               ) -> list[tuple[str | None, str | None, str | None, str, str, str]]:
+        """(country_code, region, place, and the folded country, region, place) of each
+        distinct stored place."""
+        self._fresh(conn)
+        return self._places
+
+    def keywords(self, conn: sqlite3.Connection, text: str) -> list[str]:
+        """The stored keywords equal to ``text``, folded."""
+        self._fresh(conn)
+        return self._keywords.get(fold(text), [])
+
+
+def _place(conn: sqlite3.Connection, text: str, vocabulary: Vocabulary) -> _Where | None:
     """The place terms, resolved against the distinct stored places; None: none matches."""
     want, code = fold(text), text.strip().casefold()
     codes: set[str | None] = set()
-    regions: set[tuple[str | None, str]] = set()
-    places: set[tuple[str | None, str | None, str]] = set()
-    country: dict[str | None, str | None] = {}
-    for cc, region, place in conn.execute(
-            "SELECT DISTINCT country_code, region, place FROM metadata"):
-        if cc not in country:
-            found = conn.execute("SELECT country FROM metadata WHERE country_code IS ? AND "
-                                 "country IS NOT NULL LIMIT 1", (cc,)).fetchone()
-            country[cc] = found[0] if found else None
-        name = country[cc]
-        if (cc is not None and cc.casefold() == code) or (name is not None and fold(name) == want):
+    regions: set[tuple[str | None, str | None]] = set()
+    places: set[tuple[str | None, str | None, str | None]] = set()
+    for cc, region, place, country_f, region_f, place_f in vocabulary.places(conn):
+        if (cc is not None and cc.casefold() == code) or country_f == want:
             codes.add(cc)
-        elif region is not None and fold(region) == want:
+        elif region_f == want:
             regions.add((cc, region))
-        elif place is not None and fold(place) == want:
+        elif place_f == want:
             places.add((cc, region, place))
     terms: list[str] = []
     params: list[object] = []
     for cc in codes:
         terms.append("m.country_code IS ?")
         params.append(cc)
-    for cc, region in regions - {r for r in regions if r[0] in codes}:
-        terms.append("(m.country_code IS ? AND m.region IS ?)")
-        params += [cc, region]
+    for cc, region in regions:
+        if cc not in codes:
+            terms.append("(m.country_code IS ? AND m.region IS ?)")
+            params += [cc, region]
     for cc, region, place in places:
         if cc not in codes and (cc, region) not in regions:
             terms.append("(m.country_code IS ? AND m.region IS ? AND m.place IS ?)")
@@ -109,19 +151,18 @@ def _place(conn: sqlite3.Connection, text: str) -> _Where | None:
     return (["(" + " OR ".join(terms) + ")"], params) if terms else None
 
 
-def _keyword(conn: sqlite3.Connection, text: str) -> _Where | None:
-    """Photos with one of their keywords equal to ``text`` (folded); None: none has it."""
-    want = fold(text)
-    values = [v for (v,) in conn.execute(
-        "SELECT DISTINCT j.value FROM metadata m, json_each(CASE WHEN json_valid(m.keywords) "
-        "THEN m.keywords END) j WHERE m.keywords IS NOT NULL AND j.type = 'text'")
-        if fold(v) == want]
+def _keyword(conn: sqlite3.Connection, text: str, vocabulary: Vocabulary) -> _Where | None:
+    """Photos with one of their keywords equal to ``text`` (folded); None: none has it. The
+    stored JSON text is looked into first (instr: cheap), then parsed (exact)."""
+    values = vocabulary.keywords(conn, text)
     if not values:
         return None
+    needles = sorted({json.dumps(v, ensure_ascii=a) for v in values for a in (False, True)})
     marks = ",".join("?" * len(values))
-    return ([f"EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(m.keywords) THEN "
+    return (["(" + " OR ".join("instr(m.keywords, ?) > 0" for _ in needles) + ")",
+             f"EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(m.keywords) THEN "
              f"m.keywords END) j WHERE j.type = 'text' AND j.value IN ({marks}))"],
-            list(values))
+            [*needles, *values])
 
 
 def _like(text: str) -> str:
@@ -149,8 +190,10 @@ def _box(lat: float, lon: float, km: float) -> _Where:
     return terms, params
 
 
-def _where(conn: sqlite3.Connection, spec: Spec) -> _Where | None:
+def _where(conn: sqlite3.Connection, spec: Spec, vocabulary: Vocabulary | None
+           ) -> _Where | None:
     """The WHERE terms over ``metadata m`` (``near``: its box only); None: nothing matches."""
+    vocabulary = vocabulary or Vocabulary()
     terms: list[str] = []
     params: list[object] = []
     if spec.taken is not None:
@@ -166,7 +209,7 @@ def _where(conn: sqlite3.Connection, spec: Spec) -> _Where | None:
         params += box_params
     for resolve, text in ((_place, spec.place), (_keyword, spec.keyword)):
         if text is not None:
-            found = resolve(conn, text)
+            found = resolve(conn, text, vocabulary)
             if found is None:
                 return None
             terms += found[0]
@@ -180,41 +223,55 @@ def _near(spec: Spec, lat: float | None, lon: float | None) -> bool:
                             and km_between(near.lat, near.lon, lat, lon) <= near.km)
 
 
-def matching_ids(conn: sqlite3.Connection, spec: Spec) -> np.ndarray:
+def matching_ids(conn: sqlite3.Connection, spec: Spec, vocabulary: Vocabulary | None = None
+                 ) -> np.ndarray:
     """The ids (sorted int64) of the photos whose metadata matches every filter of ``spec``
     (live or not: the caller's search reads live rows only). Run it in the caller's
-    transaction for one snapshot."""
-    where = _where(conn, spec)
+    transaction for one snapshot; ``vocabulary``: the connection's, kept between queries."""
+    where = _where(conn, spec, vocabulary)
     if where is None:
         return np.empty(0, np.int64)
     terms, params = where
-    sql = ("SELECT m.image_id, m.latitude, m.longitude FROM metadata m"
-           + (" WHERE " + " AND ".join(terms) if terms else "") + " ORDER BY m.image_id")
-    ids = [r[0] for r in conn.execute(sql, params) if _near(spec, r[1], r[2])]
-    return np.array(ids, np.int64)
+    where_sql = " WHERE " + " AND ".join(terms) if terms else ""
+    if spec.near is None:  # the ids alone: often from an index without the table
+        ids = [r[0] for r in conn.execute(f"SELECT m.image_id FROM metadata m{where_sql}",
+                                          params)]
+    else:
+        ids = [r[0] for r in conn.execute("SELECT m.image_id, m.latitude, m.longitude FROM "
+                                          f"metadata m{where_sql}", params)
+               if _near(spec, r[1], r[2])]
+    return np.sort(np.array(ids, np.int64))
+
+
+#: Above this many matching photos a listing walks ``metadata_taken_at`` newest first and stops
+#: at n (the matches are dense); at or below, it selects them all and sorts them (few).
+DENSE = 2000
 
 
 def _listed(conn: sqlite3.Connection, spec: Spec, terms: list[str], params: list[object],
-            order: str) -> Iterator[tuple[int, str, str | None]]:
+            order: str, walk: bool) -> Iterator[tuple[int, str, str | None]]:
     sql = ("SELECT m.image_id, i.path, m.taken_at, m.latitude, m.longitude FROM metadata m "
-           "JOIN images i ON i.id = m.image_id WHERE i.deleted_at IS NULL AND "
+           + ("INDEXED BY metadata_taken_at " if walk else "")
+           + "JOIN images i ON i.id = m.image_id WHERE i.deleted_at IS NULL AND "
            + " AND ".join(terms) + f" ORDER BY {order}")
     for r in conn.execute(sql, params):
         if _near(spec, r[3], r[4]):
             yield int(r[0]), str(r[1]), r[2]
 
 
-def newest(conn: sqlite3.Connection, spec: Spec, n: int, under: str | None = None) -> Listing:
+def newest(conn: sqlite3.Connection, spec: Spec, n: int, under: str | None = None,
+           vocabulary: Vocabulary | None = None) -> Listing:
     """The first ``n`` live photos that match ``spec`` (below ``under`` if given), newest
     ``taken_at`` first, then by id (highest first); those without ``taken_at`` last, by id
     (highest first). Run it in a transaction for one snapshot."""
-    where = _where(conn, spec)
+    where = _where(conn, spec, vocabulary)
     if where is None:
         return Listing([], 0)
     terms, params = where
     if under is not None:
         terms = [*terms, "i.path >= ? AND i.path < ?"]
         params = [*params, *folder_range(under)]
+    matching = 0
     if spec.near is None:
         count_sql = ("SELECT count(*) FROM metadata m JOIN images i ON i.id = m.image_id "
                      "WHERE i.deleted_at IS NULL" + "".join(" AND " + t for t in terms))
@@ -224,7 +281,8 @@ def newest(conn: sqlite3.Connection, spec: Spec, n: int, under: str | None = Non
     for nulls, order in ((False, "m.taken_at DESC, m.image_id DESC"),
                          (True, "m.image_id DESC")):
         more = [*terms, "m.taken_at IS NULL" if nulls else "m.taken_at IS NOT NULL"]
-        for row in _listed(conn, spec, more, params, order):
+        walk = not nulls and matching > DENSE
+        for row in _listed(conn, spec, more, params, order, walk):
             seen += 1
             if len(rows) < n:
                 rows.append(row)
