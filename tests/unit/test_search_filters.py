@@ -218,7 +218,7 @@ SELECTIONS = [
     {"place": "france"}, {"place": "FR"}, {"place": "fr"}, {"place": "ile-de-france"},
     {"place": "MUNCHEN"}, {"place": "Cote d'Ivoire"}, {"place": "tokyo"}, {"place": "Atlantis"},
     {"near": "48.8566,2.3522,10"}, {"near": "48.8566,2.3522"}, {"near": "-17,178.5,300"},
-    {"near": "-14,-172,200"}, {"near": "-15,179.9,800"},
+    {"near": "-14,-172,200"}, {"near": "-15,179.9,800"}, {"near": "-14,-178,800"},
     {"camera": "canon"}, {"camera": "eos r"}, {"camera": "Z 6"}, {"camera": "apple iphone"},
     {"camera": "100%"},
     {"keyword": "sunset"}, {"keyword": "ETE"}, {"keyword": "cafe"}, {"keyword": "nothing"},
@@ -237,6 +237,9 @@ def test_each_filter_selects_what_plain_python_selects(lib: Any, given: dict[str
     assert got.tolist() == sorted(want)
     if given in ({"place": "france"}, {"taken": "2017"}, {"near": "-17,178.5,300"}):
         assert want  # the library has some, so the check means something
+    if given == {"near": "-14,-178,800"}:  # across the antimeridian: both sides
+        longitudes = {r["image_id"]: r["longitude"] for r in _rows(path)}
+        assert {longitudes[i] > 0 for i in want} == {True, False}
 
 
 # ----------------------------------------------------------------------------- exactness

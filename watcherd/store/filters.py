@@ -183,7 +183,7 @@ def _box(lat: float, lon: float, km: float) -> _Where:
     lo, hi = lon - dlon, lon + dlon
     if lo < -180 or hi > 180:  # across the antimeridian
         terms.append("(m.longitude >= ? OR m.longitude <= ?)")
-        params += [lo + 360, hi - 360] if lo < -180 else [lo, hi - 360]
+        params += [lo + 360, hi] if lo < -180 else [lo, hi - 360]
     else:
         terms.append("m.longitude BETWEEN ? AND ?")
         params += [lo, hi]
