@@ -200,9 +200,8 @@ def _where(conn: sqlite3.Connection, spec: Spec, vocabulary: Vocabulary | None
         terms.append("m.taken_at >= ? AND m.taken_at < ?")
         params += list(spec.taken)
     if spec.camera is not None:
-        terms.append("(coalesce(m.camera_make, '') || ' ' || coalesce(m.camera_model, '')) "
-                     "LIKE ? ESCAPE '\\'")
-        params.append(_like(spec.camera.strip()))
+        terms.append("(m.camera_make LIKE ? ESCAPE '\\' OR m.camera_model LIKE ? ESCAPE '\\')")
+        params += [_like(spec.camera.strip())] * 2
     if spec.near is not None:
         box_terms, box_params = _box(spec.near.lat, spec.near.lon, spec.near.km)
         terms += box_terms
