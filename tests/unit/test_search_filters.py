@@ -291,6 +291,11 @@ def test_the_warm_index_follows_metadata_changes(tmp_path: Path) -> None:
     put_metadata(conn, ids[7], keywords=["late"])
     rows, _, _ = index.top(matrix[7], 5, filters=filters)
     assert [r.image_id for r in rows] == [ids[7]]
+    place = f.parse(place="reykjavik")
+    assert index.top(matrix[8], 5, filters=place)[0] == []
+    put_metadata(conn, ids[8], country="Iceland", country_code="IS", place="Reykjavík")
+    rows, _, _ = index.top(matrix[8], 5, filters=place)
+    assert [r.image_id for r in rows] == [ids[8]]
 
 
 # ----------------------------------------------------------------------------- listing

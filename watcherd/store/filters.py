@@ -76,49 +76,55 @@ def km_between(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 _Where = tuple[list[str], list[object]]
 
 
+_PlaceRow = tuple[str | None, str | None, str | None, str, str, str]
+
+
 class Vocabulary:
     """The distinct stored places and keywords, folded: what a place or a keyword filter is
     resolved against. Kept by a long-lived connection's owner (the warm index, the server's
-    connections) and read again only when another connection has committed since
-    (``PRAGMA data_version``, free); a one-shot search reads it once."""
+    connections); each part is read when first needed and again only when another connection
+    has committed since (``PRAGMA data_version``, free). A one-shot search reads what it needs
+    once."""
 
     def __init__(self) -> None:
-        self._version: int | None = None
-        self._places: list[tuple[str | None, str | None, str | None, str, str, str]] = []
+        self._versions: dict[str, int] = {}
+        self._places: list[_PlaceRow] = []
         self._keywords: dict[str, list[str]] = {}  # folded -> values as stored
 
-    def _fresh(self, conn: sqlite3.Connection) -> None:
+    def _stale(self, conn: sqlite3.Connection, part: str) -> bool:
         version = int(conn.execute("PRAGMA data_version").fetchone()[0])
-        if version == self._version:
-            return
-        country: dict[str | None, str] = {}
-        places = []
-        for cc, region, place in conn.execute(
-                "SELECT DISTINCT country_code, region, place FROM metadata"):
-            if cc not in country:  # one seek per code (country is not in metadata_place)
-                found = conn.execute("SELECT country FROM metadata WHERE country_code IS ? AND "
-                                     "country IS NOT NULL LIMIT 1", (cc,)).fetchone()
-                country[cc] = fold(found[0]) if found else ""
-            places.append((cc, region, place, country[cc], fold(region or ""),
-                           fold(place or "")))
-        keywords: dict[str, list[str]] = {}
-        for (value,) in conn.execute(
-                "SELECT DISTINCT j.value FROM metadata m, json_each(CASE WHEN "
-                "json_valid(m.keywords) THEN m.keywords END) j WHERE m.keywords IS NOT NULL "
-                "AND j.type = 'text'"):
-            keywords.setdefault(fold(value), []).append(value)
-        self._places, self._keywords, self._version = places, keywords, version
+        if self._versions.get(part) == version:
+            return False
+        self._versions[part] = version
+        return True
 
-    def places(self, conn: sqlite3.Connection
-               ) -> list[tuple[str | None, str | None, str | None, str, str, str]]:
+    def places(self, conn: sqlite3.Connection) -> list[_PlaceRow]:
         """(country_code, region, place, and the folded country, region, place) of each
-        distinct stored place."""
-        self._fresh(conn)
+        distinct stored place (from the covering index ``metadata_place``)."""
+        if self._stale(conn, "places"):
+            country: dict[str | None, str] = {}
+            places = []
+            for cc, region, place in conn.execute(
+                    "SELECT DISTINCT country_code, region, place FROM metadata"):
+                if cc not in country:  # one seek per code (country is not in the index)
+                    found = conn.execute("SELECT country FROM metadata WHERE country_code IS ? "
+                                         "AND country IS NOT NULL LIMIT 1", (cc,)).fetchone()
+                    country[cc] = fold(found[0]) if found else ""
+                places.append((cc, region, place, country[cc], fold(region or ""),
+                               fold(place or "")))
+            self._places = places
         return self._places
 
     def keywords(self, conn: sqlite3.Connection, text: str) -> list[str]:
-        """The stored keywords equal to ``text``, folded."""
-        self._fresh(conn)
+        """The stored keywords equal to ``text``, folded (every row's keywords are read)."""
+        if self._stale(conn, "keywords"):
+            keywords: dict[str, list[str]] = {}
+            for (value,) in conn.execute(
+                    "SELECT DISTINCT j.value FROM metadata m, json_each(CASE WHEN "
+                    "json_valid(m.keywords) THEN m.keywords END) j WHERE m.keywords IS NOT NULL "
+                    "AND j.type = 'text'"):
+                keywords.setdefault(fold(value), []).append(value)
+            self._keywords = keywords
         return self._keywords.get(fold(text), [])
 
 
