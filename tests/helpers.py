@@ -203,6 +203,21 @@ def put_vectors(conn: Any, model: str, pretrained: str, dim: int, rows: Sequence
 
 
 
+def put_metadata(conn: Any, image_id: int, **fields: Any) -> None:
+    """A photo's ``metadata`` row as the thumbnail step stores it (a fixture: the reader and the
+    geocoder are not run); ``keywords`` may be a list (stored as its JSON array)."""
+    import json
+
+    from watcherd.store.schema import now_iso, transaction
+
+    if isinstance(fields.get("keywords"), list):
+        fields["keywords"] = json.dumps(fields["keywords"], ensure_ascii=False)
+    names = ["image_id", *fields, "updated_at"]
+    with transaction(conn) as c:
+        c.execute(f"INSERT OR REPLACE INTO metadata ({', '.join(names)}) VALUES "
+                  f"({', '.join('?' * len(names))})", (image_id, *fields.values(), now_iso()))
+
+
 class Events:
     """A real Celery event receiver on its own connection, in a thread."""
 

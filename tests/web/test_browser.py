@@ -189,3 +189,49 @@ def test_log_in_with_the_token(token_library: Lib, token_server: Serve, browser:
     assert all_decoded(browser) >= 8  # the session cookie works for <img> too
     browser.get(token_server.base + "/status")
     assert browser.find_element(By.ID, "status").text == "Status"
+
+
+def test_filters_on_the_search_form_and_the_timeline(library: Lib, server: Serve, browser: Any,
+                                                     shot: None) -> None:
+    from selenium.webdriver.common.by import By
+
+    from tests.web.weblib import meta_of
+
+    numbers = {str(library.ids[f"img{n:03d}.jpg"]): n for n in range(130)}
+    numbers[str(library.ids["scan.tif"])] = 130
+    browser.get(server.base + "/")
+    browser.find_element(By.CSS_SELECTOR, "#filters summary").click()
+    browser.find_element(By.ID, "q").send_keys("a red photo")
+    browser.find_element(By.ID, "place").send_keys("munchen")
+    browser.find_element(By.ID, "camera").send_keys("NIKON")
+    browser.find_element(By.ID, "q").submit()
+    wait_for(lambda: "place=munchen" in browser.current_url, 30, "the filtered search")
+    shown = [t.get_attribute("data-id") for t in tiles(browser)]
+    assert shown and all(meta_of(numbers[i]).get("place") == "München"
+                         and meta_of(numbers[i])["camera_make"].startswith("NIKON")
+                         for i in shown)
+    assert browser.find_element(By.ID, "place").get_attribute("value") == "munchen"
+    assert "place munchen" in browser.find_element(By.ID, "filtered").text
+    like = browser.find_elements(By.CSS_SELECTOR, ".grid a.like")[0].get_attribute("href")
+    assert "place=munchen" in like and "camera=NIKON" in like  # kept in the links
+
+    browser.find_element(By.LINK_TEXT, "Timeline").click()
+    wait_for(lambda: browser.current_url.endswith("/timeline"), 30, "the timeline")
+    months = browser.find_elements(By.CSS_SELECTOR, "a.month")
+    assert [m.text for m in months] == sorted((m.text for m in months), reverse=True)
+    month = next(m for m in months if m.text == "2018-06")
+    count = int(month.find_element(By.XPATH, "following-sibling::span").text)
+    month.click()
+    wait_for(lambda: "taken=2018-06" in browser.current_url, 30, "the month's photos")
+    shown = [t.get_attribute("data-id") for t in tiles(browser)]
+    assert len(shown) == count > 0
+    taken = [meta_of(numbers[i])["taken_at"] for i in shown]
+    assert all(t.startswith("2018-06") for t in taken) and taken == sorted(taken, reverse=True)
+    assert "newest taken first" in browser.find_element(By.CSS_SELECTOR, ".summary").text
+
+    tiles(browser)[0].click()
+    wait_for(lambda: "/photo/" in browser.current_url, 30, "a photo's page")
+    osm = browser.find_element(By.ID, "osm").get_attribute("href")
+    assert osm.startswith("https://www.openstreetmap.org/?mlat=") and "#map=15/" in osm
+    assert browser.find_element(By.ID, "taken-at").text.startswith("2018-06")
+    assert not browser.find_elements(By.CSS_SELECTOR, "iframe, .leaflet-container")

@@ -19,7 +19,15 @@ from typing import Any
 
 from PIL import Image
 
-from tests.helpers import WATCHERD, free_port, kill_group, put_vectors, wait_for, write_config
+from tests.helpers import (
+    WATCHERD,
+    free_port,
+    kill_group,
+    put_metadata,
+    put_vectors,
+    wait_for,
+    write_config,
+)
 from watcherd.store import discovery, outcomes, schema
 
 SIZES = (64, 256)
@@ -32,6 +40,28 @@ class Lib:
     db_path: Path
     photos: Path
     ids: dict[str, int] = field(default_factory=dict)  # file name -> image id
+
+
+PLACES = [("France", "FR", "Île-de-France", "Paris", 48.8566, 2.3522),
+          ("Germany", "DE", "Bayern", "München", 48.1372, 11.5756),
+          ("Japan", "JP", "Tokyo", "Tokyo", 35.6895, 139.6917)]
+
+
+def meta_of(n: int) -> dict[str, Any]:
+    """The metadata row of the n-th file written (every tenth has no date and no place)."""
+    camera = {"camera_make": "Canon", "camera_model": "Canon EOS R5"} if n % 2 else {
+        "camera_make": "NIKON CORPORATION", "camera_model": "NIKON Z 6"}
+    if n % 10 == 9:
+        return camera
+    country, code, region, place, lat, lon = PLACES[n % 3]
+    return {**camera, "taken_at": f"{2017 + n % 4}-{n % 12 + 1:02d}-{n % 28 + 1:02d}T"
+                                  f"{n % 24:02d}:{n % 60:02d}:00",
+            "taken_offset": "+01:00", "taken_source": "DateTimeOriginal", "country": country,
+            "country_code": code, "region": region, "place": place,
+            "latitude": lat + (n % 5) * 0.001, "longitude": lon, "altitude": 35.0,
+            "lens": "RF 35mm F1.8", "focal_length": 35.0, "f_number": 2.8,
+            "exposure_time": 1 / 250, "iso": 200, "title": f"Photo {n}",
+            "description": "A test photo", "keywords": ["beach" if n % 2 else "city", "Été"]}
 
 
 def _thumb(img: Image.Image, size: int) -> outcomes.ThumbRow:
@@ -79,6 +109,7 @@ def build(tmp: Path, model: str, *, listen: str | None = None, token: str = "",
         lib.ids[path.name] = rec.id
         outcomes.save_thumbnails(conn, rec.id, sha, img.width, img.height, fmt.lower(),
                                  [_thumb(img, s) for s in SIZES])
+        put_metadata(conn, rec.id, **meta_of(n))
         vec = embedder.encode([embedder.preprocess(img)])[0]
         rows.append(outcomes.EmbeddingRow(rec.id, sha, to_blob(vec)))
     put_vectors(conn, model, "", embedder.dim, rows)

@@ -92,6 +92,26 @@ class _SearchArgs(NamedTuple):
     under: str | None  # absolute
     model: str | None
     pretrained: str | None
+    filters: dict[str, str]  # the filter options given (name -> value), checked
+
+    @property
+    def listing(self) -> bool:
+        return bool(self.filters) and not (self.text is not None or self.images
+                                           or self.not_texts or self.not_images)
+
+
+_FILTERS = ("taken", "place", "near", "camera", "keyword")
+
+
+def _filters(given: dict[str, str | None]) -> dict[str, str]:
+    """The filter options given, checked (a bad one exits 2 naming it)."""
+    from watcherd.search.filters import FilterError, parse
+
+    try:
+        parse(**given)
+    except FilterError as exc:
+        fail(str(exc), 2)
+    return {k: v for k, v in given.items() if v is not None and v.strip()}
 
 
 def _served_search(cfg: Config, a: _SearchArgs) -> _Found | None:
@@ -101,7 +121,7 @@ def _served_search(cfg: Config, a: _SearchArgs) -> _Found | None:
     params = client.search_params(cfg.database.path, text=a.text, images=a.images,
                                   not_texts=a.not_texts, not_images=a.not_images, n=a.n,
                                   min_score=a.min_score, under=a.under, model=a.model,
-                                  pretrained=a.pretrained)
+                                  pretrained=a.pretrained, filters=a.filters)
     answer = None if params is None else client.ask(cfg, "/api/search", params,
                                                     timeout=client.SEARCH_TIMEOUT_S)
     if answer is None:
@@ -117,14 +137,14 @@ def _served_search(cfg: Config, a: _SearchArgs) -> _Found | None:
 
 def _local_search(cfg: Config, a: _SearchArgs) -> _Found:
     from watcherd import models
-    from watcherd.search import service
+    from watcherd.search import filters, service
     from watcherd.search.engine import Query, hits_json
     from watcherd.search.full_scan import ScanSource
 
     conn = _open_for_search(cfg)
     query = Query(texts=(a.text,) if a.text is not None else (), images=a.images,
                   not_texts=a.not_texts, not_images=a.not_images, n=a.n, min_score=a.min_score,
-                  under=a.under)
+                  under=a.under, filters=filters.parse(**a.filters))
     e = cfg.embeddings
 
     def run() -> Any:
@@ -155,6 +175,15 @@ _LOCAL_HELP = ("Answer in this process, even when a `watcherd serve` of this con
 @click.option("-n", "n", type=int, default=20, show_default=True, help="Number of results.")
 @click.option("--min-score", type=float, metavar="S", help="Only results scoring at least S.")
 @click.option("--under", metavar="FOLDER", help="Only photos below this folder.")
+@click.option("--taken", metavar="SPEC", help="Only photos taken then: 2019, 2019-06, "
+              "2019-06-01, or FROM..TO of those (inclusive).")
+@click.option("--place", metavar="TEXT", help="Only photos taken in this country, region or "
+              "place (a name, any case or accents, or an ISO country code).")
+@click.option("--near", metavar="LAT,LON[,KM]", help="Only photos taken within KM (default 1) "
+              "of this point.")
+@click.option("--camera", metavar="TEXT", help="Only photos whose camera make or model "
+              "contains TEXT (any case).")
+@click.option("--keyword", metavar="TEXT", help="Only photos with this keyword.")
 @click.option("--model", metavar="M", help="Search this stored model's vectors "
               "(default: [embeddings] model).")
 @click.option("--pretrained", metavar="P", help="With --model: which stored weights.")
@@ -165,13 +194,17 @@ _LOCAL_HELP = ("Answer in this process, even when a `watcherd serve` of this con
 def search(ctx: click.Context, text: tuple[str, ...], images: tuple[str, ...],
            not_texts: tuple[str, ...], not_images: tuple[str, ...], n: int,
            min_score: float | None, under: str | None, model: str | None,
-           pretrained: str | None, as_json: bool, as_paths: bool, local: bool) -> None:
-    """Photos ranked by similarity to TEXT and/or --image, away from --not/--not-image.
+           pretrained: str | None, as_json: bool, as_paths: bool, local: bool,
+           **filter_options: str | None) -> None:
+    """Photos ranked by similarity to TEXT and/or --image, away from --not/--not-image;
+    only those matching the filters (--taken, --place, --near, --camera, --keyword). With
+    filters and no query: the matching photos, newest taken first.
 
     A running `watcherd serve` of the same config answers what its API can (texts, indexed
     photos); the rest is answered in this process."""
     if as_json and as_paths:
         fail("--json and --paths exclude each other", 2)
+    given = _filters({k: filter_options.get(k) for k in _FILTERS})
     cfg = load_config(ctx, "search", check_paths=False, quick=True)
     folder = None
     if under is not None:
@@ -179,14 +212,24 @@ def search(ctx: click.Context, text: tuple[str, ...], images: tuple[str, ...],
         if not os.path.isdir(folder):
             fail(f"--under {under}: no such folder", 2)
     args = _SearchArgs(" ".join(text) if text else None, images, not_texts, not_images, n,
-                       min_score, folder, model, pretrained)
+                       min_score, folder, model, pretrained, given)
     started = time.perf_counter()
     found = (None if local else _served_search(cfg, args)) or _local_search(cfg, args)
     _note(found.note)
-    click.echo(f"model {found.model}: {len(found.hits)} of {found.considered} photos "
-               f"({time.perf_counter() - started:.2f} s)", err=True)
-    hits = found.hits
-    if as_json:
+    what = (f"{len(found.hits)} of {found.considered} matching photos, newest taken first"
+            if args.listing else
+            f"model {found.model}: {len(found.hits)} of {found.considered} photos")
+    click.echo(f"{what} ({time.perf_counter() - started:.2f} s)", err=True)
+    _print_hits(found.hits, as_json=as_json, as_paths=as_paths)
+
+
+def _print_hits(hits: list[dict[str, Any]], *, as_json: bool, as_paths: bool) -> None:
+    """Score (or, in a listing, when taken) and path per line; or --json, or --paths."""
+    listing = bool(hits) and hits[0]["score"] is None
+    if listing and not (as_json or as_paths):  # when taken, in place of a score
+        for h in hits:
+            click.echo(f"{h.get('taken_at') or '?'}\t{h['path']}")
+    elif as_json:
         click.echo(json.dumps(hits, indent=2))
     elif as_paths:
         for h in hits:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from watcherd.search.filters import Filters
 from watcherd.search.ranking import QueryError, combine
 from watcherd.store.vectors import ModelKey, Row
 
@@ -46,13 +47,21 @@ class Query:
     min_score: float | None = None
     under: str | None = None  # only photos below this folder (an absolute path)
     exclude: Sequence[int] = field(default=())  # image ids never returned
+    filters: Filters = field(default_factory=Filters)  # only photos that match (exact)
+
+    @property
+    def listing(self) -> bool:
+        """No query part but filters: the matching photos, newest taken_at first."""
+        return not (self.texts or self.images or self.not_texts or self.not_images) and bool(
+            self.filters)
 
 
 @dataclass(frozen=True)
 class Hit:
     image_id: int
     path: str
-    score: float
+    score: float | None  # None in a listing (no query part)
+    taken_at: str | None = None  # a listing's order (metadata.taken_at)
 
 
 @dataclass(frozen=True)
@@ -65,16 +74,21 @@ class Results:
 
 def hits_json(hits: Sequence[Hit]) -> list[dict[str, Any]]:
     """Hits as `watcherd search --json` prints them and /api/search answers them (the score
-    rounded to 6 places, in both)."""
-    return [{"image_id": h.image_id, "path": h.path, "score": round(h.score, 6)} for h in hits]
+    rounded to 6 places, in both); a listing's hits have score null and their taken_at."""
+    return [{"image_id": h.image_id, "path": h.path, "score": round(h.score, 6)}
+            if h.score is not None else
+            {"image_id": h.image_id, "path": h.path, "score": None, "taken_at": h.taken_at}
+            for h in hits]
 
 
 class Source(Protocol):
     key: ModelKey
 
     def top(self, query: np.ndarray, k: int, *, min_score: float | None = None,
-            under: str | None = None, exclude: Iterable[int] = ()
-            ) -> tuple[list[Row], list[float], int]: ...
+            under: str | None = None, exclude: Iterable[int] = (),
+            filters: Filters | None = None) -> tuple[list[Row], list[float], int]:
+        """The exact best ``k`` among the live photos (below ``under``, not in ``exclude``,
+        matching ``filters``): the filters restrict the photos ranked, never the ranked list."""
 
     def vector_of(self, image_id: int) -> np.ndarray | None: ...
 
@@ -130,7 +144,7 @@ class Searcher:
         vector = self.vector(query)
         rows, scores, considered = self.source.top(
             vector, query.n, min_score=query.min_score, under=query.under,
-            exclude=query.exclude)
+            exclude=query.exclude, filters=query.filters or None)
         hits = [Hit(r.image_id, r.path, s) for r, s in zip(rows, scores, strict=True)]
         return Results(self.source.key, hits, considered)
 
@@ -139,7 +153,8 @@ class Searcher:
         if not (query.texts or query.images):
             raise QueryError("a query needs at least one positive part: text or --image"
                              + (" (--not and --not-image only say what to avoid)"
-                                if query.not_texts or query.not_images else ""))
+                                if query.not_texts or query.not_images else
+                                " (or no query at all, and a filter such as --taken)"))
         for text in (*query.texts, *query.not_texts):
             if not text.strip():
                 raise QueryError("empty text in the query")

@@ -9,7 +9,9 @@ from collections.abc import Iterable
 import numpy as np
 
 from watcherd.search import kernels
-from watcherd.search.ranking import Candidates, exact_top
+from watcherd.search.filters import Filters
+from watcherd.search.ranking import Candidates, exact_top, member
+from watcherd.store import filters as filter_sql
 from watcherd.store import vectors
 from watcherd.store.vectors import ModelKey, Row
 
@@ -25,16 +27,17 @@ class ScanSource:
         self.key = key
 
     def top(self, query: np.ndarray, k: int, *, min_score: float | None = None,
-            under: str | None = None, exclude: Iterable[int] = ()
-            ) -> tuple[list[Row], list[float], int]:
-        """The exact best ``k`` live photos for a unit ``query``: (rows, scores, photos
-        considered), ordered by score, then by image id."""
+            under: str | None = None, exclude: Iterable[int] = (),
+            filters: Filters | None = None) -> tuple[list[Row], list[float], int]:
+        """The exact best ``k`` live photos (matching ``filters``: only those are ranked) for a
+        unit ``query``: (rows, scores, photos considered), ordered by score, then by id."""
         query = np.asarray(query, np.float32)
         candidates = Candidates(k, kernels.error_bound("numpy-float32", len(query)), min_score)
         skip = np.array(sorted(set(exclude)), np.int64)
         considered = 0
         self.conn.execute("BEGIN")
         try:
+            only = filter_sql.matching_ids(self.conn, filters) if filters else None
             for chunk in vectors.iter_vectors(self.conn, self.key, under=under):
                 if chunk.vectors.shape[1] != len(query):
                     raise vectors.VectorError(f"a {len(query)}-value query for "
@@ -43,6 +46,9 @@ class ScanSource:
                 scores = chunk.vectors @ query
                 if len(skip):
                     keep = ~np.isin(ids, skip)
+                    ids, scores = ids[keep], scores[keep]
+                if only is not None:
+                    keep = member(ids, only)
                     ids, scores = ids[keep], scores[keep]
                 considered += len(ids)
                 candidates.add(ids, scores)

@@ -30,8 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from watcherd.search.filters import Filters
 from watcherd.search.ranking import exact_top
 from watcherd.search.vector_slots import VectorSlots
+from watcherd.store import filters as filter_sql
 from watcherd.store import vectors
 from watcherd.store.vectors import ModelKey
 
@@ -68,6 +70,7 @@ class SearchIndex:
         self._conn = vectors.connect_readonly(db_path)
         self._lock = threading.RLock()
         self._slots = VectorSlots(key, kernel)
+        self._vocabulary = filter_sql.Vocabulary()  # places and keywords, for the filters
         self._recent: dict[int, str] = {}  # id -> vector stamp, for vectors stored lately
         started = time.perf_counter()
         self._load()
@@ -165,27 +168,32 @@ class SearchIndex:
 
     def top(self, query: np.ndarray, k: int, *, min_score: float | None = None,
             under: str | None = None, exclude: Iterable[int] = (),
-            refresh: bool = True) -> tuple[list[vectors.Row], list[float], int]:
-        """The exact best ``k`` live photos for a unit ``query`` vector: (rows, scores, number
-        of photos considered). Ordered by score, then by image id."""
+            filters: Filters | None = None, refresh: bool = True
+            ) -> tuple[list[vectors.Row], list[float], int]:
+        """The exact best ``k`` live photos (matching ``filters``: only those are ranked) for
+        a unit ``query`` vector: (rows, scores, number of photos considered). Ordered by score,
+        then by image id."""
         with self._lock:
             if refresh:
                 self.refresh()
             for _ in range(_MAX_ATTEMPTS):
-                found = self._attempt(query, k, min_score, under, set(exclude))
+                found = self._attempt(query, k, min_score, under, set(exclude), filters)
                 if found is not None:
                     return found
             raise sqlite3.OperationalError("the database kept changing during the search")
 
     def _attempt(self, query: np.ndarray, k: int, min_score: float | None, under: str | None,
-                 exclude: set[int]) -> tuple[list[vectors.Row], list[float], int] | None:
+                 exclude: set[int], filters: Filters | None
+                 ) -> tuple[list[vectors.Row], list[float], int] | None:
         if self._slots.matrix is None or len(self) == 0:
             return [], [], 0
         if len(query) != self.dim:
             raise vectors.VectorError(f"a {len(query)}-value query for {self.dim}-value vectors")
-        ids, considered = self._slots.candidates(query, k, min_score, under, exclude)
-        self._conn.execute("BEGIN")
+        self._conn.execute("BEGIN")  # the matching ids and the rows: one snapshot
         try:
+            only = (filter_sql.matching_ids(self._conn, filters, self._vocabulary)
+                    if filters else None)
+            ids, considered = self._slots.candidates(query, k, min_score, under, exclude, only)
             rows = vectors.fetch_rows(self._conn, self.key, ids.tolist())
         finally:
             self._conn.execute("COMMIT")

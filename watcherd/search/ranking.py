@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["Candidates", "QueryError", "combine", "exact_scores", "exact_top", "round_down"]
+__all__ = ["Candidates", "QueryError", "combine", "exact_scores", "exact_top", "member",
+           "round_down"]
 
 _PRUNE_AT = 4096  # buffered candidates before the buffer is cut back to the top k (+ margin)
 
@@ -110,3 +111,11 @@ def exact_top(ids: np.ndarray, vectors: np.ndarray, query: np.ndarray, k: int,
         ids, scores = ids[keep], scores[keep]
     order = np.lexsort((ids, -scores))[:k]
     return [(int(ids[i]), float(scores[i])) for i in order]
+
+
+def member(ids: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
+    """Which of ``ids`` are in ``sorted_ids`` (sorted int64): a boolean mask."""
+    if len(sorted_ids) == 0:
+        return np.zeros(len(ids), bool)
+    at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    return np.asarray(sorted_ids[at] == ids)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from watcherd.search.engine import Encoder, Query, Results, Searcher, Source
 from watcherd.search.model_choice import pick
+from watcherd.store.filters import Vocabulary
 from watcherd.store.vectors import ModelKey, StoredModel
 
 
@@ -39,10 +40,19 @@ def load_encoder(model: str, pretrained: str, device: str, precision: str, *,
 def search(conn: sqlite3.Connection, query: Query, *, configured: ModelKey,
            model: str | None = None, pretrained: str | None = None,
            source: Callable[[ModelKey], Source], encoder: Callable[[ModelKey], Encoder],
-           max_pixels: int, stored: list[StoredModel] | None = None) -> Results:
+           max_pixels: int, stored: list[StoredModel] | None = None,
+           vocabulary: Vocabulary | None = None) -> Results:
     """``query`` against one stored model's vectors: ``model``/``pretrained`` if given, else the
     ``configured`` one unless another covers more live photos (``stored``: coverage counts
-    already at hand). Raises QueryError (bad input), NoVectorsError, ModelUnavailable."""
+    already at hand). Raises QueryError (bad input), NoVectorsError, ModelUnavailable.
+
+    A query with filters and no query part lists the matching photos, newest taken_at first
+    (:mod:`watcherd.search.listing`): no model is chosen or loaded. ``vocabulary``: the places
+    and keywords of ``conn``, kept by a long-lived caller."""
+    if query.listing:
+        from watcherd.search.listing import newest
+
+        return newest(conn, query, configured, vocabulary)
     choice = pick(conn, configured, model, pretrained, stored=stored)
     searcher = Searcher(source(choice.key), lambda: encoder(choice.key), max_pixels=max_pixels)
     return dataclasses.replace(searcher.search(query), note=choice.note)

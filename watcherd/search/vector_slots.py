@@ -152,15 +152,28 @@ class VectorSlots:
         self._n = len(live)
         self._free = []
 
+    def held(self, ids: np.ndarray) -> np.ndarray:
+        """A mask over the slots in use: True at the slots of these image ids (int64)."""
+        ids = ids[(ids >= 0) & (ids < len(self._slot_of))]
+        slots = self._slot_of[ids]
+        mask = np.zeros(self._n, bool)
+        mask[slots[slots >= 0]] = True
+        return mask
+
     def candidates(self, query: np.ndarray, k: int, min_score: float | None,
-                   under: str | None, exclude: set[int]) -> tuple[np.ndarray, int]:
+                   under: str | None, exclude: set[int], only: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, int]:
         """The image ids that may belong to the best ``k`` for ``query`` by the matrix's
         approximate scores (within its error bound), among the photos held in folders under
-        ``under`` and not in ``exclude``; and how many photos were considered."""
+        ``under``, not in ``exclude`` and (``only`` given) among those ids; and how many photos
+        were considered. ``only`` restricts the photos ranked, so the top k is that of the
+        matching photos, exact."""
         assert self.matrix is not None
         n = self._n
         scores = self.matrix.scores(query, n)
         allowed = self._slot_ids[:n] >= 0
+        if only is not None:
+            allowed &= self.held(only)
         if under is not None:
             prefix = under.rstrip("/") + "/"
             wanted = [i for i, f in enumerate(self._folders) if f.startswith(prefix)]

@@ -138,3 +138,35 @@ def with_thumbnails(conn: sqlite3.Connection, ids: Sequence[int]) -> set[int]:
     marks = ",".join("?" * len(ids))
     return {r[0] for r in conn.execute(
         f"SELECT DISTINCT image_id FROM thumbnails WHERE image_id IN ({marks})", list(ids))}
+
+
+#: One photo's metadata, as its page shows it.
+METADATA_COLUMNS = ("taken_at", "taken_offset", "taken_source", "latitude", "longitude",
+                    "altitude", "country", "country_code", "region", "place", "camera_make",
+                    "camera_model", "lens", "focal_length", "f_number", "exposure_time", "iso",
+                    "rating", "title", "description", "keywords", "video_codec", "fps", "error")
+
+
+def metadata(conn: sqlite3.Connection, image_id: int) -> dict[str, Any] | None:
+    """One photo's ``metadata`` row (``keywords`` as a list), or None when it has none."""
+    import json
+
+    row = conn.execute(f"SELECT {', '.join(METADATA_COLUMNS)} FROM metadata WHERE image_id = ?",
+                       (image_id,)).fetchone()
+    if row is None:
+        return None
+    out = dict(zip(METADATA_COLUMNS, row, strict=True))
+    try:
+        words = json.loads(out["keywords"]) if out["keywords"] else []
+    except ValueError:
+        words = []
+    out["keywords"] = [str(w) for w in words] if isinstance(words, list) else []
+    return out
+
+
+def timeline(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+    """("YYYY-MM", live photos taken that month), newest month first."""
+    return [(str(r[0]), int(r[1])) for r in conn.execute(
+        "SELECT substr(m.taken_at, 1, 7) AS month, count(*) FROM metadata m "
+        "JOIN images i ON i.id = m.image_id WHERE i.deleted_at IS NULL "
+        "AND m.taken_at IS NOT NULL GROUP BY month ORDER BY month DESC")]

@@ -229,6 +229,7 @@ class Server:
             Route("/", guarded(page.home)),
             Route("/photo/{image_id}", guarded(page.photo)),
             Route("/status", guarded(page.status)),
+            Route("/timeline", guarded(page.timeline)),
             Route("/login", self.login_page, methods=["GET"]),
             Route("/login", self.login, methods=["POST"]),
             Route("/api/search", guarded(self.api_search)),

@@ -178,10 +178,14 @@ def _score(value: float) -> bool:
 def search_params(db_path: str | Path, *, text: str | None, images: Sequence[str],
                   not_texts: Sequence[str], not_images: Sequence[str], n: int,
                   min_score: float | None, under: str | None, model: str | None,
-                  pretrained: str | None) -> Params | None:
+                  pretrained: str | None, filters: dict[str, str] | None = None
+                  ) -> Params | None:
     """/api/search's query string for ``watcherd search``'s query (``under``: an absolute
-    folder), or None where it must be answered in-process."""
-    if pretrained is not None or not (text is not None or images):
+    folder; ``filters``: the filter options given, checked, by API name), or None where it must
+    be answered in-process."""
+    filters = filters or {}
+    listing = bool(filters) and not (text is not None or images or not_texts or not_images)
+    if pretrained is not None or not (text is not None or images or listing):
         return None  # the API takes no pretrained; a query without a positive part: its error
     texts = [*([text] if text is not None else []), *not_texts]
     if any(not t.strip() or len(t) > MAX_TEXT for t in texts):
@@ -208,6 +212,7 @@ def search_params(db_path: str | Path, *, text: str | None, images: Sequence[str
         params.append(("under", under))
     if wanted is not None:
         params.append(("model", wanted))
+    params += sorted(filters.items())
     return params
 
 

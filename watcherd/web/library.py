@@ -21,6 +21,7 @@ from watcherd.search.engine import Encoder, Query, Results
 from watcherd.search.index import SearchIndex
 from watcherd.search.service import ModelUnavailable, load_encoder
 from watcherd.store import browse, vectors
+from watcherd.store.filters import Vocabulary
 from watcherd.store.vectors import ModelKey
 
 
@@ -31,6 +32,7 @@ class Tile:
     score: float | None
     mtime: float | None
     has_thumb: bool
+    taken: str | None = None  # metadata.taken_at, in a listing by it
 
 
 #: How long the web server keeps the count of photos per stored model (which model answers
@@ -60,6 +62,13 @@ class Library:
             c = vectors.connect_readonly(self.db_path)
             self._local.conn = c
         return c
+
+    def vocabulary(self) -> Vocabulary:
+        """The stored places and keywords the filters resolve against, per connection."""
+        v = getattr(self._local, "vocabulary", None)
+        if v is None:
+            v = self._local.vocabulary = Vocabulary()
+        return v
 
     def warm(self) -> None:
         """Build the configured model's index and load the text model (both optional: an empty
@@ -119,11 +128,18 @@ class Library:
     def search(self, query: Query, model: str | None = None) -> Results:
         return service.search(self.conn(), query, configured=self.configured_key(), model=model,
                               source=self.index, encoder=self.encoder,
-                              max_pixels=self.cfg.images.max_pixels, stored=self.coverage())
+                              max_pixels=self.cfg.images.max_pixels, stored=self.coverage(),
+                              vocabulary=self.vocabulary())
 
     # --------------------------------------------------------------------------- browsing
     def image(self, image_id: int) -> dict[str, Any] | None:
         return browse.image(self.conn(), image_id)
+
+    def metadata(self, image_id: int) -> dict[str, Any] | None:
+        return browse.metadata(self.conn(), image_id)
+
+    def timeline(self) -> list[tuple[str, int]]:
+        return browse.timeline(self.conn())
 
     def thumbnail(self, image_id: int, size: int) -> tuple[bytes, str, str] | None:
         """(data, format, created_at) of a live photo's thumbnail."""

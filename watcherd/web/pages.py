@@ -34,7 +34,14 @@ def _date(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _exposure(seconds: float | None) -> str:
+    if not seconds:
+        return ""
+    return f"1/{round(1 / seconds)} s" if seconds < 0.5 else f"{seconds:g} s"
+
+
 _ENV.filters["date"] = _date
+_ENV.filters["exposure"] = _exposure
 _ENV.filters["basename"] = os.path.basename
 _ENV.filters["eta"] = status_model.eta_text
 
@@ -63,35 +70,24 @@ class Pages:
 
     def home(self, request: Request) -> Response:
         qp = request.query_params
-        p.only(qp, ("q", "like", "under", "page"))
+        p.only(qp, ("q", "like", "under", "page", *searching.FILTER_PARAMS))
         texts = p.texts(qp, "q")
         like = p.image_id(qp["like"], "like") if "like" in qp else None
         if texts and like is not None:
             raise p.BadRequest("give either q (a text) or like (a photo id), not both")
         under = p.folder(qp)
-        searching_ = bool(texts) or like is not None
+        wanted = searching.filters(qp)
+        kept = {name: qp[name] for name in searching.FILTER_PARAMS if qp.get(name, "").strip()}
+        searching_ = bool(texts) or like is not None or bool(wanted)
         max_page = 1_000_000 if not searching_ else p.MAX_N // PAGE
         page = p.opt_int(qp, "page", 1, 1, max_page)
         error = note = None
-        tiles: list[Tile] = []
-        more = False
         if searching_:
-            n = min(p.MAX_N, PAGE * page + 1)
-            if texts:
-                query = Query(texts=(" ".join(texts),), n=n, under=under)
-            else:
-                assert like is not None  # searching_: a text or a photo to be like
-                query = Query(images=(like,), n=n, under=under, exclude=(like,))
-            try:
-                results = self.server.search(query, None)
-                hits, note = results.hits, results.note
-            except (p.BadRequest, searching.Unavailable) as exc:
-                error, hits = str(exc), []
-            window = hits[PAGE * (page - 1):PAGE * page]
-            more = len(hits) > PAGE * page and page < max_page
-            thumbs = self.lib.with_thumbs([h.image_id for h in window])
-            tiles = [Tile(h.image_id, h.path, h.score, None, h.image_id in thumbs)
-                     for h in window]
+            query = Query(texts=(" ".join(texts),) if texts else (),
+                          images=(like,) if like is not None else (),
+                          exclude=(like,) if like is not None else (),
+                          n=min(p.MAX_N, PAGE * page + 1), under=under, filters=wanted)
+            tiles, more, note, error = self._found(query, page, max_page)
         else:
             tiles = self.lib.newest(PAGE * (page - 1), PAGE + 1, under)
             more = len(tiles) > PAGE
@@ -100,13 +96,37 @@ class Pages:
         def link(to: int) -> str:
             args = {k: v for k, v in (("q", " ".join(texts)), ("like", like or ""),
                                       ("under", under or "")) if v}
-            return "/?" + urlencode({**args, "page": to})
+            return "/?" + urlencode({**args, **kept, "page": to})
 
         return render("home.html", q=" ".join(texts), like=like, under=under or "", tiles=tiles,
-                      note=note,
+                      note=note, filters=kept, keep=urlencode(kept),
+                      listing=searching_ and not (texts or like),
                       size=self.small, page=page, error=error,
                       prev=link(page - 1) if page > 1 else None,
                       next=link(page + 1) if more else None)
+
+    def _found(self, query: Query, page: int, max_page: int
+               ) -> tuple[list[Tile], bool, str | None, str | None]:
+        """One page of a search's (or a listing's) tiles, whether more follow, note, error."""
+        try:
+            results = self.server.search(query, None)
+            hits, note, error = results.hits, results.note, None
+        except (p.BadRequest, searching.Unavailable) as exc:
+            hits, note, error = [], None, str(exc)
+        window = hits[PAGE * (page - 1):PAGE * page]
+        more = len(hits) > PAGE * page and page < max_page
+        thumbs = self.lib.with_thumbs([h.image_id for h in window])
+        return ([Tile(h.image_id, h.path, h.score, None, h.image_id in thumbs, h.taken_at)
+                 for h in window], more, note, error)
+
+    def timeline(self, request: Request) -> Response:
+        """Years, newest first, each with its months and their counts."""
+        p.only(request.query_params, ())
+        years: dict[str, list[tuple[str, int]]] = {}
+        for month, count in self.lib.timeline():
+            years.setdefault(month[:4], []).append((month, count))
+        return render("timeline.html", years=[
+            (year, sum(c for _, c in months), months) for year, months in years.items()])
 
     def photo(self, request: Request) -> Response:
         p.only(request.query_params, ())
@@ -129,7 +149,7 @@ class Pages:
         large = max((s for s in sizes if s <= self.large), default=None)
         inline = str(row["format"] or "").lower() in {"jpeg", "png", "gif", "webp", "avif", "bmp"}
         return render("photo.html", row=row, large=large, tiles=tiles, size=self.small,
-                      error=error, inline=inline,
+                      error=error, inline=inline, meta=self.lib.metadata(image_id),
                       original=self.lib.inside_roots(row["path"]) is not None)
 
     def status(self, request: Request) -> Response:

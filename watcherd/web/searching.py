@@ -9,6 +9,7 @@ import time
 
 from starlette.datastructures import QueryParams
 
+from watcherd.search import filters as f
 from watcherd.search.duplicates import Duplicates, find_duplicates
 from watcherd.search.engine import Query, Results
 from watcherd.search.model_choice import Choice, NoVectorsError, pick
@@ -18,7 +19,9 @@ from watcherd.store.vectors import VectorError
 from watcherd.web import params as p
 from watcherd.web.library import Library
 
-SEARCH_PARAMS = ("q", "image", "not", "not_image", "n", "min_score", "under", "model")
+FILTER_PARAMS = ("taken", "place", "near", "camera", "keyword")
+SEARCH_PARAMS = ("q", "image", "not", "not_image", "n", "min_score", "under", "model",
+                 *FILTER_PARAMS)
 DUPLICATES_PARAMS = ("threshold", "model", "pretrained")
 
 
@@ -30,6 +33,17 @@ class Unavailable(Exception):
         self.status = status
 
 
+def filters(qp: QueryParams) -> f.Filters:
+    """The metadata filters of a request (taken, place, near, camera, keyword)."""
+    for name in FILTER_PARAMS:
+        if len(qp.getlist(name)) > 1:
+            raise p.BadRequest(f"{name} is given more than once")
+    try:
+        return f.parse(**{name: qp.get(name) for name in FILTER_PARAMS})
+    except f.FilterError as exc:
+        raise p.BadRequest(exc.as_parameter()) from None
+
+
 def parse(qp: QueryParams, *, allowed: tuple[str, ...] = SEARCH_PARAMS,
           default_n: int = 20) -> tuple[Query, str | None]:
     p.only(qp, allowed)
@@ -38,12 +52,14 @@ def parse(qp: QueryParams, *, allowed: tuple[str, ...] = SEARCH_PARAMS,
     images = [p.image_id(v, "image") for v in qp.getlist("image") if v != ""]
     not_images = [p.image_id(v, "not_image") for v in qp.getlist("not_image") if v != ""]
     p.check_parts(texts, not_texts, images, not_images)
-    if not (texts or images):
-        raise p.BadRequest("a search needs q (text) or image (a photo id)")
+    wanted = filters(qp)
+    if not (texts or images) and (not_texts or not_images or not wanted):
+        raise p.BadRequest("a search needs q (text) or image (a photo id), or with neither "
+                           "a filter (taken, place, near, camera, keyword)")
     query = Query(texts=(" ".join(texts),) if texts else (), images=tuple(images),
                   not_texts=tuple(not_texts), not_images=tuple(not_images),
                   n=p.opt_int(qp, "n", default_n, 1, p.MAX_N),
-                  min_score=p.score(qp, "min_score"), under=p.folder(qp))
+                  min_score=p.score(qp, "min_score"), under=p.folder(qp), filters=wanted)
     return query, p.model(qp)
 
 
@@ -84,4 +100,6 @@ def duplicates(lib: Library, choice: Choice, threshold: float) -> Duplicates:
 
 
 def kind_of(query: Query) -> str:
+    if query.listing:
+        return "listing"
     return "text" if query.texts or query.not_texts else "image"
