@@ -208,14 +208,16 @@ def put_metadata(conn: Any, image_id: int, **fields: Any) -> None:
     geocoder are not run); ``keywords`` may be a list (stored as its JSON array)."""
     import json
 
-    from watcherd.store.schema import now_iso, transaction
+    from watcherd.metadata.fields import COLUMNS
+    from watcherd.store import metadata as stored
+    from watcherd.store.schema import transaction
 
     if isinstance(fields.get("keywords"), list):
         fields["keywords"] = json.dumps(fields["keywords"], ensure_ascii=False)
-    names = ["image_id", *fields, "updated_at"]
+    unknown = set(fields) - set(COLUMNS)
+    assert not unknown, f"not metadata columns: {unknown}"
     with transaction(conn) as c:
-        c.execute(f"INSERT OR REPLACE INTO metadata ({', '.join(names)}) VALUES "
-                  f"({', '.join('?' * len(names))})", (image_id, *fields.values(), now_iso()))
+        stored.write(c, image_id, [fields.get(name) for name in COLUMNS])
 
 
 class Events:

@@ -57,6 +57,7 @@ def purge_deleted(conn: sqlite3.Connection, older_than_days: float) -> Purged:
         c.execute("DELETE FROM embeddings WHERE image_id IN (SELECT id FROM purge_ids)")
         c.execute("DELETE FROM metadata WHERE image_id IN (SELECT id FROM purge_ids)")
         c.execute("DELETE FROM metadata_due WHERE image_id IN (SELECT id FROM purge_ids)")
+        c.execute("DELETE FROM metadata_keywords WHERE image_id IN (SELECT id FROM purge_ids)")
         n = c.execute("DELETE FROM images WHERE id IN (SELECT id FROM purge_ids)").rowcount
         c.execute("DELETE FROM purge_ids")
     return Purged(n, thumbs, vecs, tbytes + vbytes)

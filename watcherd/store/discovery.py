@@ -221,8 +221,8 @@ def _reset(c: sqlite3.Connection, image_id: int, sha256: str | None, size: int |
 
 
 def forget_metadata(c: sqlite3.Connection, image_id: int) -> None:
-    c.execute("DELETE FROM metadata WHERE image_id = ?", (image_id,))
-    c.execute("DELETE FROM metadata_due WHERE image_id = ?", (image_id,))
+    for table in ("metadata", "metadata_due", "metadata_keywords"):
+        c.execute(f"DELETE FROM {table} WHERE image_id = ?", (image_id,))
 
 
 RETIRED_PREFIX = "retired:"

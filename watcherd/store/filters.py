@@ -3,15 +3,15 @@
 the matching photos newest ``taken_at`` first.
 
 Everything SQL can decide exactly is one WHERE over ``metadata`` (indexes ``metadata_taken_at``,
-``metadata_place``, ``metadata_latitude``); text that must be matched accent-insensitively (place
-names, keywords) is first resolved in Python against the distinct values stored (SQLite's
-``lower()`` knows ASCII only), and then selected by those values. ``near`` is a bounding box in
+``metadata_place``, ``metadata_latitude``, ``metadata_camera``, and the ``metadata_keywords``
+table); text that must be matched case- and accent-insensitively (place names, cameras,
+keywords) is first resolved in Python against the distinct values stored (SQLite's ``lower()``
+knows ASCII only), and then selected by those values. ``near`` is a bounding box in
 SQL and the exact great-circle distance in Python.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 from collections.abc import Iterator
@@ -90,6 +90,7 @@ class Vocabulary:
         self._versions: dict[str, int] = {}
         self._places: list[_PlaceRow] = []
         self._keywords: dict[str, list[str]] = {}  # folded -> values as stored
+        self._cameras: list[tuple[str | None, str | None, str, str]] = []
 
     def _stale(self, conn: sqlite3.Connection, part: str) -> bool:
         version = int(conn.execute("PRAGMA data_version").fetchone()[0])
@@ -116,16 +117,26 @@ class Vocabulary:
         return self._places
 
     def keywords(self, conn: sqlite3.Connection, text: str) -> list[str]:
-        """The stored keywords equal to ``text``, folded (every row's keywords are read)."""
+        """The stored keywords equal to ``text``, folded (``metadata_keywords``' distinct
+        keywords: its primary key's prefix)."""
         if self._stale(conn, "keywords"):
             keywords: dict[str, list[str]] = {}
-            for (value,) in conn.execute(
-                    "SELECT DISTINCT j.value FROM metadata m, json_each(CASE WHEN "
-                    "json_valid(m.keywords) THEN m.keywords END) j WHERE m.keywords IS NOT NULL "
-                    "AND j.type = 'text'"):
+            for (value,) in conn.execute("SELECT DISTINCT keyword FROM metadata_keywords"):
                 keywords.setdefault(fold(value), []).append(value)
             self._keywords = keywords
         return self._keywords.get(fold(text), [])
+
+    def cameras(self, conn: sqlite3.Connection, text: str) -> list[tuple[str | None, str | None]]:
+        """The stored (make, model) pairs whose make or model holds ``text``, folded (from the
+        covering index ``metadata_camera``)."""
+        if self._stale(conn, "cameras"):
+            self._cameras = [(make, model, fold(make or ""), fold(model or "")) for make, model
+                             in conn.execute("SELECT DISTINCT camera_make, camera_model FROM "
+                                             "metadata WHERE camera_make IS NOT NULL OR "
+                                             "camera_model IS NOT NULL")]
+        want = fold(text)
+        return [(make, model) for make, model, make_f, model_f in self._cameras
+                if want in make_f or want in model_f]
 
 
 def _place(conn: sqlite3.Connection, text: str, vocabulary: Vocabulary) -> _Where | None:
@@ -158,22 +169,22 @@ def _place(conn: sqlite3.Connection, text: str, vocabulary: Vocabulary) -> _Wher
 
 
 def _keyword(conn: sqlite3.Connection, text: str, vocabulary: Vocabulary) -> _Where | None:
-    """Photos with one of their keywords equal to ``text`` (folded); None: none has it. The
-    stored JSON text is looked into first (instr: cheap), then parsed (exact)."""
+    """Photos with one of their keywords equal to ``text`` (folded); None: none has it."""
     values = vocabulary.keywords(conn, text)
     if not values:
         return None
-    needles = sorted({json.dumps(v, ensure_ascii=a) for v in values for a in (False, True)})
     marks = ",".join("?" * len(values))
-    return (["(" + " OR ".join("instr(m.keywords, ?) > 0" for _ in needles) + ")",
-             f"EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(m.keywords) THEN "
-             f"m.keywords END) j WHERE j.type = 'text' AND j.value IN ({marks}))"],
-            [*needles, *values])
+    return ([f"m.image_id IN (SELECT image_id FROM metadata_keywords WHERE keyword IN "
+             f"({marks}))"], list(values))
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+def _camera(conn: sqlite3.Connection, text: str, vocabulary: Vocabulary) -> _Where | None:
+    """Photos whose camera make or model holds ``text`` (folded); None: no camera does."""
+    pairs = vocabulary.cameras(conn, text.strip())
+    if not pairs:
+        return None
+    terms = " OR ".join("(m.camera_make IS ? AND m.camera_model IS ?)" for _ in pairs)
+    return ([f"({terms})"], [v for pair in pairs for v in pair])
 
 
 def _box(lat: float, lon: float, km: float) -> _Where:
@@ -205,14 +216,12 @@ def _where(conn: sqlite3.Connection, spec: Spec, vocabulary: Vocabulary | None
     if spec.taken is not None:
         terms.append("m.taken_at >= ? AND m.taken_at < ?")
         params += list(spec.taken)
-    if spec.camera is not None:
-        terms.append("(m.camera_make LIKE ? ESCAPE '\\' OR m.camera_model LIKE ? ESCAPE '\\')")
-        params += [_like(spec.camera.strip())] * 2
     if spec.near is not None:
         box_terms, box_params = _box(spec.near.lat, spec.near.lon, spec.near.km)
         terms += box_terms
         params += box_params
-    for resolve, text in ((_place, spec.place), (_keyword, spec.keyword)):
+    for resolve, text in ((_place, spec.place), (_keyword, spec.keyword),
+                          (_camera, spec.camera)):
         if text is not None:
             found = resolve(conn, text, vocabulary)
             if found is None:

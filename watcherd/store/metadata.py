@@ -9,6 +9,7 @@ in :data:`watcherd.metadata.fields.COLUMNS` order."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -20,6 +21,8 @@ from watcherd.store.schema import FOLDER_SQL, now_iso, transaction
 _INSERT = (f"INSERT OR REPLACE INTO metadata (image_id, {', '.join(COLUMNS)}, updated_at) "
            f"VALUES ({', '.join('?' * (len(COLUMNS) + 2))})")
 
+_KEYWORDS = COLUMNS.index("keywords")
+
 BACKFILL = "backfill"
 SIDECAR = "sidecar"
 
@@ -30,6 +33,20 @@ def write(c: sqlite3.Connection, image_id: int, values: Sequence[Any]) -> None:
         raise ValueError(f"{len(values)} metadata values for {len(COLUMNS)} columns")
     c.execute(_INSERT, (image_id, *values, now_iso()))
     c.execute("DELETE FROM metadata_due WHERE image_id = ?", (image_id,))
+    c.execute("DELETE FROM metadata_keywords WHERE image_id = ?", (image_id,))
+    words = _words(values[_KEYWORDS])
+    if words:
+        c.executemany("INSERT OR IGNORE INTO metadata_keywords (keyword, image_id) "
+                      "VALUES (?, ?)", [(k, image_id) for k in words])
+
+
+def _words(keywords: Any) -> list[str]:
+    """The strings of a ``keywords`` JSON array (nothing for anything else)."""
+    try:
+        words = json.loads(keywords) if keywords else []
+    except (TypeError, ValueError):
+        return []
+    return [w for w in words if isinstance(w, str)] if isinstance(words, list) else []
 
 
 def save(conn: sqlite3.Connection, image_id: int, sha256: str, values: Sequence[Any]) -> bool:

@@ -198,7 +198,9 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE embedding_status = 'pending' AND embedding_queued_at = 'backlog';
     """,
     # 8: what each photo says about itself (public: capture time, place, camera, description),
-    # written by the thumbnail step in the same transaction as the thumbnails. metadata_due
+    # written by the thumbnail step in the same transaction as the thumbnails;
+    # metadata_keywords (watcherd's own) indexes metadata.keywords for the keyword filter, and
+    # metadata_camera the camera filter. metadata_due
     # (watcherd's own) lists the photos whose metadata must be read again without their
     # pixels: every photo processed before this version (the backfill, filled here), and
     # photos whose XMP sidecar appeared, changed or went away; the outbox feeds it to the
@@ -235,6 +237,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX metadata_taken_at ON metadata(taken_at);
     CREATE INDEX metadata_place ON metadata(country_code, region, place);
     CREATE INDEX metadata_latitude ON metadata(latitude) WHERE latitude IS NOT NULL;
+    CREATE INDEX metadata_camera ON metadata(camera_make, camera_model);
+    CREATE TABLE metadata_keywords (
+        keyword TEXT NOT NULL,
+        image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        PRIMARY KEY (keyword, image_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX metadata_keywords_image ON metadata_keywords(image_id);
     CREATE TABLE metadata_due (
         image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
         sha256 TEXT NOT NULL,
