@@ -141,6 +141,8 @@ def test_image_row_and_similar(library: Lib, server: Serve) -> None:
     assert row["path"] == str(library.photos / "city" / "img004.jpg")  # type: ignore[index]
     assert row["width"] == 120 and row["format"] == "jpeg"  # type: ignore[index]
     assert [t["size"] for t in row["thumbnails"]] == [64, 256]  # type: ignore[index]
+    meta = row["metadata"]  # type: ignore[index]
+    assert meta["camera_model"] and isinstance(meta["keywords"], list)
     status, sim = api(server, f"/api/similar/{image_id}", n=10)
     hits = sim["results"]  # type: ignore[index]
     assert status == 200 and len(hits) == 10 and image_id not in [h["image_id"] for h in hits]

@@ -94,7 +94,8 @@ IMAGE_COLUMNS = ("id", "path", "sha256", "size", "mtime", "width", "height", "fo
 
 
 def image(conn: sqlite3.Connection, image_id: int) -> dict[str, Any] | None:
-    """One photo's public columns and the sizes of its thumbnails."""
+    """One photo's public columns, the sizes of its thumbnails and its ``metadata`` row (None
+    while it has none)."""
     cur = conn.execute(f"SELECT {', '.join(IMAGE_COLUMNS)} FROM images WHERE id = ?",
                        (image_id,))
     row = cur.fetchone()
@@ -105,6 +106,7 @@ def image(conn: sqlite3.Connection, image_id: int) -> dict[str, Any] | None:
         {"size": s, "width": w, "height": h, "format": f} for s, w, h, f in
         conn.execute("SELECT size, width, height, format FROM thumbnails "
                      "WHERE image_id = ? ORDER BY size", (image_id,))]
+    out["metadata"] = metadata(conn, image_id)
     return out
 
 
