@@ -109,10 +109,13 @@ def test_metadata_from_the_thumbnail_step_then_a_sidecar_then_a_backfill(
     assert thumbs_made(db) == before
     assert d.stop() == 0
 
-    # The same library as an older watcherd left it (schema 7: no metadata tables).
+    # The same library as an older watcherd left it (schema 7: none of migration 8's tables).
     with sqlite3.connect(db) as conn:
-        conn.executescript("DROP TABLE metadata_due; DROP TABLE metadata; "
-                           "PRAGMA user_version = 7;")
+        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                     "AND name LIKE 'metadata%' ORDER BY name = 'metadata'"
+                                     ).fetchall():
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("PRAGMA user_version = 7")
     d = Daemon(config).start()
     daemons.append(d)
     wait_for(lambda: len(query(db, "SELECT 1 FROM metadata")) == 3, TIMEOUT,
