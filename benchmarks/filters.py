@@ -34,6 +34,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from search import log, timed, unit  # noqa: E402  (benchmarks/search.py)
+
 from watcherd.search import filters as f  # noqa: E402
 from watcherd.store import schema  # noqa: E402
 from watcherd.store.vectors import ModelKey  # noqa: E402
@@ -56,15 +58,6 @@ FILTERS = {"taken 2019": {"taken": "2019"}, "taken 2019-06": {"taken": "2019-06"
            "near 48.85,2.35,25": {"near": "48.85,2.35,25"},
            "camera nikon": {"camera": "nikon"}, "keyword beach": {"keyword": "beach"},
            "taken 2019 + place Japan": {"taken": "2019", "place": "Japan"}}
-
-
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def unit(n: int, dim: int, seed: int) -> np.ndarray:
-    m = np.random.default_rng(seed).standard_normal((n, dim), dtype=np.float32)
-    return m / np.linalg.norm(m, axis=1, keepdims=True)
 
 
 def _metadata(rng: np.random.Generator, i: int) -> tuple[object, ...]:
@@ -129,16 +122,6 @@ def build(path: Path, n: int) -> None:
     conn.close()
     tmp.rename(path)
     log(f"  written in {time.perf_counter() - started:.0f} s")
-
-
-def timed(fn, runs: int) -> float:  # type: ignore[no-untyped-def]
-    fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
 
 
 def check(path: Path, index: object, q: np.ndarray, spec: f.Filters) -> None:
