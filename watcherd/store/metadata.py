@@ -69,7 +69,8 @@ def drop_due(conn: sqlite3.Connection, image_id: int, sha256: str) -> None:
 
 
 def begin(conn: sqlite3.Connection, image_id: int, sha256: str) -> tuple[str, float] | None:
-    """A metadata-only step's photo: (path, mtime) when it is still due, live and unchanged."""
+    """A metadata-only step's photo: (path, recorded mtime) when it is still due, live and
+    unchanged."""
     row = conn.execute(
         "SELECT i.path, i.mtime FROM metadata_due d JOIN images i ON i.id = d.image_id "
         "WHERE d.image_id = ? AND i.sha256 = ? AND i.deleted_at IS NULL",

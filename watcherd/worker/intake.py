@@ -48,9 +48,7 @@ def read_task_file(conn: sqlite3.Connection, kind: schema.Kind, image_id: int, s
     if before_read is not None:
         before_read()
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-            mtime = os.fstat(f.fileno()).st_mtime
+        data, mtime = read_with_mtime(path)
     except FileNotFoundError:
         # Deleted or moved before its task ran: the watcher records the delete/move.
         log.info("file gone before processing", image_id=image_id, path=path, task=kind)
@@ -60,11 +58,21 @@ def read_task_file(conn: sqlite3.Connection, kind: schema.Kind, image_id: int, s
         outcomes.fail(conn, kind, image_id, sha256, reason)
         log.warning("failed", image_id=image_id, path=path, task=kind, reason=reason)
         return None
-    if hashlib.sha256(data).hexdigest() != sha256:
+    if not same_content(data, sha256):
         # Replaced since discovery: the watcher re-records it and sends a new message.
         log.info("file changed since discovery, skipped", image_id=image_id, path=path, task=kind)
         return None
     return TaskFile(image_id, sha256, path, data, mtime)
+
+
+def read_with_mtime(path: str) -> tuple[bytes, float]:
+    """The file's bytes and its mtime at that read (one open; OSError goes to the caller)."""
+    with open(path, "rb") as f:
+        return f.read(), os.fstat(f.fileno()).st_mtime
+
+
+def same_content(data: bytes, sha256: str) -> bool:
+    return hashlib.sha256(data).hexdigest() == sha256
 
 
 def internal_reason(exc: BaseException) -> str:

@@ -7,7 +7,6 @@ Reading never fails a photo: whatever cannot be read goes to ``metadata.error``.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import time
 
@@ -18,7 +17,7 @@ from watcherd.metadata import places, sidecar, zones
 from watcherd.metadata.extract import extract
 from watcherd.metadata.fields import Metadata
 from watcherd.store import metadata as stored
-from watcherd.worker.intake import internal_reason
+from watcherd.worker.intake import internal_reason, read_with_mtime, same_content
 
 log = logs.get("watcherd.worker.metadata")
 
@@ -52,10 +51,9 @@ def metadata_one(conn: sqlite3.Connection, image_id: int, sha256: str) -> str:
     found = stored.begin(conn, image_id, sha256)
     if found is None:
         return "skipped"
-    path, recorded_mtime = found
+    path, _ = found
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data, mtime = read_with_mtime(path)  # the same read as the thumbnail step's
     except FileNotFoundError:  # gone: the watcher records it (or its next scan)
         stored.drop_due(conn, image_id, sha256)
         return "stale"
@@ -64,10 +62,10 @@ def metadata_one(conn: sqlite3.Connection, image_id: int, sha256: str) -> str:
         log.warning("metadata not read", image_id=image_id, path=path, reason=reason)
         stored.save(conn, image_id, sha256, Metadata(error=reason).row())
         return "done"
-    if hashlib.sha256(data).hexdigest() != sha256:  # replaced: its new content's step reads it
+    if not same_content(data, sha256):  # replaced: its new content's step reads it
         stored.drop_due(conn, image_id, sha256)
         return "stale"
-    md = read_metadata(path, data, recorded_mtime or None)
+    md = read_metadata(path, data, mtime)
     saved = stored.save(conn, image_id, sha256, md.row())
     log.info("metadata done" if saved else "metadata stale, dropped", image_id=image_id,
              path=path, task="metadata", error=md.error,
