@@ -6,6 +6,7 @@ once answered 500 whenever one existed)."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -35,7 +36,8 @@ def test_every_route_answers_over_a_live_run(tmp_path: Path, tiny_model: str,
                       f"/photo/{image_id}", "/status", "/api/search?q=red",
                       f"/api/search?image={image_id}&not=blue", f"/api/images/{image_id}",
                       f"/api/similar/{image_id}?n=2", "/api/status", f"/thumb/{image_id}/64",
-                      f"/original/{image_id}", "/metrics", "/api/duplicates?threshold=0.5"):
+                      f"/original/{image_id}", "/metrics", "/api/duplicates?threshold=0.5",
+                      "/timeline", "/?taken=2000..2100", "/api/search?q=red&taken=2000..2100"):
             reply = get(base + route)
             assert reply.status == 200, (route, reply.status, reply.body[:500], server.log())
         status = get(base + "/api/status").json()
@@ -51,5 +53,11 @@ def test_every_route_answers_over_a_live_run(tmp_path: Path, tiny_model: str,
         assert 'watcherd_alert{kind="embeddings_wait"} 0.0' in metrics, metrics
         hits = get(base + "/api/search?q=red&n=10").json()["results"]
         assert {Path(h["path"]).name for h in hits} == NAMES, json.dumps(hits)
+        # metadata the worker wrote: no tags, so the file's date, in the server's zone
+        assert 'watcherd_metadata_photos{field="with_metadata"} 4.0' in metrics, metrics
+        year = time.localtime().tm_year
+        listed = get(base + f"/api/search?taken={year - 1}..{year + 1}").json()["results"]
+        assert {Path(h["path"]).name for h in listed} == NAMES, json.dumps(listed)
+        assert all(h["score"] is None and h["taken_at"] for h in listed)
     finally:
         server.stop()
