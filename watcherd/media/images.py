@@ -78,6 +78,9 @@ class DecodedImage:
     # The embedded ICC profile still to apply (``to_srgb_now=False``), else None: the pixels are
     # sRGB already (or carried no profile).
     icc_profile: bytes | None = None
+    # How the pixels were obtained when the file is not an ordinary photo ("raw-preview",
+    # "raw-demosaic", "poster": ``images.decode``); None for an ordinary photo.
+    decode: str | None = None
 
 
 def decode(data: bytes, *, max_pixels: int, draft_size: int | None = None,
