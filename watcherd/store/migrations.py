@@ -256,6 +256,27 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT id, sha256, 'backfill' FROM images
         WHERE deleted_at IS NULL AND sha256 IS NOT NULL AND thumbnail_status != 'pending';
     """,
+    # 9: files that are not ordinary photos (public): media_type ('photo' | 'video'), a video's
+    # duration, how a RAW's or a video's pixels were obtained (decode), and shots: shot_id is the
+    # id of the face of the row's shot (a RAW beside a JPEG of the same stem, a Live Photo's
+    # clip beside its still). images_stem (watcherd's own) finds the files of one stem in one
+    # folder, any case: the path up to its last '.', lower-cased (ASCII), live rows only;
+    # shot_identifiers (watcherd's own) keeps the Apple content identifier a Live Photo's still
+    # and clip carry, so that two files of one name from different moments are not one shot.
+    """
+    ALTER TABLE images ADD COLUMN media_type TEXT NOT NULL DEFAULT 'photo'
+        CHECK (media_type IN ('photo', 'video'));
+    ALTER TABLE images ADD COLUMN duration REAL;
+    ALTER TABLE images ADD COLUMN decode TEXT;
+    ALTER TABLE images ADD COLUMN shot_id INTEGER;
+    CREATE INDEX images_stem ON images(lower(rtrim(path, replace(path, '.', ''))))
+        WHERE deleted_at IS NULL;
+    CREATE INDEX images_shot ON images(shot_id) WHERE shot_id IS NOT NULL;
+    CREATE TABLE shot_identifiers (
+        image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+        identifier TEXT NOT NULL
+    );
+    """,
 )
 
 

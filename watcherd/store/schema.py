@@ -31,6 +31,15 @@ BACKLOG = "backlog"
 FOLDER_SQL = "rtrim(path, replace(path, '/', ''))"
 
 
+# A row that is the face of its shot or stands alone (not a RAW or a clip listed with its face):
+# what search, duplicates and the page show. Use with the images table unaliased, or replace.
+FACE_SQL = "(shot_id IS NULL OR shot_id = id)"
+
+# The stem key of a path: the path up to and including its last '.', lower-cased (ASCII); the
+# expression of the images_stem index (migration 9).
+STEM_SQL = "lower(rtrim(path, replace(path, '.', '')))"
+
+
 def folder_range(folder: str | Path) -> tuple[str, str]:
     """``path >= lo AND path < hi`` selects exactly the paths below ``folder``."""
     prefix = str(folder).rstrip("/") + "/"
