@@ -62,9 +62,10 @@ def test_migration_7_keeps_every_row_and_blob_and_never_reuses_an_id(tmp_path: P
     assert conn.execute("SELECT count(*) FROM images").fetchone()[0] == 3
     assert conn.execute("SELECT count(*) FROM thumbnails").fetchone()[0] == 3
     assert conn.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 3
-    assert [tuple(r) for r in conn.execute("PRAGMA table_info(images)")] == columns
-    # (migration 8 adds the metadata tables, nothing else)
-    assert [t for t in _schema(conn) if not t[1].startswith("metadata")] == tables
+    # (migration 9 appends images' media columns; 8 and 9 add tables and indexes, nothing else)
+    assert [tuple(r) for r in conn.execute("PRAGMA table_info(images)")][:len(columns)] == columns
+    later = ("metadata", "shot_identifiers", "images_stem", "images_shot")
+    assert [t for t in _schema(conn) if not t[1].startswith(later)] == tables
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.execute("DELETE FROM thumbnails WHERE image_id = 3")

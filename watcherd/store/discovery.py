@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from watcherd.formats import kind_of
+from watcherd.store import shots
 from watcherd.store.schema import FOLDER_SQL, folder_range, now_iso, transaction
 
 
@@ -98,6 +100,15 @@ def record_in(c: sqlite3.Connection, path: str, size: int, mtime: float, sha256:
       new row, reusing the thumbnails and embedding of identical content elsewhere.
     """
     now = now or now_iso()
+    recorded = _record(c, path, size, mtime, sha256, reuse, moved_from, now)
+    shots.relink(c, path, now)
+    if recorded.action == "moved" and moved_from is not None and moved_from[1] != path:
+        shots.relink(c, moved_from[1], now)  # the stem it left
+    return recorded
+
+
+def _record(c: sqlite3.Connection, path: str, size: int, mtime: float, sha256: str,
+            reuse: Reuse, moved_from: tuple[int, str] | None, now: str) -> Recorded:
     row = c.execute("SELECT id, sha256, deleted_at FROM images WHERE path = ?",
                     (path,)).fetchone()
     if row is not None and row["sha256"] == sha256:
@@ -124,8 +135,9 @@ def record_in(c: sqlite3.Connection, path: str, size: int, mtime: float, sha256:
             )
             return Recorded(moved["id"], "moved")
         image_id = c.execute(
-            "INSERT INTO images (path, sha256, size, mtime, discovered_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)", (path, sha256, size, mtime, now, now),
+            "INSERT INTO images (path, sha256, size, mtime, discovered_at, updated_at, "
+            "media_type) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (path, sha256, size, mtime, now, now, media_type(path)),
         ).lastrowid
         assert image_id is not None
         action: Literal["new", "changed"] = "new"
@@ -167,8 +179,9 @@ def _reuse_identical(c: sqlite3.Connection, image_id: int, sha256: str, reuse: R
             f"WHERE image_id = ? AND size IN ({marks})", (image_id, now, twin[0], *sizes),
         )
         c.execute(
-            "UPDATE images SET thumbnail_status = 'done', (width, height, format) = "
-            "(SELECT width, height, format FROM images WHERE id = ?) WHERE id = ?",
+            "UPDATE images SET thumbnail_status = 'done', (width, height, format, decode, "
+            "duration) = (SELECT width, height, format, decode, duration FROM images "
+            "WHERE id = ?) WHERE id = ?",
             (twin[0], image_id),
         )
         # The pixels are the same, the metadata may not be (the file's date, its sidecar):
@@ -193,10 +206,12 @@ def unreadable_in(c: sqlite3.Connection, path: str, reason: str) -> int:
     if row is None:
         image_id = c.execute(
             "INSERT INTO images (path, discovered_at, updated_at, thumbnail_status, "
-            "thumbnail_error, embedding_status, embedding_error) "
-            "VALUES (?, ?, ?, 'failed', ?, 'failed', ?)", (path, now, now, reason, reason),
+            "thumbnail_error, embedding_status, embedding_error, media_type) "
+            "VALUES (?, ?, ?, 'failed', ?, 'failed', ?, ?)",
+            (path, now, now, reason, reason, media_type(path)),
         ).lastrowid
         assert image_id is not None
+        shots.relink(c, path, now)
         return image_id
     image_id = int(row["id"])
     _reset(c, image_id, None, None, None, "failed", reason, now)
@@ -212,7 +227,7 @@ def _reset(c: sqlite3.Connection, image_id: int, sha256: str | None, size: int |
     forget_metadata(c, image_id)  # the new content's thumbnail step writes its own
     c.execute(
         "UPDATE images SET sha256 = ?, size = ?, mtime = ?, width = NULL, height = NULL, "
-        "format = NULL, deleted_at = NULL, updated_at = ?, "
+        "format = NULL, decode = NULL, duration = NULL, deleted_at = NULL, updated_at = ?, "
         "thumbnail_status = ?, thumbnail_error = ?, thumbnail_queued_at = NULL, "
         "thumbnail_attempts = 0, embedding_status = ?, embedding_error = ?, "
         "embedding_queued_at = NULL, embedding_attempts = 0 WHERE id = ?",
@@ -220,8 +235,13 @@ def _reset(c: sqlite3.Connection, image_id: int, sha256: str | None, size: int |
     )
 
 
+def media_type(path: str) -> str:
+    """``images.media_type`` of a file at ``path``: 'video' or 'photo' (RAWs are photos)."""
+    return "video" if kind_of(path) == "video" else "photo"
+
+
 def forget_metadata(c: sqlite3.Connection, image_id: int) -> None:
-    for table in ("metadata", "metadata_due", "metadata_keywords"):
+    for table in ("metadata", "metadata_due", "metadata_keywords", "shot_identifiers"):
         c.execute(f"DELETE FROM {table} WHERE image_id = ?", (image_id,))
 
 
@@ -252,10 +272,13 @@ def move_path(conn: sqlite3.Connection, src: str, dest: str) -> int | None:
         # A file that stood at dest was overwritten by the move: its row is retired (with its
         # thumbnails and embedding), the moved file keeps its own row.
         _retire(c, "path = ? AND id != ?", (dest, row["id"]), now_iso())
+        now = now_iso()
         c.execute(
             "UPDATE images SET path = ?, deleted_at = NULL, updated_at = ? WHERE id = ?",
-            (dest, now_iso(), row["id"]),
+            (dest, now, row["id"]),
         )
+        shots.relink(c, src, now)
+        shots.relink(c, dest, now)
         return int(row["id"])
 
 
@@ -284,11 +307,14 @@ def mark_deleted(conn: sqlite3.Connection, paths: Iterable[str], *,
     with transaction(conn) as c:
         n = 0
         for path in paths:
-            n += c.execute(
+            gone = c.execute(
                 "UPDATE images SET deleted_at = ?, updated_at = ? WHERE path = ? AND "
                 "deleted_at IS NULL AND (? IS NULL OR updated_at <= ?)",
                 (now, now, path, before, before),
             ).rowcount
+            if gone:
+                shots.relink(c, path, now)
+            n += gone
         return n
 
 
@@ -297,11 +323,12 @@ def mark_folder_files_deleted(conn: sqlite3.Connection, folder: str, *,
     """Rows directly in ``folder`` (not below it) are gone (``before``: as for mark_deleted)."""
     now = now_iso()
     with transaction(conn) as c:
-        return c.execute(
+        gone = [str(r[0]) for r in c.execute(
             f"UPDATE images SET deleted_at = ?, updated_at = ? WHERE {FOLDER_SQL} = ? "
-            "AND deleted_at IS NULL AND (? IS NULL OR updated_at <= ?)",
-            (now, now, folder.rstrip("/") + "/", before, before),
-        ).rowcount
+            "AND deleted_at IS NULL AND (? IS NULL OR updated_at <= ?) RETURNING path",
+            (now, now, folder.rstrip("/") + "/", before, before))]
+        shots.relink_paths(c, gone, now)  # a file of the folder may have come back meanwhile
+        return len(gone)
 
 
 def mark_folder_deleted(conn: sqlite3.Connection, folder: Path) -> int:
