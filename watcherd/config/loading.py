@@ -24,8 +24,10 @@ from watcherd.config.sections import (
     EmbeddingsConfig,
     ImagesConfig,
     LogConfig,
+    RawConfig,
     SearchConfig,
     ThumbnailsConfig,
+    VideoConfig,
     WatchConfig,
     WebConfig,
     default_of,
@@ -33,7 +35,7 @@ from watcherd.config.sections import (
 from watcherd.meta import ENV_VAR
 
 SECTIONS = ("watch", "database", "broker", "images", "thumbnails", "embeddings", "log",
-            "search", "web")
+            "search", "web", "video", "raw")
 
 
 def load(path: str | Path | None, *, check_paths: bool = True, remote: bool = False) -> Config:
@@ -81,6 +83,8 @@ def from_dict(raw: Mapping[str, Any], *, file: Path | None = None, base: Path | 
         ),
         search=_search(sec["search"]),
         web=_web(sec["web"]),
+        video=VideoConfig(enabled=sec["video"].get("enabled", bool)),
+        raw=RawConfig(prefer_embedded_preview=sec["raw"].get("prefer_embedded_preview", bool)),
     )
     for section in sec.values():
         section.check_unknown()

@@ -11,8 +11,10 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-DEFAULT_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "bmp", "heic", "heif",
-                      "avif")
+from watcherd.formats import PHOTO_EXTENSIONS, RAW_EXTENSIONS, VIDEO_EXTENSIONS
+
+# Ordinary photos, camera RAWs and videos (watcherd.formats).
+DEFAULT_EXTENSIONS = PHOTO_EXTENSIONS + RAW_EXTENSIONS + VIDEO_EXTENSIONS
 # Folder and file names never taken (glob patterns on one name); watcherd.watch.rules explains.
 DEFAULT_EXCLUDE = (".*", "@eaDir", "#recycle", "#snapshot", "@Recycle", "@Recently-Snapshot",
                    ".@__thumb", ".stversions", ".Trash-*", "$RECYCLE.BIN", "lost+found",
@@ -84,6 +86,18 @@ class BrokerConfig:
 @dataclass(frozen=True)
 class ImagesConfig:
     max_pixels: int = 100_000_000
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    enabled: bool = True  # false: video files are not taken, whatever [watch] extensions says
+
+
+@dataclass(frozen=True)
+class RawConfig:
+    # A RAW's thumbnails and embedding come from the preview JPEG its camera embedded when that
+    # is at least as big as the largest thumbnail (no demosaic: fast); false: always demosaic.
+    prefer_embedded_preview: bool = True
 
 
 @dataclass(frozen=True)
@@ -168,6 +182,15 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
+    raw: RawConfig = field(default_factory=RawConfig)
+
+    @property
+    def taken_extensions(self) -> tuple[str, ...]:
+        """``[watch] extensions`` less the videos' when ``[video] enabled`` is false."""
+        exts = self.watch.extensions
+        return exts if self.video.enabled else tuple(e for e in exts
+                                                     if e not in VIDEO_EXTENSIONS)
 
     @property
     def watch(self) -> WatchConfig:
@@ -203,7 +226,8 @@ FROM_CLASS: Any = object()
 CLASSES: dict[str, type] = {
     "watch": WatchConfig, "database": DatabaseConfig, "broker": BrokerConfig,
     "images": ImagesConfig, "thumbnails": ThumbnailsConfig, "embeddings": EmbeddingsConfig,
-    "log": LogConfig, "search": SearchConfig, "web": WebConfig,
+    "log": LogConfig, "search": SearchConfig, "web": WebConfig, "video": VideoConfig,
+    "raw": RawConfig,
 }
 
 

@@ -71,7 +71,7 @@ class Watcher:
         self.fleet = FleetMonitor(cfg, self.conn)
         self.outbox = Outbox(app, self.conn, cfg, model=self.model.current,
                              input_spec=lambda: self.fleet.input_spec(self.model.key))
-        self.rules = Rules.of(w.paths, w.extensions, w.exclude)
+        self.rules = Rules.of(w.paths, cfg.taken_extensions, w.exclude)
         self.inbox: queue.Queue[Any] = queue.Queue()
         self.lanes = {root: Lane(root, self.rules, recursive=w.recursive,
                                  settle_seconds=w.settle_seconds, db_path=cfg.database.path,
