@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from PIL import Image
 
 from watcherd.media.colour import to_srgb
-from watcherd.media.images import decode
+from watcherd.media.images import DecodedImage, decode
 
-__all__ = ["FORMATS", "Thumbnail", "ThumbnailResult", "fit", "make_thumbnails"]
+__all__ = ["FORMATS", "Thumbnail", "ThumbnailResult", "fit", "make_thumbnails", "thumbnails_of"]
 
 FORMATS = ("webp", "jpeg")
 # Largest side each encoder can write (WebP's format limit; libjpeg's JPEG_MAX_DIMENSION).
@@ -61,6 +61,12 @@ def make_thumbnails(
     An image already inside a box is kept at its own size (never upscaled). ``fmt="webp"`` keeps
     transparency; ``fmt="jpeg"`` flattens it onto white. Duplicate sizes give one thumbnail.
     """
+    _check(sizes, fmt, quality)
+    decoded = decode(data, max_pixels=max_pixels, draft_size=max(sizes), to_srgb_now=False)
+    return thumbnails_of(decoded, sizes, fmt=fmt, quality=quality)
+
+
+def _check(sizes: Sequence[int], fmt: str, quality: int) -> list[int]:
     if fmt not in FORMATS:
         raise ValueError(f"thumbnail format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if not 1 <= quality <= 100:
@@ -70,8 +76,14 @@ def make_thumbnails(
         raise ValueError("no thumbnail sizes given")
     if any(not 1 <= size <= _MAX_SIDE[fmt] for size in wanted):
         raise ValueError(f"{fmt} thumbnail sizes must be 1..{_MAX_SIDE[fmt]}, got {list(sizes)}")
+    return wanted
 
-    decoded = decode(data, max_pixels=max_pixels, draft_size=max(wanted), to_srgb_now=False)
+
+def thumbnails_of(decoded: DecodedImage, sizes: Sequence[int], *, fmt: str = "webp",
+                  quality: int = 80) -> ThumbnailResult:
+    """The thumbnails of pixels already decoded (drafted to about ``max(sizes)``; an ICC profile
+    left in ``decoded.icc_profile`` is applied at the biggest thumbnail's size)."""
+    wanted = _check(sizes, fmt, quality)
     full_w, full_h = decoded.width, decoded.height
     current = decoded.image
     made: dict[int, Thumbnail] = {}

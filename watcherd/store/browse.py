@@ -9,7 +9,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from watcherd.store.schema import KINDS, folder_range, iso_ago
+from watcherd.store.schema import FACE_SQL, I_FACE_SQL, KINDS, folder_range, iso_ago
 
 
 def status_counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
@@ -122,8 +122,9 @@ def thumbnail(conn: sqlite3.Connection, image_id: int, size: int
 
 def newest(conn: sqlite3.Connection, offset: int, limit: int,
            under: str | None) -> list[tuple[int, str, float | None]]:
-    """(id, path, mtime) of live photos, newest file first (below ``under`` if given)."""
-    where, params = "deleted_at IS NULL", []
+    """(id, path, mtime) of live photos, newest file first (below ``under`` if given); a shot
+    once, by its face."""
+    where, params = f"deleted_at IS NULL AND {FACE_SQL}", []
     if under is not None:
         lo, hi = folder_range(under)
         where += " AND path >= ? AND path < ?"
@@ -170,5 +171,5 @@ def timeline(conn: sqlite3.Connection) -> list[tuple[str, int]]:
     """("YYYY-MM", live photos taken that month), newest month first."""
     return [(str(r[0]), int(r[1])) for r in conn.execute(
         "SELECT substr(m.taken_at, 1, 7) AS month, count(*) FROM metadata m "
-        "JOIN images i ON i.id = m.image_id WHERE i.deleted_at IS NULL "
+        f"JOIN images i ON i.id = m.image_id WHERE i.deleted_at IS NULL AND {I_FACE_SQL} "
         "AND m.taken_at IS NOT NULL GROUP BY month ORDER BY month DESC")]

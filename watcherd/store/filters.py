@@ -20,7 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
-from watcherd.store.schema import folder_range
+from watcherd.store.schema import I_FACE_SQL, folder_range
 from watcherd.textfold import fold
 
 __all__ = ["EARTH_KM", "Listing", "Spec", "Vocabulary", "km_between", "matching_ids",
@@ -267,6 +267,7 @@ def _listed(conn: sqlite3.Connection, spec: Spec, terms: list[str], params: list
     sql = ("SELECT m.image_id, i.path, m.taken_at, m.latitude, m.longitude FROM metadata m "
            + ("INDEXED BY metadata_taken_at " if walk else "")
            + "JOIN images i ON i.id = m.image_id WHERE i.deleted_at IS NULL AND "
+           + f"{I_FACE_SQL} AND "
            + " AND ".join(terms) + f" ORDER BY {order}")
     for r in conn.execute(sql, params):
         if _near(spec, r[3], r[4]):
@@ -288,7 +289,8 @@ def newest(conn: sqlite3.Connection, spec: Spec, n: int, under: str | None = Non
     matching = 0
     if spec.near is None:
         count_sql = ("SELECT count(*) FROM metadata m JOIN images i ON i.id = m.image_id "
-                     "WHERE i.deleted_at IS NULL" + "".join(" AND " + t for t in terms))
+                     f"WHERE i.deleted_at IS NULL AND {I_FACE_SQL}"
+                     + "".join(" AND " + t for t in terms))
         matching = int(conn.execute(count_sql, params).fetchone()[0])
     rows: list[tuple[int, str, str | None]] = []
     seen = 0

@@ -34,6 +34,7 @@ FOLDER_SQL = "rtrim(path, replace(path, '/', ''))"
 # A row that is the face of its shot or stands alone (not a RAW or a clip listed with its face):
 # what search, duplicates and the page show. Use with the images table unaliased, or replace.
 FACE_SQL = "(shot_id IS NULL OR shot_id = id)"
+I_FACE_SQL = "(i.shot_id IS NULL OR i.shot_id = i.id)"  # the same, for images aliased as i
 
 # The stem key of a path: the path up to and including its last '.', lower-cased (ASCII); the
 # expression of the images_stem index (migration 9).

@@ -17,7 +17,7 @@ import numpy as np
 from watcherd.store.readonly import ModelKey as ModelKey
 from watcherd.store.readonly import connect_readonly as connect_readonly
 from watcherd.store.readonly import live_image_at as live_image_at
-from watcherd.store.schema import FOLDER_SQL, folder_range
+from watcherd.store.schema import FACE_SQL, FOLDER_SQL, I_FACE_SQL, folder_range
 
 VECTOR_DTYPE = np.dtype("<f4")
 #: Rows per chunk when streaming vectors: 8192 x 512 float32 = 16 MiB at a time.
@@ -142,7 +142,7 @@ def iter_vectors(conn: sqlite3.Connection, key: ModelKey, *, under: str | None =
     columns = "".join(", " + _EXTRA_SQL[name] for name in extra)
     sql = (f"SELECT e.image_id, e.vector{columns} "
            "FROM embeddings e JOIN images i ON i.id = e.image_id "
-           "WHERE e.model = ? AND e.pretrained = ? AND i.deleted_at IS NULL")
+           f"WHERE e.model = ? AND e.pretrained = ? AND i.deleted_at IS NULL AND {I_FACE_SQL}")
     params: tuple[str, ...] = (key.model, key.pretrained)
     if under is not None:
         sql += " AND i.path >= ? AND i.path < ?"
@@ -184,15 +184,19 @@ def vector_of(conn: sqlite3.Connection, key: ModelKey, image_id: int) -> np.ndar
     return rows[0].vector if rows else None
 
 
+# "live" for the search index: not deleted, and not a RAW or a clip shown by its shot's face
+_SHOWN = f"i.deleted_at IS NULL AND {I_FACE_SQL}"
+
+
 def changes_since(conn: sqlite3.Connection, key: ModelKey, since: str) -> list[Change]:
     """Rows updated (moved, deleted, restored, re-embedded...) or given a vector of this model
     at or after ``since``; both through indexes (migration 3), not a scan."""
     rows = conn.execute(
-        f"SELECT i.id, {FOLDER_SQL.replace('path', 'i.path')}, i.deleted_at IS NULL, "
+        f"SELECT i.id, {FOLDER_SQL.replace('path', 'i.path')}, {_SHOWN}, "
         "e.created_at FROM images i LEFT JOIN embeddings e ON e.image_id = i.id "
         "AND e.model = ? AND e.pretrained = ? WHERE i.updated_at >= ? "
         "UNION "
-        f"SELECT i.id, {FOLDER_SQL.replace('path', 'i.path')}, i.deleted_at IS NULL, "
+        f"SELECT i.id, {FOLDER_SQL.replace('path', 'i.path')}, {_SHOWN}, "
         "e.created_at FROM embeddings e JOIN images i ON i.id = e.image_id "
         "WHERE e.created_at >= ? AND e.model = ? AND e.pretrained = ?",
         (key.model, key.pretrained, since, since, key.model, key.pretrained))
@@ -216,8 +220,9 @@ def identical_files(conn: sqlite3.Connection) -> list[list[tuple[int, str, str]]
     groups ordered by size (largest first), then by their first id."""
     groups: dict[str, list[tuple[int, str, str]]] = {}
     for r in conn.execute(
-            "SELECT id, path, sha256 FROM images WHERE deleted_at IS NULL AND sha256 IN ("
-            "SELECT sha256 FROM images WHERE deleted_at IS NULL AND sha256 IS NOT NULL "
+            f"SELECT id, path, sha256 FROM images WHERE deleted_at IS NULL AND {FACE_SQL} "
+            "AND sha256 IN (SELECT sha256 FROM images WHERE deleted_at IS NULL "
+            f"AND {FACE_SQL} AND sha256 IS NOT NULL "
             "GROUP BY sha256 HAVING count(*) > 1) ORDER BY id"):
         groups.setdefault(r[2], []).append((int(r[0]), str(r[1]), str(r[2])))
     return sorted(groups.values(), key=lambda g: (-len(g), g[0][0]))
