@@ -62,6 +62,7 @@ class Hit:
     path: str
     score: float | None  # None in a listing (no query part)
     taken_at: str | None = None  # a listing's order (metadata.taken_at)
+    shot: tuple[tuple[int, str], ...] = ()  # a face's RAW and clip: (id, path)
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,15 @@ class Results:
 def hits_json(hits: Sequence[Hit]) -> list[dict[str, Any]]:
     """Hits as `watcherd search --json` prints them and /api/search answers them (the score
     rounded to 6 places, in both); a listing's hits have score null and their taken_at."""
-    return [{"image_id": h.image_id, "path": h.path, "score": round(h.score, 6)}
-            if h.score is not None else
-            {"image_id": h.image_id, "path": h.path, "score": None, "taken_at": h.taken_at}
-            for h in hits]
+    out: list[dict[str, Any]] = [
+        {"image_id": h.image_id, "path": h.path, "score": round(h.score, 6)}
+        if h.score is not None else
+        {"image_id": h.image_id, "path": h.path, "score": None, "taken_at": h.taken_at}
+        for h in hits]
+    for item, h in zip(out, hits, strict=True):
+        if h.shot:  # the RAW and the clip listed with their face
+            item["shot"] = [{"image_id": i, "path": path} for i, path in h.shot]
+    return out
 
 
 class Source(Protocol):
@@ -93,6 +99,9 @@ class Source(Protocol):
     def vector_of(self, image_id: int) -> np.ndarray | None: ...
 
     def image_at(self, paths: list[str]) -> int | None: ...
+
+    def members(self, ids: Sequence[int]) -> dict[int, list[tuple[int, str]]]:
+        """The other files of each face's shot (a RAW, a Live Photo's clip)."""
 
 
 class Encoder(Protocol):
@@ -145,7 +154,9 @@ class Searcher:
         rows, scores, considered = self.source.top(
             vector, query.n, min_score=query.min_score, under=query.under,
             exclude=query.exclude, filters=query.filters or None)
-        hits = [Hit(r.image_id, r.path, s) for r, s in zip(rows, scores, strict=True)]
+        shots = self.source.members([r.image_id for r in rows])
+        hits = [Hit(r.image_id, r.path, s, shot=tuple(shots.get(r.image_id, ())))
+                for r, s in zip(rows, scores, strict=True)]
         return Results(self.source.key, hits, considered)
 
     def vector(self, query: Query) -> np.ndarray:

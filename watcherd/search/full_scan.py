@@ -4,7 +4,7 @@ command). numpy only: an ``--image`` query of an indexed photo never imports tor
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -66,3 +66,6 @@ class ScanSource:
 
     def image_at(self, paths: list[str]) -> int | None:
         return vectors.live_image_at(self.conn, paths)
+
+    def members(self, ids: Sequence[int]) -> dict[int, list[tuple[int, str]]]:
+        return vectors.shot_members(self.conn, ids)

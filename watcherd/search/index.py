@@ -24,7 +24,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,6 +216,10 @@ class SearchIndex:
     def image_at(self, paths: list[str]) -> int | None:
         with self._lock:
             return vectors.live_image_at(self._conn, paths)
+
+    def members(self, ids: Sequence[int]) -> dict[int, list[tuple[int, str]]]:
+        with self._lock:
+            return vectors.shot_members(self._conn, ids)
 
     def close(self) -> None:
         with self._lock:

@@ -9,7 +9,7 @@ import sqlite3
 from watcherd.search.engine import Hit, Query, Results
 from watcherd.search.ranking import QueryError
 from watcherd.store import filters as filter_sql
-from watcherd.store.vectors import ModelKey
+from watcherd.store.vectors import ModelKey, shot_members
 
 __all__ = ["newest"]
 
@@ -30,5 +30,7 @@ def newest(conn: sqlite3.Connection, query: Query, key: ModelKey,
     finally:
         conn.execute("COMMIT")
     skip = set(query.exclude)
-    hits = [Hit(i, path, None, taken) for i, path, taken in found.rows if i not in skip]
-    return Results(key, hits[:query.n], found.matching)
+    rows = [r for r in found.rows if r[0] not in skip][:query.n]
+    shots = shot_members(conn, [r[0] for r in rows])
+    hits = [Hit(i, path, None, taken, tuple(shots.get(i, ()))) for i, path, taken in rows]
+    return Results(key, hits, found.matching)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from watcherd.store.schema import FACE_SQL, I_FACE_SQL, KINDS, folder_range, iso_ago
@@ -90,7 +91,7 @@ def pending_count(conn: sqlite3.Connection) -> int:
 #: Public columns of one photo, as /api/images/ID returns them.
 IMAGE_COLUMNS = ("id", "path", "sha256", "size", "mtime", "width", "height", "format",
                  "discovered_at", "thumbnail_status", "thumbnail_error", "embedding_status",
-                 "embedding_error", "deleted_at")
+                 "embedding_error", "deleted_at", "media_type", "duration", "decode", "shot_id")
 
 
 def image(conn: sqlite3.Connection, image_id: int) -> dict[str, Any] | None:
@@ -107,7 +108,47 @@ def image(conn: sqlite3.Connection, image_id: int) -> dict[str, Any] | None:
         conn.execute("SELECT size, width, height, format FROM thumbnails "
                      "WHERE image_id = ? ORDER BY size", (image_id,))]
     out["metadata"] = metadata(conn, image_id)
+    out["shot"] = shot(conn, image_id, out["shot_id"])
     return out
+
+
+def shot(conn: sqlite3.Connection, image_id: int, shot_id: int | None) -> list[dict[str, Any]]:
+    """The other live files of a photo's shot (its face first), as ``{image_id, path, format,
+    media_type}``: a JPEG's RAW and clip, or a RAW's JPEG."""
+    if shot_id is None:
+        return []
+    return [{"image_id": r[0], "path": r[1], "format": r[2], "media_type": r[3]}
+            for r in conn.execute(
+                "SELECT id, path, format, media_type FROM images WHERE (id = ? OR shot_id = ?) "
+                "AND id != ? AND deleted_at IS NULL ORDER BY id != ?, id",
+                (shot_id, shot_id, image_id, shot_id))]
+
+
+@dataclass(frozen=True)
+class TileFacts:
+    has_thumb: bool
+    media_type: str = "photo"
+    duration: float | None = None
+    badge: str | None = None  # "RAW+JPEG", "LIVE" for a shot's face
+
+
+def tile_facts(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, TileFacts]:
+    """What a grid shows on each photo's tile: a thumbnail or not, ▶ and the duration for a
+    video, a badge for a shot's face."""
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    thumbs = with_thumbnails(conn, ids)
+    badges: dict[int, set[str]] = {}
+    for face, media_type in conn.execute(
+            f"SELECT shot_id, media_type FROM images WHERE shot_id IN ({marks}) "
+            "AND shot_id != id AND deleted_at IS NULL", list(ids)):
+        badges.setdefault(int(face), set()).add("LIVE" if media_type == "video" else "RAW+JPEG")
+    return {int(r[0]): TileFacts(int(r[0]) in thumbs, str(r[1]), r[2],
+                                 " ".join(sorted(badges.get(int(r[0]), ()), reverse=True))
+                                 or None)
+            for r in conn.execute(
+                f"SELECT id, media_type, duration FROM images WHERE id IN ({marks})", list(ids))}
 
 
 def thumbnail(conn: sqlite3.Connection, image_id: int, size: int

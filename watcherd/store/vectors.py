@@ -215,6 +215,19 @@ def vectors_of(conn: sqlite3.Connection, key: ModelKey,
             np.stack([r.vector for r in rows]))
 
 
+def shot_members(conn: sqlite3.Connection, ids: Sequence[int]
+                 ) -> dict[int, list[tuple[int, str]]]:
+    """The other live files of each face's shot (its RAW, its clip): (id, path) by id."""
+    out: dict[int, list[tuple[int, str]]] = {}
+    for batch in _batches(ids):
+        marks = ",".join("?" * len(batch))
+        for r in conn.execute(
+                f"SELECT shot_id, id, path FROM images WHERE shot_id IN ({marks}) "
+                "AND shot_id != id AND deleted_at IS NULL ORDER BY id", batch):
+            out.setdefault(int(r[0]), []).append((int(r[1]), str(r[2])))
+    return out
+
+
 def identical_files(conn: sqlite3.Connection) -> list[list[tuple[int, str, str]]]:
     """Groups of live rows with the same sha256, each as [(id, path, sha256)] by id; the
     groups ordered by size (largest first), then by their first id."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import mimetypes
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -26,13 +25,13 @@ from watcherd.search.engine import Query, hits_json
 from watcherd.web import auth, client, pages, searching
 from watcherd.web import params as p
 from watcherd.web.library import Library
+from watcherd.web.media_types import original_type
 from watcherd.web.metrics import LibraryCollector, Metrics
 
 log = logging.getLogger("watcherd.web")
 HERE = Path(__file__).parent
 
 #: Formats a browser shows inline; anything else is offered as a download.
-INLINE_FORMATS = {"jpeg", "jpg", "png", "gif", "webp", "avif", "bmp"}
 THUMB_TYPES = {"webp": "image/webp", "jpeg": "image/jpeg", "jpg": "image/jpeg",
                "png": "image/png"}
 
@@ -185,9 +184,8 @@ class Server:
             return bad(f"photo #{image_id} is not inside a watched folder", 403)
         if not os.path.isfile(real):
             return bad(f"the file of photo #{image_id} is gone", 404)
-        fmt = str(row["format"] or Path(real).suffix.lstrip(".")).lower()
-        media = mimetypes.guess_type(real)[0] or "application/octet-stream"
-        inline = fmt in INLINE_FORMATS and media.startswith("image/")
+        codec = (self.lib.metadata(image_id) or {}).get("video_codec")
+        media, inline = original_type(real, row["format"], codec)
         return FileResponse(real, media_type=media if inline else "application/octet-stream",
                             filename=os.path.basename(real),
                             content_disposition_type="inline" if inline else "attachment",

@@ -33,6 +33,9 @@ class Tile:
     mtime: float | None
     has_thumb: bool
     taken: str | None = None  # metadata.taken_at, in a listing by it
+    media_type: str = "photo"
+    duration: float | None = None  # a video's, seconds
+    badge: str | None = None  # "RAW+JPEG" or "LIVE" on a shot's face
 
 
 #: How long the web server keeps the count of photos per stored model (which model answers
@@ -147,11 +150,19 @@ class Library:
 
     def newest(self, offset: int, limit: int, under: str | None) -> list[Tile]:
         rows = browse.newest(self.conn(), offset, limit, under)
-        thumbs = self.with_thumbs([r[0] for r in rows])
-        return [Tile(r[0], r[1], None, r[2], r[0] in thumbs) for r in rows]
+        return self.tiles([(r[0], r[1], None, r[2], None) for r in rows])
 
-    def with_thumbs(self, ids: Sequence[int]) -> set[int]:
-        return browse.with_thumbnails(self.conn(), ids)
+    def tiles(self, found: Sequence[tuple[int, str, float | None, float | None, str | None]]
+              ) -> list[Tile]:
+        """Tiles of (id, path, score, mtime, taken) with what each shows: a thumbnail, ▶ and
+        the duration of a video, the badge of a shot."""
+        facts = browse.tile_facts(self.conn(), [f[0] for f in found])
+        out = []
+        for image_id, path, score, mtime, taken in found:
+            got = facts.get(image_id) or browse.TileFacts(False)
+            out.append(Tile(image_id, path, score, mtime, got.has_thumb, taken, got.media_type,
+                            got.duration, got.badge))
+        return out
 
     def inside_roots(self, path: str) -> str | None:
         """The real path of ``path`` if it lies inside a watched folder, else None."""

@@ -18,6 +18,7 @@ from watcherd.search.engine import Query, Results
 from watcherd.web import params as p
 from watcherd.web import searching
 from watcherd.web.library import Library, Tile
+from watcherd.web.media_types import playable
 
 if TYPE_CHECKING:
     from watcherd.config import Config
@@ -26,6 +27,16 @@ PAGE = 60
 NEAREST = 24
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
                           autoescape=True, undefined=jinja2.StrictUndefined)
+
+
+def _clock(seconds: float | None) -> str:
+    """A video's duration as m:ss (h:mm:ss from an hour)."""
+    if seconds is None or seconds != seconds or seconds < 0:
+        return ""
+    total = round(seconds)
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def _date(ts: float | None) -> str:
@@ -41,6 +52,7 @@ def _exposure(seconds: float | None) -> str:
 
 
 _ENV.filters["date"] = _date
+_ENV.filters["clock"] = _clock
 _ENV.filters["exposure"] = _exposure
 _ENV.filters["basename"] = os.path.basename
 _ENV.filters["eta"] = status_model.eta_text
@@ -115,9 +127,9 @@ class Pages:
             hits, note, error = [], None, str(exc)
         window = hits[PAGE * (page - 1):PAGE * page]
         more = len(hits) > PAGE * page and page < max_page
-        thumbs = self.lib.with_thumbs([h.image_id for h in window])
-        return ([Tile(h.image_id, h.path, h.score, None, h.image_id in thumbs, h.taken_at)
-                 for h in window], more, note, error)
+        tiles = self.lib.tiles([(h.image_id, h.path, h.score, None, h.taken_at)
+                                for h in window])
+        return tiles, more, note, error
 
     def timeline(self, request: Request) -> Response:
         """Years, newest first, each with its months and their counts."""
@@ -140,16 +152,16 @@ class Pages:
             try:
                 hits = self.server.search(Query(images=(image_id,), n=NEAREST,
                                                 exclude=(image_id,)), None).hits
-                thumbs = self.lib.with_thumbs([h.image_id for h in hits])
-                tiles = [Tile(h.image_id, h.path, h.score, None, h.image_id in thumbs)
-                         for h in hits]
+                tiles = self.lib.tiles([(h.image_id, h.path, h.score, None, None)
+                                        for h in hits])
             except (p.BadRequest, searching.Unavailable) as exc:
                 error = str(exc)
         sizes = [t["size"] for t in row["thumbnails"]]
         large = max((s for s in sizes if s <= self.large), default=None)
-        inline = str(row["format"] or "").lower() in {"jpeg", "png", "gif", "webp", "avif", "bmp"}
+        meta = self.lib.metadata(image_id)
+        inline = playable(row["path"], row["format"], (meta or {}).get("video_codec"))
         return render("photo.html", row=row, large=large, tiles=tiles, size=self.small,
-                      error=error, inline=inline, meta=self.lib.metadata(image_id),
+                      error=error, inline=inline, meta=meta,
                       original=self.lib.inside_roots(row["path"]) is not None)
 
     def status(self, request: Request) -> Response:
