@@ -26,6 +26,7 @@ import warnings
 from dataclasses import dataclass
 
 import pillow_heif
+import pillow_jxl  # noqa: F401  (registers JPEG XL with Pillow: Image.open reads .jxl)
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from watcherd.media.colour import to_srgb

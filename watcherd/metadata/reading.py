@@ -1,21 +1,22 @@
 """One file's own metadata blocks, by format: JPEG, PNG, GIF and WebP by our walkers (no
 Pillow: a PNG's ``getexif()`` decodes the image when eXIf follows IDAT and its text chunks are
 stored whatever their size; a WebP's ``Image.open`` sets up libwebp's decoder, 1.4 ms); TIFF by
-Pillow's EXIF parser on its header; HEIC/HEIF and AVIF by ``Image.open``, which reads only the
-boxes. BMP carries none."""
+Pillow's EXIF parser on its header; HEIC/HEIF, AVIF and JPEG XL by ``Image.open``, which reads
+only the boxes. BMP carries none."""
 
 from __future__ import annotations
 
 from io import BytesIO
 
 import pillow_heif
+import pillow_jxl  # noqa: F401  (registers JPEG XL: its Exif and XMP boxes through Image.open)
 from PIL import Image
 
 from watcherd.metadata import containers
 
 pillow_heif.register_heif_opener()
 
-_PILLOW_FORMATS = ["HEIF", "AVIF"]
+_PILLOW_FORMATS = ["HEIF", "AVIF", "JXL"]
 IPTC_TIFF_TAG, XMP_TIFF_TAG = 33723, 700
 
 
