@@ -1,11 +1,13 @@
 """The RAW decoder (``watcherd.media.raw.decode_raw``) on real DNGs: tifffile and Pillow write
 them here (tests/rawfiles.py), LibRaw reads them. Every file shows the same picture (green band
-on top, red left, blue right), so where its colours end up says how it was oriented."""
+on top, red left, blue right), so where its colours end up says how it was oriented. The
+metadata reader on a DNG tagged by exiftool (kept in tests/data/raw) and on ORF/RW2 magic."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +16,8 @@ from PIL import Image, ImageCms
 from tests import rawfiles as rf
 from watcherd.media.images import ImageError, decode
 from watcherd.media.raw import RawError, decode_raw, strip_app1
+from watcherd.metadata import reading
+from watcherd.metadata.extract import extract
 
 W, H = 400, 300  # the sensor; LibRaw's half size is 200x150
 PREVIEW = (320, 240)  # neither the sensor's size nor the half size
@@ -305,3 +309,51 @@ def test_strip_app1_xmp_orientation_alone() -> None:
 def test_strip_app1_refuses_broken_structure(data: bytes, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
         strip_app1(data)
+
+
+# --- the metadata reader on RAWs ---
+
+def test_dng_metadata_as_exiftool_wrote_it() -> None:
+    ref = rf.reference()
+    md = extract(rf.read(), mtime=None)
+    assert (md.camera_make, md.camera_model) == (ref["Make"], ref["Model"]) == (
+        "Fujifilm", "GFX100")
+    assert (md.taken_at, md.taken_offset, md.taken_source) == (
+        "2024-06-15T14:30:45.123", "+02:00", "DateTimeOriginal")
+    assert ref["DateTimeOriginal"] == "2024:06:15 14:30:45"
+    assert (md.latitude, md.longitude, md.altitude) == (
+        ref["GPSLatitude"], ref["GPSLongitude"], ref["GPSAltitude"]) == (38.7223, -9.1393, 12.5)
+    assert (md.lens, md.f_number, md.exposure_time, md.iso) == (
+        "GF32-64mmF4 R LM WR", 5.6, 0.008, 200)
+    assert md.error is None
+
+
+def test_dng_tagged_by_exiftool_still_decodes() -> None:
+    data = rf.read()
+    preview = raw(data, min_preview_side=100)
+    assert (preview.decode, preview.image.size, (preview.width, preview.height)) == (
+        "raw-preview", (128, 96), (128, 96))
+    developed = raw(data, prefer_preview=False)
+    assert (developed.decode, developed.image.size) == ("raw-demosaic", (64, 48))
+    assert rf.layout(preview.image) == rf.layout(developed.image) == rf.LAYOUTS[1]
+
+
+@pytest.mark.parametrize("magic", [b"IIRO", b"IIRS", b"IIU\x00"], ids=["ORF", "ORF-old", "RW2"])
+def test_olympus_and_panasonic_magic_read_as_tiff(magic: bytes) -> None:
+    data = magic + rf.read()[4:]
+    assert reading.kind(data) == "TIFF"
+    md = extract(data, mtime=None)
+    assert (md.camera_make, md.camera_model, md.taken_at) == (
+        "Fujifilm", "GFX100", "2024-06-15T14:30:45.123")
+    assert (md.latitude, md.longitude) == (38.7223, -9.1393)
+    assert md.error is None
+
+
+def test_big_endian_olympus_magic_read_as_tiff(tmp_path: Path) -> None:
+    data = rf.make_dng(tmp_path / "mm.dng", width=64, height=48, big_endian=True).read_bytes()
+    assert data[:4] == b"MM\x00*"
+    data = b"MMOR" + data[4:]
+    assert reading.kind(data) == "TIFF"
+    md = extract(data, mtime=None)
+    assert (md.camera_make, md.camera_model) == ("watcherd", "test DNG")
+    assert md.error is None
