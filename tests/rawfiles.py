@@ -108,6 +108,15 @@ def linear_rgb(width: int, height: int) -> np.ndarray[Any, np.dtype[np.uint16]]:
     return rgb
 
 
+def linear_grey(width: int, height: int) -> np.ndarray[Any, np.dtype[np.uint16]]:
+    """The picture's luma as linear grey sensor values (a monochrome sensor)."""
+    grey = np.empty((height, width), np.uint16)
+    for colour, rows, cols in _spans(width, height):
+        r, g, b = colour
+        grey[rows, cols] = _linear_level(round(0.299 * r + 0.587 * g + 0.114 * b))
+    return grey
+
+
 def jpeg(image: Image.Image, *, exif_orientation: int | None = None,
          icc_profile: bytes | None = None, quality: int = 90) -> bytes:
     """``image`` as a JPEG by Pillow, optionally with an EXIF orientation and an ICC profile
@@ -160,27 +169,37 @@ def make_dng(path: Path, *, width: int, height: int,
              preview_size: tuple[int, int] | None = None, preview: str = "jpeg",
              orientation: int = 1, preview_exif_orientation: int | None = None,
              preview_image: Image.Image | None = None, icc_profile: bytes | None = None,
-             linear: bool = False, big_endian: bool = False, exif: bool = False) -> Path:
+             sensor: str = "bayer", default_scale: tuple[int, int] | None = None,
+             big_endian: bool = False, exif: bool = False) -> Path:
     """A DNG of a ``width`` x ``height`` sensor showing :func:`picture`.
 
     ``preview_size`` (w, h) embeds a preview of the picture (or of ``preview_image``): a JPEG
     (``preview="jpeg"``, with its own ``preview_exif_orientation`` and ``icc_profile`` if
     given) or an uncompressed RGB bitmap (``preview="bitmap"``). ``orientation`` is the RAW's
-    own Orientation tag; Make and Model say "watcherd", "test DNG". ``linear`` stores the
-    picture as linear RGB (PhotometricInterpretation LinearRaw, as converters and some phones
-    write) instead of a Bayer mosaic. ``big_endian`` writes
+    own Orientation tag; Make and Model say "watcherd", "test DNG". ``sensor`` is "bayer" (a
+    CFA mosaic), "linear" (linear RGB, PhotometricInterpretation LinearRaw, as converters and
+    some phones write) or "monochrome" (one linear sample per pixel, LinearRaw, as Leica's
+    Monochrom writes; its grey levels are the picture's luma). ``default_scale`` (h, v) makes
+    the pixels non-square (DefaultScale; LibRaw stretches the developed image to match).
+    ``big_endian`` writes
     Motorola byte order ("MM"). ``exif=True`` has exiftool write :data:`EXIF_ARGS` (a
     subprocess)."""
     if preview not in ("jpeg", "bitmap"):
         raise ValueError(preview)
-    if linear:
-        sensor, photometric, sensor_tags = linear_rgb(width, height), 34892, _LEVEL_TAGS
-    else:
-        sensor, photometric, sensor_tags = mosaic(width, height), 32803, _CFA_TAGS
+    # tifffile refuses LinearRaw with one sample: it writes MinIsBlack, set right afterwards
+    sensor_data, photometric, sensor_tags = {
+        "bayer": (mosaic, 32803, _CFA_TAGS),
+        "linear": (linear_rgb, 34892, _LEVEL_TAGS),
+        "monochrome": (linear_grey, 1, _LEVEL_TAGS),
+    }[sensor]
+    pixels = sensor_data(width, height)
     tags = _dng_tags(orientation)
+    if default_scale is not None:
+        sensor_tags = [*sensor_tags, (50718, "2I", 2, (default_scale[0], 1, default_scale[1], 1),
+                                      True)]
     with tifffile.TiffWriter(path, byteorder=">" if big_endian else "<") as tif:
         if preview_size is None:
-            tif.write(sensor, photometric=photometric, subfiletype=0,
+            tif.write(pixels, photometric=photometric, subfiletype=0,
                       extratags=tags + sensor_tags, metadata=None)
         else:
             pw, ph = preview_size
@@ -199,13 +218,18 @@ def make_dng(path: Path, *, width: int, height: int,
             else:
                 tif.write(np.asarray(shown.convert("RGB")), photometric="rgb", subfiletype=1,
                           subifds=1, extratags=tags, metadata=None)
-            tif.write(sensor, photometric=photometric, subfiletype=0, extratags=sensor_tags,
+            tif.write(pixels, photometric=photometric, subfiletype=0, extratags=sensor_tags,
                       metadata=None)
-    if preview_size is not None and preview == "jpeg":
-        with tifffile.TiffFile(path, mode="r+") as tif:
-            tags_of_ifd0 = tif.pages.first.tags
-            tags_of_ifd0["Compression"].overwrite(7)  # JPEG
-            tags_of_ifd0["PhotometricInterpretation"].overwrite(6)  # YCbCr
+    with tifffile.TiffFile(path, mode="r+") as tif:
+        if preview_size is not None and preview == "jpeg":
+            tif.pages.first.tags["Compression"].overwrite(7)  # JPEG
+            tif.pages.first.tags["PhotometricInterpretation"].overwrite(6)  # YCbCr
+        if sensor == "monochrome":
+            raw_ifd = tif.pages.first
+            if preview_size is not None:  # the raw image is IFD0's SubIFD
+                assert raw_ifd.pages is not None
+                raw_ifd = raw_ifd.pages.first
+            raw_ifd.tags["PhotometricInterpretation"].overwrite(34892)  # LinearRaw
     if exif:
         write_exif(path)
     return path

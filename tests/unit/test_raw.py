@@ -216,6 +216,14 @@ def test_not_a_raw(make: Callable[[], bytes]) -> None:
         raw(make())
 
 
+def test_out_of_memory_is_a_raw_error(dng: Dng, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_memory(*args: Any, **kwargs: Any) -> Image.Image:
+        raise MemoryError
+    monkeypatch.setattr(Image, "fromarray", no_memory)
+    with pytest.raises(RawError, match=r"^RAW unreadable: out of memory$"):
+        raw(dng())
+
+
 def test_empty() -> None:
     with pytest.raises(RawError, match=r"^empty file$"):
         raw(b"")
@@ -249,16 +257,37 @@ def test_max_pixels_checked_before_the_sensor_data_is_read(dng: Dng) -> None:
         raw(dng()[:-1000], max_pixels=29_999)
 
 
-def test_max_pixels_counts_a_linear_dng_whole(dng: Dng) -> None:
-    """LibRaw develops a LinearRaw DNG (no colour filter array) at full size: its limit is the
-    whole sensor."""
-    data = dng(width=200, height=150, linear=True)
+@pytest.mark.parametrize("sensor", ["linear", "monochrome"])
+def test_max_pixels_counts_a_sensor_without_colour_filters_whole(dng: Dng, sensor: str) -> None:
+    """LibRaw develops a LinearRaw DNG, RGB or monochrome (no colour filter array), at full
+    size: its limit is the whole sensor."""
+    data = dng(width=200, height=150, sensor=sensor)
     got = raw(data, max_pixels=30_000)
-    assert (got.decode, got.image.size) == ("raw-demosaic", (200, 150))
-    assert rf.layout(got.image) == rf.LAYOUTS[1]
+    assert (got.decode, got.image.size, got.image.mode) == ("raw-demosaic", (200, 150), "RGB")
     with pytest.raises(RawError, match=r"^too many pixels: 200x150 sensor, not a colour filter "
                                        r"array, 200x150 = 30000 > limit 29999$"):
         raw(data, max_pixels=29_999)
+
+
+def test_sensors_without_colour_filters_developed(dng: Dng) -> None:
+    linear = raw(dng(width=200, height=150, sensor="linear", orientation=6)).image
+    assert rf.layout(linear) == rf.LAYOUTS[6]
+    grey = raw(dng(width=200, height=150, sensor="monochrome")).image
+    top, left, right = (grey.getpixel(xy) for xy in ((100, 10), (20, 100), (180, 100)))
+    assert all(isinstance(p, tuple) and len(set(p)) == 1 for p in (top, left, right))  # grey
+    assert top > left > right  # the lumas of green, red and blue
+
+
+@pytest.mark.parametrize(("scale", "full", "shown"), [((1, 2), (400, 600), (200, 300)),
+                                                      ((2, 1), (800, 300), (400, 150))])
+def test_non_square_pixels_stretched(dng: Dng, scale: tuple[int, int], full: tuple[int, int],
+                                     shown: tuple[int, int]) -> None:
+    """LibRaw stretches non-square pixels (DNG DefaultScale): the size and the limit follow."""
+    data = dng(default_scale=scale)
+    got = raw(data, max_pixels=60_000)
+    assert ((got.width, got.height), got.image.size) == (full, shown)
+    with pytest.raises(RawError, match=r"^too many pixels"):
+        raw(data, max_pixels=59_999)
 
 
 def test_preview_over_the_limit_falls_back_to_the_demosaic(dng: Dng) -> None:

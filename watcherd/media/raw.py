@@ -90,32 +90,43 @@ def decode_raw(data: bytes, *, file_type: str, max_pixels: int, min_preview_side
     except Exception as exc:  # untrusted input: LibRaw's errors, OSError, MemoryError, ...
         raise RawError(f"RAW unreadable: {_libraw_reason(exc)}") from exc
     try:
-        sizes = raw.sizes
-        orientation = _FLIP_TO_ORIENTATION.get(sizes.flip, 1)
-        width, height = _developed_size(sizes.width, sizes.height, sizes.pixel_aspect)
-        if width < 1 or height < 1:
-            raise RawError(f"RAW unreadable: no image size ({sizes.width}x{sizes.height})")
-        if orientation in _SWAPS_SIDES:
-            width, height = height, width
-        if prefer_preview:
-            image = _preview(raw, orientation, max_pixels, min_preview_side, draft_size,
-                             to_srgb_now)
-            if image is not None:
-                return DecodedImage(image=image.image, width=width, height=height,
-                                    format=file_type, icc_profile=image.icc_profile,
-                                    decode="raw-preview")
-        developed = _demosaic(raw, sizes.width, sizes.height, sizes.pixel_aspect, max_pixels)
+        return _decode(raw, file_type, max_pixels, min_preview_side, prefer_preview,
+                       draft_size, to_srgb_now)
+    except RawError:
+        raise
+    except Exception as exc:  # e.g. MemoryError making the Pillow image
+        raise RawError(f"RAW unreadable: {_libraw_reason(exc)}") from exc
     finally:
         raw.close()  # LibRaw's sensor and working buffers, now, not at garbage collection
 
-    developed = _reduce_for_draft(developed, draft_size)
-    return DecodedImage(image=developed, width=width, height=height, format=file_type,
-                        decode="raw-demosaic")
+
+def _decode(raw: rawpy.RawPy, file_type: str, max_pixels: int, min_preview_side: int,
+            prefer_preview: bool, draft_size: int | None, to_srgb_now: bool) -> DecodedImage:
+    sizes = raw.sizes
+    orientation = _FLIP_TO_ORIENTATION.get(sizes.flip, 1)
+    width, height = _developed_size(sizes.width, sizes.height, sizes.pixel_aspect)
+    if width < 1 or height < 1:
+        raise RawError(f"RAW unreadable: no image size ({sizes.width}x{sizes.height})")
+    if orientation in _SWAPS_SIDES:
+        width, height = height, width
+    if prefer_preview:
+        preview = _preview(raw, orientation, max_pixels, min_preview_side, draft_size,
+                           to_srgb_now)
+        if preview is not None:
+            return DecodedImage(image=preview.image, width=width, height=height,
+                                format=file_type, icc_profile=preview.icc_profile,
+                                decode="raw-preview")
+    developed = _demosaic(raw, sizes.width, sizes.height, sizes.pixel_aspect, max_pixels)
+    return DecodedImage(image=_reduce_for_draft(developed, draft_size), width=width,
+                        height=height, format=file_type, decode="raw-demosaic")
 
 
 def _developed_size(width: int, height: int, pixel_aspect: float) -> tuple[int, int]:
     """The size LibRaw develops a ``width`` x ``height`` sensor area to (before orientation):
-    it stretches non-square pixels (a few old cameras) the way dcraw does."""
+    it stretches non-square pixels (a few old cameras) the way dcraw does. An aspect outside
+    0.1..10 (or NaN) is a broken header's, taken as square."""
+    if not 0.1 <= pixel_aspect <= 10:
+        return width, height
     if pixel_aspect < 1:
         height = int(height / pixel_aspect + 0.5)
     elif pixel_aspect > 1:
@@ -192,31 +203,28 @@ def _demosaic(raw: rawpy.RawPy, width: int, height: int, pixel_aspect: float,
     does not halve those)."""
     half_w, half_h = _developed_size((width + 1) // 2, (height + 1) // 2, pixel_aspect)
     _check_pixels(width, height, half_w, half_h, "half size", max_pixels)
-    try:
-        raw.unpack()
-        if not _halved(raw):  # LibRaw develops it at full size
-            full_w, full_h = _developed_size(width, height, pixel_aspect)
-            _check_pixels(width, height, full_w, full_h, "not a colour filter array,",
-                          max_pixels)
-        raw.dcraw_process(
-            half_size=True,  # a quarter of the pixels, no interpolation
-            use_camera_wb=True,  # as shot (LibRaw falls back to its daylight values)
-            output_color=rawpy.ColorSpace.sRGB,
-            output_bps=8,
-            # user_flip left unset: LibRaw applies the RAW's own orientation
-        )
-        pixels = raw.dcraw_make_mem_image()
-    except RawError:
-        raise
-    except Exception as exc:
-        raise RawError(f"RAW unreadable: {_libraw_reason(exc)}") from exc
+    raw.unpack()
+    if not _halved(raw):  # LibRaw develops it at full size
+        full_w, full_h = _developed_size(width, height, pixel_aspect)
+        _check_pixels(width, height, full_w, full_h, "not a colour filter array,", max_pixels)
+    raw.dcraw_process(
+        half_size=True,  # a quarter of the pixels, no interpolation
+        use_camera_wb=True,  # as shot (LibRaw falls back to its daylight values)
+        output_color=rawpy.ColorSpace.sRGB,
+        output_bps=8,
+        # user_flip left unset: LibRaw applies the RAW's own orientation
+    )
+    pixels = raw.dcraw_make_mem_image()
     # LibRaw's output buffer is a separate allocation: free the sensor and working buffers
     # first, so they and the Pillow copy are never held at the same time.
     raw.close()
-    if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
+    if pixels.ndim != 3 or pixels.shape[2] not in (1, 3) or pixels.dtype != np.uint8:
         raise RawError(f"RAW unreadable: unexpected developed image {pixels.shape} "
                        f"{pixels.dtype}")
-    image = Image.fromarray(pixels, "RGB")
+    if pixels.shape[2] == 1:  # a monochrome sensor
+        image = Image.fromarray(pixels[:, :, 0], "L").convert("RGB")
+    else:
+        image = Image.fromarray(pixels, "RGB")
     del pixels  # LibRaw's buffer, freed now
     return image
 
@@ -286,15 +294,16 @@ def strip_app1(jpeg: bytes) -> bytes:
 
 
 def _libraw_reason(exc: BaseException) -> str:
-    """LibRaw's own message (rawpy gives it as bytes), one line."""
+    """LibRaw's own message (rawpy gives it as bytes), one line; any other exception's type
+    and message."""
     arg: object = exc.args[0] if exc.args else ""
     if isinstance(arg, bytes):
         message = arg.decode("utf-8", "replace")
-    elif isinstance(arg, tuple) and len(arg) == 2:  # rawpy's OSError((errno, strerror))
-        message = str(arg[1])
+    elif isinstance(exc, OSError) and isinstance(arg, tuple) and len(arg) == 2:
+        message = str(arg[1])  # rawpy's OSError((errno, strerror))
+    elif isinstance(exc, MemoryError):
+        message = "out of memory"
     else:
-        message = str(exc)
-    if isinstance(exc, MemoryError):
-        message = f"out of memory ({message})" if message else "out of memory"
-    message = " ".join(message.split()) or type(exc).__name__
+        message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    message = " ".join(message.split())
     return message if len(message) <= _MAX_REASON else message[: _MAX_REASON - 3] + "..."
