@@ -12,7 +12,8 @@ of the same pixels in the same run.
    DNGs, each decoded ``--runs`` times, each time in a fresh process that reads the file,
    notes its RSS (the baseline: interpreter, imports and the file's bytes) and then decodes
    once; the peak is that process's VmHWM. The preview path and the JPEG are measured the
-   same way for comparison.
+   same way for comparison, and the demosaic again with OMP_NUM_THREADS=1 (rawpy's LibRaw
+   uses OpenMP; a prefork worker per core may want one thread each).
 
 The DNGs are real ones (tests/rawfiles.py: tifffile, Pillow); the pictures are a noisy
 gradient, so the JPEG has entropy like a photo's. The sensor data is stored uncompressed: a
@@ -49,6 +50,7 @@ from watcherd.media.thumbnails import fit, make_thumbnails  # noqa: E402
 SIZES = (1024, 256)
 MAX_PIXELS = 100_000_000  # [images] max_pixels' default
 SENSORS = {"24 MP": (6000, 4000), "102 MP": (11648, 8736)}
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # LibRaw's OpenMP loops on one thread
 
 
 def photo(width: int, height: int) -> Image.Image:
@@ -147,15 +149,16 @@ def child(way: str, path: str) -> None:
                       "file_mb": len(data) / 1e6}))
 
 
-def in_fresh_process(way: str, path: Path) -> dict[str, Any]:
+def in_fresh_process(way: str, path: Path, env: dict[str, str]) -> dict[str, Any]:
     out = subprocess.run([sys.executable, __file__, "--child", way, str(path)], check=True,
-                         capture_output=True, text=True).stdout
+                         capture_output=True, text=True, env={**os.environ, **env}).stdout
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
 
 
-def memory_rows(label: str, way: str, path: Path, runs: int) -> None:
-    results = [in_fresh_process(way, path) for _ in range(runs)]
+def memory_rows(label: str, way: str, path: Path, runs: int,
+                env: dict[str, str] | None = None) -> None:
+    results = [in_fresh_process(way, path, env or {}) for _ in range(runs)]
     secs = [r["seconds"] for r in results]
     before = max(r["before_kb"] for r in results) / 1024
     peak = max(r["peak_kb"] for r in results) / 1024
@@ -201,11 +204,13 @@ def main() -> None:
         memory_rows("6000x4000 JPEG", "jpeg", jpeg_path, args.runs)
         memory_rows("24 MP DNG", "raw-preview", dng24, args.runs)
         memory_rows("24 MP DNG", "raw-demosaic", dng24, args.runs)
+        memory_rows("24 MP DNG, 1 thread", "raw-demosaic", dng24, args.runs, ONE_THREAD)
         dng24.unlink()
         if not args.no_102:
             width, height = SENSORS["102 MP"]
             dng102 = make_dng(folder / "102.dng", width=width, height=height)
             memory_rows("102 MP DNG (GFX100)", "raw-demosaic", dng102, args.runs)
+            memory_rows("102 MP, 1 thread", "raw-demosaic", dng102, args.runs, ONE_THREAD)
 
 
 if __name__ == "__main__":
