@@ -162,13 +162,21 @@ def webp(data: bytes) -> Blocks:
     return out
 
 
-_RAW_MAGIC = {b"IIRO": b"II*\x00", b"IIU\x00": b"II*\x00", b"MMOR": b"MM\x00*"}
+# TIFF with a magic number of its own: Olympus ORF ("IIRO", older "IIRS"; "MMOR" big-endian)
+# and Panasonic RW2 ("IIU\0"). The rest of the header (IFD0's offset) is TIFF's.
+_RAW_MAGIC = {b"IIRO": b"II*\x00", b"IIRS": b"II*\x00", b"IIU\x00": b"II*\x00",
+              b"MMOR": b"MM\x00*"}
+
+
+def tiff_like(data: bytes) -> bool:
+    """A TIFF-based RAW whose magic number is not TIFF's (ORF, RW2)."""
+    return bytes(data[:4]) in _RAW_MAGIC
 
 
 def exif_from_tiff_header(data: bytes) -> Image.Exif:
-    """The IFDs of a TIFF-based file (TIFF, DNG, CR2, NEF, ARW, PEF; ORF ``IIRO`` and RW2
-    ``IIU\\0`` are read as TIFF): IFD0 in the result, ``get_ifd(0x8769)`` the Exif IFD,
-    ``get_ifd(0x8825)`` GPS. Raises ValueError when ``data`` does not start with a TIFF
+    """The IFDs of a TIFF-based file (TIFF, DNG, CR2, NEF, ARW, PEF; ORF ``IIRO``/``IIRS``/
+    ``MMOR`` and RW2 ``IIU\\0`` are read as TIFF): IFD0 in the result, ``get_ifd(0x8769)`` the
+    Exif IFD, ``get_ifd(0x8825)`` GPS. Raises ValueError when ``data`` does not start with a TIFF
     header (Pillow's parser keeps what it can reach of a damaged one)."""
     head = bytes(data[:4])
     if head in _RAW_MAGIC:

@@ -34,6 +34,8 @@ def kind(data: bytes) -> str:
         return "WEBP"
     if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return "TIFF"
+    if containers.tiff_like(data):  # ORF, RW2: _tiff reads them through their TIFF header
+        return "TIFF"
     return "other"
 
 
