@@ -85,7 +85,7 @@ def _enc(src: list[str], *out: str, codec: list[str] = _X264) -> list[str]:
 
 
 CLIPS: dict[str, Clip] = {
-    # every container, H.264 unless the container says otherwise; mp4 with an audio track as its first stream
+    # every container, H.264 unless the container says otherwise (h264.mp4: audio is stream 0)
     "h264.mp4": Clip(["-f", "lavfi", "-i", "sine=f=440:d=2", *_src(), "-map", "0:a",
                       "-map", "1:v", *_X264, "-c:a", "aac", "-shortest"]),
     "h264.mov": Clip(_enc(_src())),
