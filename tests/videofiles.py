@@ -163,9 +163,9 @@ def jpeg(width: int = 64, height: int = 48) -> bytes:
 def make_motion_photo(folder: Path, video: Path) -> tuple[Path, Path]:
     """A Google motion photo (a JPEG with ``video`` appended; the XMP, written by exiftool,
     says both ``GCamera:MicroVideoOffset`` and the ``Container:Directory`` item's length) and
-    the same bytes without any XMP. exiftool cannot write a Container:Directory into a file
-    that has none without a config of Google's namespaces: the XMP is written as a raw packet
-    (``-XMP<=``), which exiftool inserts as the APP1 segment."""
+    the same bytes without any XMP. exiftool 12.57 reads these tags but cannot write
+    ``GCamera:MotionPhoto`` nor the ``Container`` ones ("Tag ... is not defined"), so the packet
+    is written whole (``-XMP<=``): exiftool puts it in the JPEG as its XMP APP1 segment."""
     clip = video.read_bytes()
     bare = folder / MOTION_PHOTO_FALLBACK
     bare.write_bytes(jpeg() + clip)

@@ -1,5 +1,6 @@
 """A video's metadata (watcherd.metadata.video) from the tags of clips ffmpeg wrote
-(tests/videofiles.py)."""
+(tests/videofiles.py), and Android motion photos (watcherd.metadata.motion, through
+extract())."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from tests import videofiles
 from tests.metadatafiles import CORPUS
 from tests.videofiles import Clips
 from watcherd.media.video import probe
+from watcherd.metadata import motion
+from watcherd.metadata.extract import extract
 from watcherd.metadata.fields import Metadata
 from watcherd.metadata.video import extract_video, iso6709
 
@@ -159,3 +162,89 @@ def test_sidecar_wins_field_by_field(clips: Clips) -> None:
     assert md.country_code == "PT"  # the sidecar's position: Lisbon
     assert (md.camera_make, md.camera_model) == ("Apple", "iPhone 15 Pro")
     assert (md.video_codec, md.fps) == ("h264", 15.0)
+
+
+# -- Android motion photos -------------------------------------------------------------------
+
+
+def test_motion_photo(clips: Clips) -> None:
+    photo, _ = videofiles.motion_photos(clips)
+    md = extract(photo.read_bytes(), mtime=None)
+    assert (md.video_codec, md.fps) == ("hevc", 15.0)
+    assert md.error is None
+
+
+def test_motion_photo_offsets(clips: Clips) -> None:
+    """The XMP's offsets (MicroVideoOffset, the directory item's length) are the clip's."""
+    photo, _ = videofiles.motion_photos(clips)
+    data = photo.read_bytes()
+    clip = clips["hevc.mp4"].read_bytes()
+    found = motion.find(data, motion.containers.jpeg(data).xmp or b"")
+    assert found == motion.Clip(len(data) - len(clip), len(clip))
+    assert motion.jpeg_end(data) == found.offset
+
+
+def stale(data: bytes, length: int, other: int) -> bytes:
+    """The same file with the XMP's offsets changed to ``other`` (same number of digits)."""
+    old, new = str(length).encode(), str(other).encode()
+    assert len(old) == len(new)
+    out = data.replace(b'MicroVideoOffset="' + old, b'MicroVideoOffset="' + new)
+    return out.replace(b'Item:Length="' + old, b'Item:Length="' + new)
+
+
+def test_stale_offsets_fall_back_to_the_ftyp_after_the_jpeg(clips: Clips) -> None:
+    photo, _ = videofiles.motion_photos(clips)
+    data = photo.read_bytes()
+    length = len(clips["hevc.mp4"].read_bytes())
+    other = 10 ** (len(str(length)) - 1)  # the offset then points into the clip's mdat
+    moved = stale(data, length, other)
+    assert moved != data and not motion.is_ftyp(moved, len(moved) - other)
+    md = extract(moved, mtime=None)
+    assert (md.video_codec, md.fps) == ("hevc", 15.0)
+
+
+def test_microvideo_offset_alone() -> None:
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/'
+           b'22-rdf-syntax-ns#"><rdf:Description xmlns:GCamera="http://ns.google.com/photos/1.0/'
+           b'camera/" GCamera:MicroVideo="1" GCamera:MicroVideoOffset="1234"/></rdf:RDF>'
+           b'</x:xmpmeta>')
+    assert motion.announced_length(xmp) == 1234
+    assert motion.announced_length(xmp.replace(b'MicroVideo="1"', b'MicroVideo="0"')) is None
+
+
+def test_a_jpeg_with_data_appended_but_no_motion_xmp_is_a_photo(clips: Clips) -> None:
+    _, bare = videofiles.motion_photos(clips)
+    md = extract(bare.read_bytes(), mtime=None)
+    assert (md.video_codec, md.fps, md.error) == (None, None, None)
+
+
+def test_motion_xmp_without_its_clip(clips: Clips) -> None:
+    photo, _ = videofiles.motion_photos(clips)
+    data = photo.read_bytes()
+    clip_len = len(clips["hevc.mp4"].read_bytes())
+    md = extract(data[:-clip_len], mtime=None)
+    assert (md.video_codec, md.error) == (None, "motion photo: its video was not found")
+
+
+def test_motion_clip_unreadable(clips: Clips) -> None:
+    photo, _ = videofiles.motion_photos(clips)
+    data = photo.read_bytes()
+    clip_len = len(clips["hevc.mp4"].read_bytes())
+    broken = data[:-clip_len + 40] + b"\x00" * (clip_len - 40)  # ftyp kept, the rest zeros
+    md = extract(broken, mtime=None)
+    assert md.video_codec is None
+    assert (md.error or "").startswith("motion photo: its video is unreadable (")
+
+
+def test_ordinary_photos_are_not_probed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(motion, "probe", lambda clip: pytest.fail("probed"))
+    md = extract((CORPUS / "full.jpg").read_bytes(), mtime=None)
+    assert md.video_codec is None
+
+
+def test_jpeg_end() -> None:
+    """jpeg_end on what is not a JPEG, and one cut short."""
+    assert motion.jpeg_end(b"not a jpeg") is None
+    assert motion.jpeg_end(videofiles.jpeg()[:200]) is None
+    whole = videofiles.jpeg()
+    assert motion.jpeg_end(whole + b"trailer") == len(whole)

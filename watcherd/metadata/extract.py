@@ -12,6 +12,7 @@ from watcherd.metadata import (
     describe,
     exif,
     iptc,
+    motion,
     places,
     reading,
     xmp,
@@ -36,7 +37,14 @@ def extract(data: bytes, *, mtime: float | None, sidecar: bytes | None = None,
     except Exception as e:  # the sections guard themselves; this is the last net
         notes.append(f"unreadable ({type(e).__name__}: {e})")
         own = Found()
-    return assemble(own, notes, sidecar=sidecar, mtime=mtime, local_zone=local_zone)
+    codec = fps = None
+    if reading.kind(data) == "JPEG":  # an Android motion photo: a JPEG with its clip appended
+        try:
+            codec, fps = motion.read(data, notes)
+        except Exception as e:
+            notes.append(f"motion photo unreadable ({type(e).__name__}: {e})")
+    return assemble(own, notes, sidecar=sidecar, mtime=mtime, local_zone=local_zone,
+                    video_codec=codec, fps=fps)
 
 
 def assemble(own: Found, notes: list[str], *, sidecar: bytes | None, mtime: float | None,
