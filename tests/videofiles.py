@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import struct
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -206,6 +207,59 @@ def make_motion_photo(folder: Path, video: Path) -> tuple[Path, Path]:
     return photo, bare
 
 
+def apple_maker_note(identifier: str) -> bytes:
+    """An Apple maker note as iPhones write it: ``Apple iOS\\0``, version 1, ``MM``, a big-endian
+    IFD at byte 14 whose offsets count from the note's start: MakerNoteVersion (0x0001, an
+    SLONG in the entry), AccelerationVector (0x0008, three SRATIONALs elsewhere) and the
+    content identifier (0x0011, ASCII elsewhere). exiftool 12.57 cannot create a maker note
+    (it only edits one it copies), so the tests build it; exiftool reads it back as
+    ``Apple:MediaGroupUUID`` (its name for 0x0011 since 12.19, ContentIdentifier before)."""
+    text = identifier.encode("ascii") + b"\x00"
+    vector = struct.pack(">6i", -1, 2, 3, 4, 5, 6)
+    entries = [(0x0001, 9, 1, struct.pack(">i", 14)), (0x0008, 10, 3, vector),
+               (0x0011, 2, len(text), text)]
+    data_at = 14 + 2 + 12 * len(entries) + 4
+    ifd, data = b"", b""
+    for tag, kind, count, value in entries:
+        if len(value) <= 4:
+            ifd += struct.pack(">HHI", tag, kind, count) + value.ljust(4, b"\x00")
+        else:
+            ifd += struct.pack(">HHII", tag, kind, count, data_at + len(data))
+            data += value
+    return b"Apple iOS\x00\x00\x01MM" + struct.pack(">H", len(entries)) + ifd + b"\0" * 4 + data
+
+
+def live_still(identifier: str = CONTENT_ID, fmt: str = "JPEG",
+               note: bytes | None = None) -> bytes:
+    """A Live Photo's still (JPEG or HEIF), made by Pillow, with an Apple maker note."""
+    from PIL import Image
+
+    import watcherd.media.images  # noqa: F401 - registers the HEIF plugin
+
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "Apple", "iPhone 15 Pro"
+    exif.get_ifd(0x8769)[0x927C] = apple_maker_note(identifier) if note is None else note
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 200, 30)).save(out, fmt, exif=exif.tobytes())
+    return out.getvalue()
+
+
+LIVE_STILLS = {"live.jpg": "JPEG", "live.heic": "HEIF"}
+LIVE_READ_BY_EXIFTOOL = "live.exiftool.json"  # what exiftool reads in LIVE_STILLS
+
+
+def make_live_stills(folder: Path) -> None:
+    import json
+
+    for name, fmt in LIVE_STILLS.items():
+        (folder / name).write_bytes(live_still(fmt=fmt))
+    read = subprocess.run(["exiftool", "-j", "-G1", "-Apple:MediaGroupUUID", "-Make",
+                           *(str(folder / name) for name in LIVE_STILLS)],
+                          check=True, capture_output=True, timeout=60).stdout
+    (folder / LIVE_READ_BY_EXIFTOOL).write_text(json.dumps({
+        Path(entry["SourceFile"]).name: entry for entry in json.loads(read)}))
+
+
 @dataclass(frozen=True)
 class Clips:
     folder: Path
@@ -221,6 +275,8 @@ def make_all(folder: Path) -> Clips:
             make_clip(folder, name)
     if shutil.which("exiftool") and not (folder / MOTION_PHOTO).exists():
         make_motion_photo(folder, folder / "hevc.mp4")
+    if shutil.which("exiftool") and not (folder / LIVE_READ_BY_EXIFTOOL).exists():
+        make_live_stills(folder)
     return Clips(folder)
 
 
@@ -236,6 +292,16 @@ def session_clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
     if base not in _made:
         _made[base] = make_all(base / "videos")
     return _made[base]
+
+
+def read_by_exiftool(clips: Clips) -> dict[str, dict[str, str]]:
+    """What exiftool read in the Live stills; skips (fails under CI) without exiftool."""
+    import json
+
+    from tests import requires
+
+    requires.tool("exiftool")
+    return dict(json.loads(clips[LIVE_READ_BY_EXIFTOOL].read_text()))
 
 
 def motion_photos(clips: Clips) -> tuple[Path, Path]:

@@ -1,18 +1,19 @@
 """A video's metadata (watcherd.metadata.video) from the tags of clips ffmpeg wrote
-(tests/videofiles.py), and Android motion photos (watcherd.metadata.motion, through
-extract())."""
+(tests/videofiles.py), Android motion photos (watcherd.metadata.motion, through extract()) and
+Live Photo content identifiers (watcherd.metadata.live)."""
 
 from __future__ import annotations
 
+import struct
 from datetime import UTC, timedelta, timezone
 
 import pytest
 
 from tests import videofiles
 from tests.metadatafiles import CORPUS
-from tests.videofiles import Clips
+from tests.videofiles import CONTENT_ID, Clips
 from watcherd.media.video import probe
-from watcherd.metadata import motion
+from watcherd.metadata import live, motion
 from watcherd.metadata.extract import extract
 from watcherd.metadata.fields import Metadata
 from watcherd.metadata.video import extract_video, iso6709
@@ -248,3 +249,70 @@ def test_jpeg_end() -> None:
     assert motion.jpeg_end(videofiles.jpeg()[:200]) is None
     whole = videofiles.jpeg()
     assert motion.jpeg_end(whole + b"trailer") == len(whole)
+
+
+# -- Live Photo content identifiers ----------------------------------------------------------
+
+
+def test_video_identifier(clips: Clips) -> None:
+    assert live.video_identifier(probe(str(clips["iphone.mov"])).tags) == CONTENT_ID
+    assert live.video_identifier(probe(str(clips["h264.mov"])).tags) is None
+    assert live.video_identifier({"com.apple.quicktime.content.identifier": " "}) is None
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "HEIF"])
+def test_still_identifier(fmt: str) -> None:
+    """Pillow writes the Apple maker note the test builds (exiftool cannot create one)."""
+    assert live.still_identifier(videofiles.live_still(fmt=fmt)) == CONTENT_ID
+
+
+def test_the_test_maker_note_is_what_exiftool_reads_as_apples(clips: Clips) -> None:
+    read = videofiles.read_by_exiftool(clips)
+    for name in videofiles.LIVE_STILLS:
+        assert read[name]["Apple:MediaGroupUUID"] == CONTENT_ID
+        assert live.still_identifier(clips[name].read_bytes()) == CONTENT_ID
+
+
+def note(identifier: bytes = CONTENT_ID.encode() + b"\0", *, count: int | None = None,
+         offset: int | None = None, kind: int = 2, header: bytes = b"Apple iOS\0\0\x01MM") -> bytes:
+    """A one-entry maker note (0x0011 only) with its parts overridable."""
+    at = 14 + 2 + 12 + 4
+    entry = struct.pack(">HHII", 0x0011, kind, len(identifier), at if offset is None else offset)
+    table = struct.pack(">H", 1 if count is None else count) + entry + b"\0" * 4
+    return header + table + identifier
+
+
+def test_maker_note_parts() -> None:
+    assert live.maker_note_identifier(note()) == CONTENT_ID
+    inline = struct.pack(">HHI", 0x0011, 2, 4) + b"abc\0"
+    assert live.maker_note_identifier(b"Apple iOS\0\0\x01MM\0\x01" + inline + b"\0" * 4) == "abc"
+
+
+@pytest.mark.parametrize("bad", [
+    note(header=b"Apple iOS\0\0\x01II"),  # not big-endian: not an Apple note we know
+    note(header=b"Nikon\0\0\0\0\0\0\x01MM"),
+    note(count=60000),  # more entries than bytes
+    note(count=5),  # the entries' table beyond the end
+    note(offset=10**6),  # the value beyond the end
+    note(kind=4),  # a LONG, not text
+    note(identifier=b"has blanks in it\0"),
+    note(identifier=b"\0"),
+    note()[:20],
+    b"",
+])
+def test_maker_note_malformed_is_none(bad: bytes) -> None:
+    assert live.maker_note_identifier(bad) is None
+    assert live.still_identifier(videofiles.live_still(note=bad)) is None
+
+
+@pytest.mark.parametrize("data", [b"", b"not an image", (CORPUS / "full.jpg").read_bytes(),
+                                  (CORPUS / "full.heic").read_bytes()])
+def test_still_identifier_absent(data: bytes) -> None:
+    assert live.still_identifier(data) is None
+
+
+def test_still_identifier_of_a_damaged_exif() -> None:
+    data = bytearray(videofiles.live_still())
+    at = bytes(data).index(b"Apple iOS")
+    data[at - 40:at] = b"\xff" * 40  # the Exif IFD's entries around the maker note
+    assert live.still_identifier(bytes(data)) in (None, CONTENT_ID)
