@@ -220,6 +220,29 @@ def test_garbage_frames(clips: Clips, tmp_path: Path) -> None:
         poster(str(path), max_pixels=BIG)
 
 
+def test_a_broken_stream_is_not_read_to_its_end(clips: Clips, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Packets that give no frame are read up to a limit, not to the end of a 4 GB file."""
+    data = bytearray(clips["h264.mov"].read_bytes())
+    start, moov = data.index(b"mdat") + 4, data.index(b"moov") - 4
+    data[start:moov] = random.Random(1).randbytes(moov - start)
+    path = tmp_path / "garbage.mov"
+    path.write_bytes(bytes(data))
+    read: list[int] = []
+    demux = video.InputContainer.demux
+
+    def counting(self: video.InputContainer, *args: object) -> object:
+        for packet in demux(self, *args):
+            read.append(1)
+            yield packet
+
+    monkeypatch.setattr(video, "MAX_SILENT_PACKETS", 5)
+    monkeypatch.setattr(video.InputContainer, "demux", counting)
+    with pytest.raises(VideoError, match=r"no frame could be decoded \(no frame in 5 packets"):
+        probe(str(path))
+    assert len(read) == 6  # of 30
+
+
 @pytest.mark.parametrize(("content", "reason"), [
     (b"", "empty file"),
     (b"hello, this is text\n" * 10, r"not a video \(Invalid data found"),

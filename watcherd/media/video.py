@@ -73,6 +73,9 @@ MAX_SEQUENTIAL = 300
 #: Frames decoded at most after a seek, to reach the candidate's time (the keyframe before it
 #: may be far: x264's default is a keyframe every 250 frames).
 MAX_FORWARD = 60
+#: Packets read at most without a frame coming out (a broken stream is not read to its end;
+#: after a seek that lands between keyframes, the decoder drops packets up to the next one).
+MAX_SILENT_PACKETS = 1500
 #: A keyframe this near a candidate's time (seconds, or this fraction of the duration if more)
 #: stands for it: one decoded frame instead of decoding forward from the keyframe before.
 NEAR_SECONDS, NEAR_FRACTION = 1.0, 0.10
@@ -114,7 +117,8 @@ def probe(path: str) -> VideoInfo:
     from a decoded frame's side data in PyAV), nothing more."""
     with _session(path) as (container, stream, logs):
         reader = _Reader(container, stream, logs)
-        first = next(reader.frames(), None)
+        with contextlib.closing(reader.frames()) as frames:
+            first = next(frames, None)
         if first is None:
             raise VideoError(_no_frame(reader))
         return _info(container, stream, first[1])
@@ -356,9 +360,13 @@ class _Reader:
 
     def frames(self) -> Frames:
         """The frames from where the file is."""
-        count = 0
+        count = silent = 0
         self.moved = True
         for packet in self.container.demux(self.stream):
+            silent += 1
+            if silent > MAX_SILENT_PACKETS:
+                self.error = f"no frame in {MAX_SILENT_PACKETS} packets"
+                return
             try:
                 frames = packet.decode()
             except av.FFmpegError as exc:  # a broken packet: go on, as players do
@@ -369,6 +377,7 @@ class _Reader:
                     continue
                 self.decoded += 1
                 count += 1
+                silent = 0
                 yield self.seconds(frame, count), frame
 
     def ticks(self, seconds: float) -> int:
