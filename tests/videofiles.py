@@ -12,7 +12,8 @@ motion photo) the tests that need them skip with the reason, and fail under ``CI
 ffmpeg 5.1 quirks met here (each checked with ffprobe / PyAV):
 
 - ``-metadata:s:v:0 rotate=N`` is honoured only when the stream is copied (``-c copy``); while
-  encoding, the tag is dropped silently. So a rotated clip is an encoded clip remuxed.
+  encoding, the tag is dropped silently. So a rotated clip is an encoded clip remuxed, and
+  ffprobe must show the display matrix in it (else making it fails, loudly).
 - ``rotate=270`` writes the display matrix of an iPhone portrait clip (ffprobe: rotation -90,
   "turn 90 degrees clockwise to display"); ``rotate=90`` writes ffprobe's rotation 90, which
   ffmpeg's own autorotate undoes by turning 90 degrees counter-clockwise.
@@ -148,8 +149,27 @@ def make_clip(folder: Path, name: str) -> Path:
     ffmpeg(*clip.args, str(plain))
     ffmpeg("-i", str(plain), "-c", "copy", "-metadata:s:v:0", f"rotate={clip.rotate}",
            str(out))
+    # ffprobe's rotation (the matrix's angle counter-clockwise) is the rotate tag, mod 360
+    if display_rotation(out) is None:
+        # ffmpeg 6 and later ignore the rotate tag; their input option takes that angle
+        # (not run here: Debian 12 has ffmpeg 5.1)
+        ffmpeg("-display_rotation:v:0", str(clip.rotate), "-i", str(plain), "-c", "copy",
+               str(out))
+    got = display_rotation(out)
+    if got is None or round(got) % 360 != clip.rotate % 360:
+        raise RuntimeError(f"ffmpeg wrote no display matrix of {clip.rotate} degrees into "
+                           f"{out} (ffprobe: {got})")
     plain.unlink()
     return out
+
+
+def display_rotation(path: Path) -> float | None:
+    """The rotation ffprobe reports in the video stream's display matrix side data."""
+    shown = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0",
+                            "-show_entries", "stream_side_data=rotation", "-of", "csv=p=0",
+                            str(path)], check=True, capture_output=True, text=True,
+                           timeout=60).stdout.split()
+    return float(shown[0].strip(",")) if shown else None
 
 
 def jpeg(width: int = 64, height: int = 48) -> bytes:
@@ -288,6 +308,7 @@ def session_clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
     from tests import requires
 
     requires.tool("ffmpeg")
+    requires.tool("ffprobe")
     base = tmp_path_factory.getbasetemp()
     if base not in _made:
         _made[base] = make_all(base / "videos")
