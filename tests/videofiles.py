@@ -43,7 +43,9 @@ _QT = ["-movflags", "use_metadata_tags"]
 
 
 def _src(name: str = "testsrc2", seconds: float = 2, size: str = SIZE) -> list[str]:
-    return ["-f", "lavfi", "-i", f"{name}=s={size}:r={RATE}:d={seconds}"]
+    """A lavfi source (``name`` may carry options: ``color=c=red``)."""
+    joiner = ":" if "=" in name else "="
+    return ["-f", "lavfi", "-i", f"{name}{joiner}s={size}:r={RATE}:d={seconds}"]
 
 
 def _graph(graph: str) -> list[str]:
@@ -60,6 +62,7 @@ _HALVES = (f"color=red:s=80x120:r={RATE}:d=1[l];color=blue:s=80x120:r={RATE}:d=1
 _BLACK_AT_10 = (f"testsrc2=s={SIZE}:r={RATE}:d=0.5[a];color=black:s={SIZE}:r={RATE}:d=1.5[b];"
                 f"testsrc2=s={SIZE}:r={RATE}:d=8[c];[a][b][c]concat=n=3:v=1:a=0")
 
+HD_COLOUR = "C86432"  # (200, 100, 50)
 #: Paris (the Eiffel Tower), as iPhones write it (ISO 6709, altitude, trailing slash)
 PARIS_ISO6709 = "+48.8584+002.2945+035.000/"
 CONTENT_ID = "7A1D3B2C-4E5F-4A6B-8C7D-9E0F1A2B3C4D"
@@ -119,6 +122,9 @@ CLIPS: dict[str, Clip] = {
     "rotated_cw90.mp4": Clip(_enc(_graph(_HALVES)), rotate=270),
     "rotated_cw270.mov": Clip(_enc(_graph(_HALVES)), rotate=90),
     "halves.mp4": Clip(_enc(_graph(_HALVES))),
+    # colour: an HD clip in BT.709 without colour tags (as cameras write), one colour
+    "hd_untagged.mp4": Clip(_enc(_src(f"color=c=0x{HD_COLOUR}", 0.2, "1280x720"), "-vf",
+                                 "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p")),
     # metadata
     "iphone.mov": Clip(_enc(_src(), *IPHONE_TAGS)),
     "paris_utc.mp4": Clip(_enc(_src(), "-metadata", "creation_time=2024-06-15T12:30:45Z",
@@ -136,8 +142,10 @@ MOTION_PHOTO_FALLBACK = "motion_photo_no_xmp.jpg"  # the same without any XMP
 
 
 def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", *args],
-                   check=True, capture_output=True, timeout=120)
+    done = subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", *args],
+                          capture_output=True, text=True, timeout=120)
+    if done.returncode:
+        raise RuntimeError(f"ffmpeg {' '.join(args)} failed: {done.stderr.strip()}")
 
 
 def make_clip(folder: Path, name: str) -> Path:

@@ -181,6 +181,15 @@ def test_draft_size_shrinks_the_frame_not_the_reported_size(clips: Clips) -> Non
     assert full.image.size == (160, 120)  # never enlarged
 
 
+def test_untagged_hd_is_read_as_bt709(clips: Clips) -> None:
+    """An HD frame without colour tags is BT.709 (what cameras write and players assume), not
+    swscale's default BT.601, which would turn (200, 100, 50) into about (187, 91, 49)."""
+    decoded, _ = poster(str(clips["hd_untagged.mp4"]), max_pixels=BIG)
+    got = decoded.image.getpixel((640, 360))
+    want = bytes.fromhex(videofiles.HD_COLOUR)
+    assert all(abs(g - w) <= 6 for g, w in zip(got, want, strict=True)), got  # type: ignore[arg-type]
+
+
 def test_tags(clips: Clips) -> None:
     info = probe(str(clips["iphone.mov"]))
     assert info.tags["com.apple.quicktime.location.iso6709"] == videofiles.PARIS_ISO6709
