@@ -103,6 +103,9 @@ CLIPS: dict[str, Clip] = {
     "h264.3gp": Clip(_enc(_src(), "-f", "3gp")),
     "h264.mts": Clip(_enc(_src(), "-f", "mpegts", "-mpegts_m2ts_mode", "1")),
     "h264.m2ts": Clip(_enc(_src(), "-f", "mpegts", "-mpegts_m2ts_mode", "1")),
+    # MPEG-TS has no index: a seek lands between keyframes (here every 3 s)
+    "gop3s.mts": Clip(_enc(_src(seconds=10), "-g", "45", "-f", "mpegts",
+                           "-mpegts_m2ts_mode", "1")),
     "hevc.mp4": Clip(_enc(_src(), codec=_X265)),
     "hevc.mov": Clip(_enc(_src(), codec=_X265)),
     # posters (x264's keyframe interval, 250 frames, is longer than these clips: the

@@ -118,6 +118,26 @@ def test_black_at_ten_percent_moves_on(clips: Clips) -> None:
     assert brightness(decoded.image) >= LIT
 
 
+def test_after_a_seek_packets_before_a_keyframe_are_not_decoded(
+        clips: Clips, monkeypatch: pytest.MonkeyPatch) -> None:
+    """gop3s.mts: the seek to 1 s (10 %) lands mid-GOP, as MPEG-TS has no index; the
+    packets up to the keyframe at 3 s are dropped, not decoded (FFmpeg would decode them
+    only to throw them away), and the keyframe is the poster."""
+    readers: list[video._Reader] = []
+
+    class Spy(video._Reader):
+        def __init__(self, *args: object) -> None:
+            super().__init__(*args)  # type: ignore[arg-type]
+            readers.append(self)
+
+    monkeypatch.setattr(video, "_Reader", Spy)
+    decoded, info = poster(str(clips["gop3s.mts"]), max_pixels=BIG)
+    assert info.duration == pytest.approx(10.0, abs=0.1)
+    assert readers[0].decoded == 1
+    assert readers[0].skipped >= 10
+    assert brightness(decoded.image) >= LIT
+
+
 @pytest.mark.parametrize("name", ["one_frame.mp4", "short.mov"])
 def test_very_short_clips(clips: Clips, name: str) -> None:
     decoded, info = poster(str(clips[name]), max_pixels=BIG)
@@ -224,8 +244,7 @@ def test_garbage_frames(clips: Clips, tmp_path: Path) -> None:
     data[start:moov] = random.Random(1).randbytes(moov - start)
     path = tmp_path / "garbage.mov"
     path.write_bytes(bytes(data))
-    with pytest.raises(VideoError, match=r"^corrupt video: no frame could be decoded \(.*"
-                                         r"Invalid data found when processing input"):
+    with pytest.raises(VideoError, match=r"^corrupt video: no frame could be decoded \(.+\)$"):
         poster(str(path), max_pixels=BIG)
 
 

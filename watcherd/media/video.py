@@ -349,24 +349,33 @@ class _Reader:
         rate = stream.guessed_rate or stream.average_rate
         self.frame_seconds = 1 / float(rate) if rate and rate > 0 else 1 / 25
         self.decoded = 0  # frames decoded in all
+        self.skipped = 0  # packets not decoded, before a keyframe after a seek
         self.moved = False  # demuxed or sought: no longer at the start
+        self.sought = False  # sought, and nothing read since
         self.error: str | None = None  # the last decoding error, kept for the reason
         self.index = stream.index_entries if _has_index(stream) else None
 
     def seek(self, at: float) -> None:
         """To the keyframe at or before ``at`` seconds (FFmpegError when the file cannot)."""
-        self.moved = True
+        self.moved = self.sought = True
         self.container.seek(self.start + self.ticks(at), stream=self.stream, backward=True)
 
     def frames(self) -> Frames:
-        """The frames from where the file is."""
+        """The frames from where the file is. Just after a seek, packets before the first
+        keyframe are not decoded: a container without an index (MPEG-TS) lands anywhere, and
+        FFmpeg's H.264 decoder decodes every frame up to the next keyframe only to drop them
+        (at 4K, half a second for a 250-frame GOP)."""
         count = silent = 0
-        self.moved = True
+        self.moved, skipping, self.sought = True, self.sought, False
         for packet in self.container.demux(self.stream):
             silent += 1
             if silent > MAX_SILENT_PACKETS:
                 self.error = f"no frame in {MAX_SILENT_PACKETS} packets"
                 return
+            if skipping and packet.size and not packet.is_keyframe:
+                self.skipped += 1
+                continue
+            skipping = False
             try:
                 frames = packet.decode()
             except av.FFmpegError as exc:  # a broken packet: go on, as players do
