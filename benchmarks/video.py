@@ -124,9 +124,11 @@ def n_frames(path: Path, n: int, short_side: int = 224) -> int:
         for i in range(n):
             target = (i + 0.5) / n * duration
             near = reader.keyframe_near(target, max(1.0, 0.5 / n * duration))
-            reader.seek(near if near is not None else target)
+            if near is not None:
+                target = near[0]
+            reader.seek(target, near[1] if near else None)
             frames = reader.frames()
-            got = video._reach(frames, near if near is not None else target, video.MAX_FORWARD)
+            got = video._reach(frames, target, video.MAX_FORWARD)
             frames.close()
             if got is None:
                 continue

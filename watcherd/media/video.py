@@ -355,10 +355,12 @@ class _Reader:
         self.error: str | None = None  # the last decoding error, kept for the reason
         self.index = stream.index_entries if _has_index(stream) else None
 
-    def seek(self, at: float) -> None:
-        """To the keyframe at or before ``at`` seconds (FFmpegError when the file cannot)."""
+    def seek(self, at: float, timestamp: int | None = None) -> None:
+        """To the keyframe at or before ``at`` seconds, or at the stream's ``timestamp``
+        (an index entry's, exact); FFmpegError when the file cannot."""
         self.moved = self.sought = True
-        self.container.seek(self.start + self.ticks(at), stream=self.stream, backward=True)
+        where = self.start + self.ticks(at) if timestamp is None else timestamp
+        self.container.seek(where, stream=self.stream, backward=True)
 
     def frames(self) -> Frames:
         """The frames from where the file is. Just after a seek, packets before the first
@@ -398,12 +400,13 @@ class _Reader:
             return (count - 1) * self.frame_seconds
         return float((pts - self.start) * self.time_base)
 
-    def keyframe_near(self, seconds: float, tolerance: float) -> float | None:
-        """The time of the indexed keyframe nearest ``seconds``, if within ``tolerance``."""
+    def keyframe_near(self, seconds: float, tolerance: float) -> tuple[float, int] | None:
+        """The indexed keyframe nearest ``seconds``, if within ``tolerance``: its time and
+        its timestamp (to seek to exactly: seconds back to ticks could round below it)."""
         if self.index is None:
             return None
         target = self.start + self.ticks(seconds)
-        best: float | None = None
+        best: tuple[float, int] | None = None
         for backward in (True, False):
             try:
                 i = self.index.search_timestamp(target, backward=backward)
@@ -416,8 +419,8 @@ class _Reader:
                 continue
             at = float((entry.timestamp - self.start) * self.time_base)
             if abs(at - seconds) <= tolerance and (best is None
-                                                   or abs(at - seconds) < abs(best - seconds)):
-                best = at
+                                                   or abs(at - seconds) < abs(best[0] - seconds)):
+                best = (at, entry.timestamp)
         return best
 
 
@@ -442,12 +445,12 @@ def _by_seeking(reader: _Reader, duration: float) -> VideoFrame | None:
     best: tuple[float, VideoFrame] | None = None
     seen: set[float] = set()
     for fraction in FRACTIONS:
-        target = fraction * duration
+        target, timestamp = fraction * duration, None
         keyframe = reader.keyframe_near(target, tolerance)
-        if keyframe is not None and round(keyframe, 3) not in seen:
-            target = keyframe
+        if keyframe is not None and round(keyframe[0], 3) not in seen:
+            target, timestamp = keyframe
         try:
-            reader.seek(target)
+            reader.seek(target, timestamp)
         except av.FFmpegError:  # cannot seek (no index, a broken one): read from the start
             return _from_start(reader) if not seen else (best[1] if best else None)
         frames = reader.frames()
