@@ -3,8 +3,9 @@
 
 The file is opened by path and read as FFmpeg demuxes it: never whole into memory (a 4 GB clip
 costs what its few decoded frames cost). Work is bounded: a poster decodes frames near a few
-seek points only, each seek landing on a keyframe, with at most a couple of seconds (and at
-most :data:`MAX_FORWARD` frames) decoded forward from there; FFmpeg's decoder uses
+seek points only, each seek landing on a keyframe (in a container without an index, MPEG-TS,
+the packets before the next keyframe are dropped undecoded), with at most a couple of seconds
+(and at most :data:`MAX_FORWARD` frames) decoded forward from there; FFmpeg's decoder uses
 :data:`THREADS` threads (the caller is a prefork pool child, one per core).
 
 **The poster is a representative frame, never a black frame or a fade-in.** Candidates are taken
@@ -73,8 +74,8 @@ MAX_SEQUENTIAL = 300
 #: Frames decoded at most after a seek, to reach the candidate's time (the keyframe before it
 #: may be far: x264's default is a keyframe every 250 frames).
 MAX_FORWARD = 60
-#: Packets read at most without a frame coming out (a broken stream is not read to its end;
-#: after a seek that lands between keyframes, the decoder drops packets up to the next one).
+#: Packets read at most without a frame coming out: a broken stream is not read to its end,
+#: yet a seek that lands between keyframes reaches the next one (50 s at 30 fps).
 MAX_SILENT_PACKETS = 1500
 #: A keyframe this near a candidate's time (seconds, or this fraction of the duration if more)
 #: stands for it: one decoded frame instead of decoding forward from the keyframe before.
