@@ -1,11 +1,22 @@
-"""Reading a photo's metadata from its bytes (headers only: no pixel is decoded)."""
+"""Reading a photo's metadata from its bytes (headers only: no pixel is decoded). A video's is
+read from its container's tags (:mod:`watcherd.metadata.video`) and assembled the same way."""
 
 from __future__ import annotations
 
 import warnings
 from datetime import tzinfo
 
-from watcherd.metadata import capture, containers, describe, exif, iptc, places, reading, xmp
+from watcherd.metadata import (
+    capture,
+    containers,
+    describe,
+    exif,
+    iptc,
+    motion,
+    places,
+    reading,
+    xmp,
+)
 from watcherd.metadata.fields import Metadata
 from watcherd.metadata.found import Found, combine, merge
 from watcherd.metadata.sidecar import MAX_SIDECAR_BYTES
@@ -26,6 +37,21 @@ def extract(data: bytes, *, mtime: float | None, sidecar: bytes | None = None,
     except Exception as e:  # the sections guard themselves; this is the last net
         notes.append(f"unreadable ({type(e).__name__}: {e})")
         own = Found()
+    codec = fps = None
+    if reading.kind(data) == "JPEG":  # an Android motion photo: a JPEG with its clip appended
+        try:
+            codec, fps = motion.read(data, notes)
+        except Exception as e:
+            notes.append(f"motion photo unreadable ({type(e).__name__}: {e})")
+    return assemble(own, notes, sidecar=sidecar, mtime=mtime, local_zone=local_zone,
+                    video_codec=codec, fps=fps)
+
+
+def assemble(own: Found, notes: list[str], *, sidecar: bytes | None, mtime: float | None,
+             local_zone: tzinfo | None, video_codec: str | None = None,
+             fps: float | None = None) -> Metadata:
+    """The Metadata of what a file says (``own``) and its sidecar says (it wins field by
+    field), the capture time resolved, the place looked up; ``notes`` become its error."""
     side = read_sidecar(sidecar, notes) if sidecar is not None else None
     found, stamps = merge(own, side)
     try:
@@ -46,6 +72,7 @@ def extract(data: bytes, *, mtime: float | None, sidecar: bytes | None = None,
         description=describe.first_real(found.descriptions, found.camera_make,
                                         found.camera_model),
         keywords=found.keywords,
+        video_codec=video_codec, fps=fps,
         error=_error(notes))
 
 
