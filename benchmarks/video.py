@@ -42,6 +42,7 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
+from watcherd.media import poster as frames_mod
 from watcherd.media import video
 
 SECONDS, RATE = 60, 30
@@ -94,7 +95,7 @@ def median_s(fn: Callable[[], object], n: int) -> float:
     return statistics.median(times)
 
 
-class Counted(video._Reader):
+class Counted(video.Reader):
     """The poster's reader, counting the frames it decodes."""
 
     last: Counted | None = None
@@ -105,7 +106,7 @@ class Counted(video._Reader):
 
 
 def decoded_by_poster(path: Path) -> int:
-    with mock.patch.object(video, "_Reader", Counted):
+    with mock.patch.object(video, "Reader", Counted):
         video.poster(str(path), max_pixels=10**9)
     return Counted.last.decoded if Counted.last else -1
 
@@ -119,7 +120,7 @@ def n_frames(path: Path, n: int, short_side: int = 224) -> int:
         stream = container.streams.video[0]
         stream.codec_context.thread_type = "AUTO"
         stream.codec_context.thread_count = video.THREADS
-        reader = video._Reader(container, stream, [])
+        reader = video.Reader(container, stream, [])
         duration = video._duration(container, stream) or 0.0
         for i in range(n):
             target = (i + 0.5) / n * duration
@@ -128,7 +129,7 @@ def n_frames(path: Path, n: int, short_side: int = 224) -> int:
                 target = near[0]
             reader.seek(target, near[1] if near else None)
             frames = reader.frames()
-            got = video._reach(frames, target, video.MAX_FORWARD)
+            got = frames_mod._reach(frames, target, frames_mod.MAX_FORWARD)
             frames.close()
             if got is None:
                 continue

@@ -109,12 +109,18 @@ def test_metadata_from_the_thumbnail_step_then_a_sidecar_then_a_backfill(
     assert thumbs_made(db) == before
     assert d.stop() == 0
 
-    # The same library as an older watcherd left it (schema 7: none of migration 8's tables).
+    # The same library as an older watcherd left it (schema 7: none of migration 8's tables,
+    # nor migration 9's columns, indexes and table).
     with sqlite3.connect(db) as conn:
         for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
                                      "AND name LIKE 'metadata%' ORDER BY name = 'metadata'"
                                      ).fetchall():
             conn.execute(f"DROP TABLE {table}")
+        conn.execute("DROP INDEX images_stem")
+        conn.execute("DROP INDEX images_shot")
+        conn.execute("DROP TABLE shot_identifiers")
+        for column in ("media_type", "duration", "decode", "shot_id"):
+            conn.execute(f"ALTER TABLE images DROP COLUMN {column}")
         conn.execute("PRAGMA user_version = 7")
     d = Daemon(config).start()
     daemons.append(d)

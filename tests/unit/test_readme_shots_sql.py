@@ -3,7 +3,6 @@ through the store's own writers."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from tests.helpers import readme_block

@@ -12,6 +12,7 @@ from PIL import Image
 
 from tests import videofiles
 from tests.videofiles import Clips
+from watcherd.media import poster as frames_mod
 from watcherd.media import video
 from watcherd.media.images import ImageError
 from watcherd.media.video import VideoError, poster, probe
@@ -84,14 +85,14 @@ def test_black_start_first_frame_is_black(clips: Clips) -> None:
             assert brightness(first.to_image()) < 5, name
     with av.open(str(clips["fade_in.mp4"])) as container:
         at_1s = next(f for f in container.decode(video=0) if f.time >= 1.0)
-        look = video._look(at_1s)
+        look = frames_mod._look(at_1s)
         assert look.good and look.mean < LIT
 
 
 def test_a_candidate_in_a_fade_is_passed_over(clips: Clips,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the fade check, the fade-in's poster is a frame still fading in."""
-    monkeypatch.setattr(video, "FADE_UNTIL", 0.0)
+    monkeypatch.setattr(frames_mod, "FADE_UNTIL", 0.0)
     decoded, _ = poster(str(clips["fade_in_gop.mp4"]), max_pixels=BIG)
     assert brightness(decoded.image) < LIT
 
@@ -100,14 +101,14 @@ def test_black_at_ten_percent_moves_on(clips: Clips) -> None:
     """black_at_10.mp4 (keyframe every second) is black from 0.5 to 2 s: its 10 % candidate is
     the keyframe at 1 s; the poster is a later one, not the first frame either."""
     picked: list[float] = []
-    look = video._look
+    look = frames_mod._look
 
-    def spy(frame: object) -> video._Look:
+    def spy(frame: object) -> frames_mod._Look:
         picked.append(getattr(frame, "time", None) or 0.0)
         return look(frame)  # type: ignore[arg-type]
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(video, "_look", spy)
+    mp.setattr(frames_mod, "_look", spy)
     try:
         decoded, info = poster(str(clips["black_at_10.mp4"]), max_pixels=BIG)
     finally:
@@ -123,14 +124,14 @@ def test_after_a_seek_packets_before_a_keyframe_are_not_decoded(
     """gop3s.mts: the seek to 1 s (10 %) lands mid-GOP, as MPEG-TS has no index; the
     packets up to the keyframe at 3 s are dropped, not decoded (FFmpeg would decode them
     only to throw them away), and the keyframe is the poster."""
-    readers: list[video._Reader] = []
+    readers: list[video.Reader] = []
 
-    class Spy(video._Reader):
+    class Spy(video.Reader):
         def __init__(self, *args: object) -> None:
             super().__init__(*args)  # type: ignore[arg-type]
             readers.append(self)
 
-    monkeypatch.setattr(video, "_Reader", Spy)
+    monkeypatch.setattr(video, "Reader", Spy)
     decoded, info = poster(str(clips["gop3s.mts"]), max_pixels=BIG)
     assert info.duration == pytest.approx(10.0, abs=0.1)
     assert readers[0].decoded == 1
@@ -264,7 +265,7 @@ def test_a_broken_stream_is_not_read_to_its_end(clips: Clips, tmp_path: Path,
             read.append(1)
             yield packet
 
-    monkeypatch.setattr(video, "MAX_SILENT_PACKETS", 5)
+    monkeypatch.setattr(frames_mod, "MAX_SILENT_PACKETS", 5)
     monkeypatch.setattr(video.InputContainer, "demux", counting)
     with pytest.raises(VideoError, match=r"no frame could be decoded \(no frame in 5 packets"):
         probe(str(path))

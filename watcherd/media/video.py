@@ -46,53 +46,30 @@ import contextlib
 import errno
 import math
 import os
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
 import av
 import av.logging
-import numpy as np
 from av.container import InputContainer
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 from PIL import Image
 
-from watcherd.media.formats import file_type as type_of_path
+from watcherd.formats import file_type as type_of_path
 from watcherd.media.images import DecodedImage, ImageError
+from watcherd.media.poster import Logs, Reader, by_seeking, from_start, one_line
 
 __all__ = ["VideoError", "VideoInfo", "poster", "probe"]
 
 #: FFmpeg decoder threads (frame and slice threading): the caller is one pool child per core.
 THREADS = 2
-#: Where the poster's candidates are, as fractions of the duration, in the order tried.
-FRACTIONS = (0.10, 0.25, 0.50, 0.75)
-#: Without a duration: the times (seconds from the start) looked at, reading from the start...
-UNKNOWN_MARKS = (0.0, 1.0, 2.0, 4.0, 8.0)
-#: ...and the frames decoded at most doing so.
-MAX_SEQUENTIAL = 300
-#: Frames decoded at most after a seek, to reach the candidate's time (the keyframe before it
-#: may be far: x264's default is a keyframe every 250 frames).
-MAX_FORWARD = 60
-#: Packets read at most without a frame coming out: a broken stream is not read to its end,
-#: yet a seek that lands between keyframes reaches the next one (50 s at 30 fps).
-MAX_SILENT_PACKETS = 1500
-#: A keyframe this near a candidate's time (seconds, or this fraction of the duration if more)
-#: stands for it: one decoded frame instead of decoding forward from the keyframe before.
-NEAR_SECONDS, NEAR_FRACTION = 1.0, 0.10
-#: Candidates earlier than this (seconds) must not be in a fade: one frame FADE_GAP later
-#: (at most FADE_FRAMES frames on) must be about as bright (within FADE_CHANGE, relative).
-FADE_UNTIL, FADE_GAP, FADE_FRAMES, FADE_CHANGE = 3.0, 0.25, 8, 0.10
-#: A good frame: mean brightness (0..255) within [DARK, BRIGHT], standard deviation >= CONTRAST.
-DARK, BRIGHT, CONTRAST = 40.0, 215.0, 12.0
-GREY_WIDTH = 64  # the greyscale copy a candidate is judged on
 
-_MAX_REASON = 200
 #: errno values, on opening, that are about the file, not its content: they stay OSError
 _FILE_ERRNOS = frozenset({errno.ENOENT, errno.EACCES, errno.EISDIR, errno.ENOTDIR, errno.ELOOP,
                           errno.ENAMETOOLONG})
 _UNSPECIFIED_COLORSPACE = 2  # AVCOL_SPC_UNSPECIFIED
-Logs = list[tuple[int, str, str]]  # FFmpeg's messages, as PyAV captures them: level, name, text
 
 
 class VideoError(ImageError):
@@ -117,7 +94,7 @@ def probe(path: str) -> VideoInfo:
     """What the video at ``path`` is. Decodes its first frame (the rotation is known only
     from a decoded frame's side data in PyAV), nothing more."""
     with _session(path) as (container, stream, logs):
-        reader = _Reader(container, stream, logs)
+        reader = Reader(container, stream, logs)
         with contextlib.closing(reader.frames()) as frames:
             first = next(frames, None)
         if first is None:
@@ -135,7 +112,7 @@ def poster(path: str, *, max_pixels: int, draft_size: int | None = None,
     size whose both sides are still >= ``draft_size``, as :func:`watcherd.media.images.decode`
     does for a JPEG; ``width``/``height`` are always the full displayed size. The
     :class:`DecodedImage` has ``decode="poster"`` and ``format=file_type`` (default: the
-    extension in upper case, as :func:`watcherd.media.formats.file_type`)."""
+    extension in upper case, as :func:`watcherd.formats.file_type`)."""
     if max_pixels < 1:
         raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
     if draft_size is not None and draft_size < 1:
@@ -143,7 +120,7 @@ def poster(path: str, *, max_pixels: int, draft_size: int | None = None,
     with _session(path) as (container, stream, logs):
         ctx = stream.codec_context
         _check_pixels(ctx.width, ctx.height, max_pixels)
-        reader = _Reader(container, stream, logs)
+        reader = Reader(container, stream, logs)
         frame = _pick(reader, _duration(container, stream))
         _check_pixels(frame.width, frame.height, max_pixels)  # a header that said 0x0, or lied
         info = _info(container, stream, frame)
@@ -202,17 +179,12 @@ def _reason(prefix: str, exc: BaseException, logs: Logs) -> str:
         said = said.split("] ", 1)[-1]
     detail = _last_error(logs)
     text = f"{prefix} ({said}: {detail})" if detail and detail not in said else f"{prefix} ({said})"
-    return _one_line(text)
+    return one_line(text)
 
 
 def _last_error(logs: Logs) -> str | None:
     errors = [message for level, _name, message in logs if level <= av.logging.ERROR]
     return " ".join(errors[-1].split()) if errors else None
-
-
-def _one_line(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."
 
 
 def _video_stream(container: InputContainer) -> VideoStream:
@@ -237,9 +209,9 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
             f"too many pixels: {width}x{height} = {width * height} > limit {max_pixels}")
 
 
-def _no_frame(reader: _Reader) -> str:
+def _no_frame(reader: Reader) -> str:
     said = [text for text in (reader.error, _last_error(reader.logs)) if text]
-    return _one_line("corrupt video: no frame could be decoded"
+    return one_line("corrupt video: no frame could be decoded"
                      + (f" ({': '.join(said)})" if said else ""))
 
 
@@ -304,225 +276,12 @@ def _info(container: InputContainer, stream: VideoStream, frame: VideoFrame) -> 
                      width=width, height=height, rotation=rotation, tags=tags)
 
 
-# -- the poster ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Look:
-    """How a frame looks on its small greyscale copy."""
-
-    mean: float
-    contrast: float
-
-    @property
-    def good(self) -> bool:
-        return DARK <= self.mean <= BRIGHT and self.contrast >= CONTRAST
-
-    @property
-    def score(self) -> float:
-        """For choosing among frames none of which is good: contrast, less for a frame near
-        black or white."""
-        light = min(1.0, self.mean / DARK, (255 - self.mean) / (255 - BRIGHT))
-        return self.contrast * max(light, 0.0)
-
-    def same_light(self, later: _Look) -> bool:
-        """Not fading: ``later`` about as bright."""
-        return abs(later.mean - self.mean) <= max(3.0, FADE_CHANGE * self.mean)
-
-
-def _look(frame: VideoFrame) -> _Look:
-    height = max(1, round(GREY_WIDTH * frame.height / max(1, frame.width)))
-    grey = frame.reformat(width=GREY_WIDTH, height=height, format="gray",
-                          interpolation="AREA").to_ndarray().astype(np.float32)
-    return _Look(float(grey.mean()), float(grey.std()))
-
-
-Frames = Generator[tuple[float, VideoFrame], None, None]
-
-
-class _Reader:
-    """Frames from a point of the video stream, with their times (seconds from its start)."""
-
-    def __init__(self, container: InputContainer, stream: VideoStream, logs: Logs) -> None:
-        self.container, self.stream, self.logs = container, stream, logs
-        self.time_base = stream.time_base or Fraction(1, av.time_base)
-        self.start = stream.start_time or 0
-        rate = stream.guessed_rate or stream.average_rate
-        self.frame_seconds = 1 / float(rate) if rate and rate > 0 else 1 / 25
-        self.decoded = 0  # frames decoded in all
-        self.skipped = 0  # packets not decoded, before a keyframe after a seek
-        self.moved = False  # demuxed or sought: no longer at the start
-        self.sought = False  # sought, and nothing read since
-        self.error: str | None = None  # the last decoding error, kept for the reason
-        self.index = stream.index_entries if _has_index(stream) else None
-
-    def seek(self, at: float, timestamp: int | None = None) -> None:
-        """To the keyframe at or before ``at`` seconds, or at the stream's ``timestamp``
-        (an index entry's, exact); FFmpegError when the file cannot."""
-        self.moved = self.sought = True
-        where = self.start + self.ticks(at) if timestamp is None else timestamp
-        self.container.seek(where, stream=self.stream, backward=True)
-
-    def frames(self) -> Frames:
-        """The frames from where the file is. Just after a seek, packets before the first
-        keyframe are not decoded: a container without an index (MPEG-TS) lands anywhere, and
-        FFmpeg's H.264 decoder decodes every frame up to the next keyframe only to drop them
-        (at 4K, half a second for a 250-frame GOP)."""
-        count = silent = 0
-        self.moved, skipping, self.sought = True, self.sought, False
-        for packet in self.container.demux(self.stream):
-            silent += 1
-            if silent > MAX_SILENT_PACKETS:
-                self.error = f"no frame in {MAX_SILENT_PACKETS} packets"
-                return
-            if skipping and packet.size and not packet.is_keyframe:
-                self.skipped += 1
-                continue
-            skipping = False
-            try:
-                frames = packet.decode()
-            except av.FFmpegError as exc:  # a broken packet: go on, as players do
-                self.error = _one_line(getattr(exc, "strerror", None) or str(exc))
-                continue
-            for frame in frames:
-                if not isinstance(frame, VideoFrame):
-                    continue
-                self.decoded += 1
-                count += 1
-                silent = 0
-                yield self.seconds(frame, count), frame
-
-    def ticks(self, seconds: float) -> int:
-        return int(Fraction(seconds).limit_denominator(1_000_000) / self.time_base)
-
-    def seconds(self, frame: VideoFrame, count: int) -> float:
-        pts = frame.pts if frame.pts is not None else frame.dts
-        if pts is None:  # a raw stream without timestamps: count frames
-            return (count - 1) * self.frame_seconds
-        return float((pts - self.start) * self.time_base)
-
-    def keyframe_near(self, seconds: float, tolerance: float) -> tuple[float, int] | None:
-        """The indexed keyframe nearest ``seconds``, if within ``tolerance``: its time and
-        its timestamp (to seek to exactly: seconds back to ticks could round below it)."""
-        if self.index is None:
-            return None
-        target = self.start + self.ticks(seconds)
-        best: tuple[float, int] | None = None
-        for backward in (True, False):
-            try:
-                i = self.index.search_timestamp(target, backward=backward)
-            except Exception:
-                continue
-            if not 0 <= i < len(self.index):
-                continue
-            entry = self.index[i]
-            if not entry.is_keyframe:
-                continue
-            at = float((entry.timestamp - self.start) * self.time_base)
-            if abs(at - seconds) <= tolerance and (best is None
-                                                   or abs(at - seconds) < abs(best[0] - seconds)):
-                best = (at, entry.timestamp)
-        return best
-
-
-def _has_index(stream: VideoStream) -> bool:
-    try:
-        return len(stream.index_entries) > 0
-    except Exception:
-        return False
-
-
-def _pick(reader: _Reader, duration: float | None) -> VideoFrame:
+def _pick(reader: Reader, duration: float | None) -> VideoFrame:
     """The poster frame (see the module's doc)."""
-    frame = _from_start(reader) if duration is None else _by_seeking(reader, duration)
+    frame = from_start(reader) if duration is None else by_seeking(reader, duration)
     if frame is None:
         raise VideoError(_no_frame(reader))
     return frame
-
-
-def _by_seeking(reader: _Reader, duration: float) -> VideoFrame | None:
-    tolerance = max(NEAR_SECONDS, NEAR_FRACTION * duration)
-    forward = min(MAX_FORWARD, max(FADE_FRAMES, round(2 / reader.frame_seconds)))
-    best: tuple[float, VideoFrame] | None = None
-    seen: set[float] = set()
-    for fraction in FRACTIONS:
-        target, timestamp = fraction * duration, None
-        keyframe = reader.keyframe_near(target, tolerance)
-        if keyframe is not None and round(keyframe[0], 3) not in seen:
-            target, timestamp = keyframe
-        try:
-            reader.seek(target, timestamp)
-        except av.FFmpegError:  # cannot seek (no index, a broken one): read from the start
-            return _from_start(reader) if not seen else (best[1] if best else None)
-        frames = reader.frames()
-        with contextlib.closing(frames):
-            found = _reach(frames, target, forward)
-            if found is None:
-                continue
-            time, frame = found
-            if round(time, 3) in seen:
-                continue
-            seen.add(round(time, 3))
-            look = _look(frame)
-            if look.good and (time >= FADE_UNTIL or _steady(frames, time, look)):
-                return frame
-        if best is None or look.score > best[0]:
-            best = (look.score, frame)
-    if best is None:  # every seek came back empty (a duration far longer than the frames)
-        return _from_start(reader)
-    return best[1]
-
-
-def _reach(frames: Iterator[tuple[float, VideoFrame]], target: float,
-           limit: int) -> tuple[float, VideoFrame] | None:
-    """The first frame at or after ``target`` (within a millisecond), or the last one decoded
-    when ``limit`` frames or the end came first."""
-    last = None
-    for count, (time, frame) in enumerate(frames, 1):
-        last = (time, frame)
-        if time >= target - 0.001 or count >= limit:
-            break
-    return last
-
-
-def _steady(frames: Iterator[tuple[float, VideoFrame]], time: float, look: _Look) -> bool:
-    """No fade: the frame FADE_GAP later (or FADE_FRAMES on, or the last) is as bright."""
-    later = _reach(frames, time + FADE_GAP, FADE_FRAMES)
-    return later is None or look.same_light(_look(later[1]))
-
-
-def _from_start(reader: _Reader) -> VideoFrame | None:
-    """Without a duration (or a seek): read from the start, looking at each of UNKNOWN_MARKS.
-    (A raw stream cannot seek at all: FFmpeg says EPERM, and a failed seek before anything was
-    read leaves its demuxer unable to read.)"""
-    if reader.moved:
-        with contextlib.suppress(av.FFmpegError):
-            reader.seek(0.0)
-    marks = list(UNKNOWN_MARKS)
-    best: tuple[float, VideoFrame] | None = None
-    pending: tuple[float, VideoFrame, _Look] | None = None  # good, waiting for its fade check
-    frames = reader.frames()
-    with contextlib.closing(frames):
-        for count, (time, frame) in enumerate(frames, 1):
-            if pending is not None and (time >= pending[0] + FADE_GAP or count >= MAX_SEQUENTIAL):
-                if pending[2].same_light(_look(frame)):
-                    return pending[1]
-                pending = None
-            if marks and time >= marks[0] - 0.001:
-                while marks and time >= marks[0] - 0.001:
-                    marks.pop(0)
-                look = _look(frame)
-                if best is None or look.score > best[0]:
-                    best = (look.score, frame)
-                if look.good:
-                    if time >= FADE_UNTIL:
-                        return frame
-                    pending = (time, frame, look)
-            if count >= MAX_SEQUENTIAL or (not marks and pending is None):
-                break
-    if pending is not None:  # the clip ended before its fade check: as good as it gets
-        return pending[1]
-    return best[1] if best else None
 
 
 def _to_image(frame: VideoFrame, info: VideoInfo, sar: Fraction | None,

@@ -26,6 +26,12 @@ def begin_task(conn: sqlite3.Connection, kind: Kind, image_id: int, sha256: str)
     return None if row is None else str(row[0])
 
 
+def recorded_stat(conn: sqlite3.Connection, image_id: int) -> tuple[int, float] | None:
+    """The (size, mtime) recorded with the row's content."""
+    row = conn.execute("SELECT size, mtime FROM images WHERE id = ?", (image_id,)).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
 def died_reason(times: int) -> str:
     what = "once" if times == 1 else f"{times} times"
     return (f"the worker died {what} while processing this photo (a decoder crash or the "
@@ -114,16 +120,18 @@ class ThumbRow:
 
 def save_thumbnails(conn: sqlite3.Connection, image_id: int, sha256: str, width: int,
                     height: int, fmt: str, thumbs: Sequence[ThumbRow],
-                    metadata_values: Sequence[Any] | None = None) -> bool:
-    """Store thumbnails (replacing those of the same sizes) and, in the same transaction, the
-    photo's metadata (``watcherd.store.metadata``); a no-op (False) if the row's content
-    changed meanwhile."""
+                    metadata_values: Sequence[Any] | None = None, *, decode: str | None = None,
+                    duration: float | None = None) -> bool:
+    """Store thumbnails (replacing those of the same sizes), the file's size, type and (RAW,
+    video) how its pixels were obtained, and, in the same transaction, its metadata
+    (``watcherd.store.metadata``); a no-op (False) if the row's content changed meanwhile."""
     now = now_iso()
     with transaction(conn) as c:
         ok = c.execute(
             "UPDATE images SET thumbnail_status = 'done', thumbnail_error = NULL, width = ?, "
-            "height = ?, format = ?, updated_at = ? WHERE id = ? AND sha256 = ?",
-            (width, height, fmt, now, image_id, sha256),
+            "height = ?, format = ?, decode = ?, duration = ?, updated_at = ? "
+            "WHERE id = ? AND sha256 = ?",
+            (width, height, fmt, decode, duration, now, image_id, sha256),
         ).rowcount > 0
         if ok:  # sizes not written now (no longer configured) stay until purged
             c.executemany(

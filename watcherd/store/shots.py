@@ -22,9 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from watcherd.formats import RAW_EXTENSIONS, extension
-from watcherd.store.schema import STEM_SQL
+from watcherd.store.schema import STEM_SQL, now_iso, transaction
 
-__all__ = ["Member", "faces", "relink", "relink_paths"]
+__all__ = ["Member", "faces", "relink", "relink_paths", "set_identifier"]
 
 _RAW = frozenset(RAW_EXTENSIONS)
 _LIVE_STILL = frozenset({"heic", "heif", "jpg", "jpeg"})
@@ -99,6 +99,16 @@ def relink(c: sqlite3.Connection, path: str, now: str) -> None:
     for image_id, shot_id in wanted.items():
         c.execute("UPDATE images SET shot_id = ?, updated_at = ? WHERE id = ? "
                   "AND shot_id IS NOT ?", (shot_id, now, image_id, shot_id))
+
+
+def set_identifier(conn: sqlite3.Connection, image_id: int, path: str, identifier: str) -> None:
+    """The Apple content identifier a still or a clip carries; its stem's shot again."""
+    now = now_iso()
+    with transaction(conn) as c:
+        c.execute("INSERT OR REPLACE INTO shot_identifiers (image_id, identifier) "
+                  "SELECT id, ? FROM images WHERE id = ? AND deleted_at IS NULL",
+                  (identifier[:200], image_id))
+        relink(c, path, now)
 
 
 def relink_paths(c: sqlite3.Connection, paths: Iterable[str], now: str) -> None:

@@ -24,8 +24,9 @@ from watcherd import logs
 from watcherd.config import Config
 from watcherd.fleet.busy import Markers
 from watcherd.media.images import ImageError
+from watcherd.media.sources import Options, pixels
 from watcherd.store import outcomes, settings
-from watcherd.worker.intake import TaskFile, internal_reason, read_marked
+from watcherd.worker.intake import TaskFile, internal_reason, options, read_marked
 
 if TYPE_CHECKING:
     from watcherd.media.embeddings import Embedder
@@ -136,12 +137,11 @@ class Prepared:
         return self.image_id, self.sha256
 
 
-def prepare(embedder: Embedder, c: TaskFile, max_pixels: int) -> Prepared:
-    """Decode (JPEG: drafted to the model's input scale) and preprocess one photo. Raises
-    ImageError for a bad file."""
-    from watcherd.media.images import decode
-
-    decoded = decode(c.data, max_pixels=max_pixels, draft_size=embedder.input_size)
+def prepare(embedder: Embedder, c: TaskFile, opts: Options) -> Prepared:
+    """Decode (JPEG: drafted to the model's input scale; a RAW's preview or demosaic, a video's
+    poster frame, as for its thumbnails) and preprocess one photo. Raises ImageError for a bad
+    file."""
+    decoded = pixels(c.path, c.data, opts, draft_size=embedder.input_size).decoded
     return Prepared(c.image_id, c.sha256, c.path, embedder.preprocess(decoded.image),
                     decoded.width, decoded.height, decoded.format)
 
@@ -227,7 +227,7 @@ def _prepare_all(cfg: Config, conn: sqlite3.Connection, embedder: Embedder, mark
             result.skipped += 1
             continue
         try:
-            prepared.append(prepare(embedder, c, cfg.images.max_pixels))
+            prepared.append(prepare(embedder, c, options(cfg)))
         except ImageError as exc:
             reason = str(exc)
             outcomes.fail(conn, "embedding", image_id, sha256, reason)

@@ -15,7 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from watcherd import logs
+from watcherd.config import Config
 from watcherd.fleet.busy import Markers
+from watcherd.formats import kind_of
+from watcherd.media.sources import Options
 from watcherd.store import outcomes, schema
 
 log = logs.get("watcherd.worker.intake")
@@ -28,7 +31,7 @@ class TaskFile:
     image_id: int
     sha256: str
     path: str
-    data: bytes
+    data: bytes  # empty for a video: it is decoded from its path, never read whole
     mtime: float | None = None  # the file's, when it was read
 
     @property
@@ -48,6 +51,8 @@ def read_task_file(conn: sqlite3.Connection, kind: schema.Kind, image_id: int, s
     if before_read is not None:
         before_read()
     try:
+        if kind_of(path) == "video":
+            return _video_file(conn, kind, image_id, sha256, path)
         data, mtime = read_with_mtime(path)
     except FileNotFoundError:
         # Deleted or moved before its task ran: the watcher records the delete/move.
@@ -65,6 +70,22 @@ def read_task_file(conn: sqlite3.Connection, kind: schema.Kind, image_id: int, s
     return TaskFile(image_id, sha256, path, data, mtime)
 
 
+def _video_file(conn: sqlite3.Connection, kind: schema.Kind, image_id: int, sha256: str,
+                path: str) -> TaskFile | None:
+    """A video is never read whole (it may be 4 GB): its size and mtime stand for the content
+    the watcher hashed (it re-records a file whose size or mtime changes)."""
+    st = os.stat(path)
+    if not same_file(conn, image_id, st):
+        log.info("file changed since discovery, skipped", image_id=image_id, path=path, task=kind)
+        return None
+    return TaskFile(image_id, sha256, path, b"", st.st_mtime)
+
+
+def same_file(conn: sqlite3.Connection, image_id: int, st: os.stat_result) -> bool:
+    """The file's size and mtime are the ones its row recorded."""
+    return outcomes.recorded_stat(conn, image_id) == (st.st_size, st.st_mtime)
+
+
 def read_with_mtime(path: str) -> tuple[bytes, float]:
     """The file's bytes and its mtime at that read (one open; OSError goes to the caller)."""
     with open(path, "rb") as f:
@@ -73,6 +94,12 @@ def read_with_mtime(path: str) -> tuple[bytes, float]:
 
 def same_content(data: bytes, sha256: str) -> bool:
     return hashlib.sha256(data).hexdigest() == sha256
+
+
+def options(cfg: Config) -> Options:
+    """How the configured worker gets a file's pixels (watcherd.media.sources)."""
+    return Options(max_pixels=cfg.images.max_pixels, raw_min_preview=max(cfg.thumbnails.sizes),
+                   raw_prefer_preview=cfg.raw.prefer_embedded_preview)
 
 
 def internal_reason(exc: BaseException) -> str:

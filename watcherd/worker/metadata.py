@@ -7,17 +7,23 @@ Reading never fails a photo: whatever cannot be read goes to ``metadata.error``.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
+from dataclasses import replace
 
 from billiard.exceptions import SoftTimeLimitExceeded
 
 from watcherd import logs
-from watcherd.metadata import places, sidecar, zones
+from watcherd.formats import extension, kind_of
+from watcherd.media.images import ImageError
+from watcherd.media.video import VideoInfo, probe
+from watcherd.metadata import live, places, sidecar, zones
 from watcherd.metadata.extract import extract
 from watcherd.metadata.fields import Metadata
+from watcherd.metadata.video import extract_video
 from watcherd.store import metadata as stored
-from watcherd.worker.intake import internal_reason, read_with_mtime, same_content
+from watcherd.worker.intake import internal_reason, read_with_mtime, same_content, same_file
 
 log = logs.get("watcherd.worker.metadata")
 
@@ -32,16 +38,45 @@ def warm() -> None:
     log.debug("places loaded", duration_ms=round((time.perf_counter() - started) * 1000, 1))
 
 
-def read_metadata(path: str, data: bytes, mtime: float | None) -> Metadata:
-    """What the photo at ``path`` (its bytes ``data``) and its sidecar say."""
+def read_metadata(path: str, data: bytes, mtime: float | None, *,
+                  video: VideoInfo | None = None) -> Metadata:
+    """What the photo at ``path`` (its bytes ``data``) and its sidecar say; for a video, what
+    its container said (``video``, from probing or decoding it: None when it could not be
+    read)."""
     try:
         found = sidecar.read(path)
-        return extract(data, mtime=mtime, sidecar=found[1] if found else None)
+        side = found[1] if found else None
+        if kind_of(path) == "video":
+            if video is None:  # its step failed: the reason is on the row
+                return replace(extract_video({}, mtime=mtime, sidecar=side),
+                               error="video unreadable")
+            return extract_video(video.tags, codec=video.codec, fps=video.fps, mtime=mtime,
+                                 sidecar=side)
+        return extract(data, mtime=mtime, sidecar=side)
     except SoftTimeLimitExceeded:
         raise
     except Exception as exc:  # a bug: the photo goes on, the log has the traceback
         log.warning("metadata not read", path=path, exc_info=exc)
         return Metadata(error=internal_reason(exc))
+
+
+def _probe(path: str) -> VideoInfo | None:
+    try:
+        return probe(path)
+    except ImageError:
+        return None
+
+
+def content_identifier(path: str, data: bytes, video: VideoInfo | None) -> str | None:
+    """The Apple content identifier of a Live Photo's still (HEIC/JPEG) or clip (MOV)."""
+    try:
+        if video is not None:
+            return live.video_identifier(video.tags)
+        if extension(path) in ("heic", "heif", "jpg", "jpeg"):
+            return live.still_identifier(data)
+    except Exception as exc:  # a bug: the pair is made by name alone
+        log.warning("content identifier not read", path=path, exc_info=exc)
+    return None
 
 
 def metadata_one(conn: sqlite3.Connection, image_id: int, sha256: str) -> str:
@@ -52,8 +87,14 @@ def metadata_one(conn: sqlite3.Connection, image_id: int, sha256: str) -> str:
     if found is None:
         return "skipped"
     path, _ = found
+    video = kind_of(path) == "video"
     try:
-        data, mtime = read_with_mtime(path)  # the same read as the thumbnail step's
+        if video:  # never read whole: its size and mtime stand for its content
+            st = os.stat(path)
+            data, mtime, same = b"", st.st_mtime, same_file(conn, image_id, st)
+        else:
+            data, mtime = read_with_mtime(path)  # the same read as the thumbnail step's
+            same = same_content(data, sha256)
     except FileNotFoundError:  # gone: the watcher records it (or its next scan)
         stored.drop_due(conn, image_id, sha256)
         return "stale"
@@ -62,10 +103,10 @@ def metadata_one(conn: sqlite3.Connection, image_id: int, sha256: str) -> str:
         log.warning("metadata not read", image_id=image_id, path=path, reason=reason)
         stored.save(conn, image_id, sha256, Metadata(error=reason).row())
         return "done"
-    if not same_content(data, sha256):  # replaced: its new content's step reads it
+    if not same:  # replaced: its new content's step reads it
         stored.drop_due(conn, image_id, sha256)
         return "stale"
-    md = read_metadata(path, data, mtime)
+    md = read_metadata(path, data, mtime, video=_probe(path) if video else None)
     saved = stored.save(conn, image_id, sha256, md.row())
     log.info("metadata done" if saved else "metadata stale, dropped", image_id=image_id,
              path=path, task="metadata", error=md.error,

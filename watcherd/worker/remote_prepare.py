@@ -19,9 +19,10 @@ from watcherd.config import Config
 from watcherd.dispatch import remote
 from watcherd.fleet.busy import Markers
 from watcherd.media import clipinput
-from watcherd.media.images import ImageError, decode
+from watcherd.media.images import ImageError
+from watcherd.media.sources import pixels as source_pixels
 from watcherd.store import outcomes
-from watcherd.worker.intake import internal_reason, read_marked
+from watcherd.worker.intake import internal_reason, options, read_marked
 
 log = logs.get("watcherd.worker.remote_prepare")
 
@@ -48,7 +49,7 @@ def prepare_one(cfg: Config, conn: sqlite3.Connection, markers: Markers, send: S
         if c is None:
             return "skipped"
         try:
-            decoded = decode(c.data, max_pixels=cfg.images.max_pixels, draft_size=job.spec.draft)
+            decoded = source_pixels(c.path, c.data, options(cfg), draft_size=job.spec.draft).decoded
             pixels = clipinput.to_wire(clipinput.prepare(decoded.image, job.spec))
         except Exception as exc:
             error = exc

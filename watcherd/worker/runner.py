@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sqlite3
 import threading
@@ -59,6 +60,9 @@ class WorkerProcess:
         markers = Markers(self.cfg, self.beacon.name)
         try:
             if self.role == "thumbnails":
+                # One pool child per core already: LibRaw's OpenMP demosaic on one thread each
+                # (no slower here, and no OpenMP runtime shared across fork).
+                os.environ.setdefault("OMP_NUM_THREADS", "1")
                 worker_metadata.warm()  # before the pool forks: its children share it
             if self.role == "embeddings":
                 self.holder.load(self.cfg, self._database())

@@ -17,28 +17,37 @@ from watcherd import logs
 from watcherd.config import Config
 from watcherd.fleet.busy import Markers
 from watcherd.media.images import ImageError
-from watcherd.media.thumbnails import ThumbnailResult, make_thumbnails
+from watcherd.media.sources import Pixels, pixels
+from watcherd.media.thumbnails import ThumbnailResult, thumbnails_of
 from watcherd.metadata.fields import Metadata
 from watcherd.store import metadata as stored_metadata
 from watcherd.store import outcomes
-from watcherd.worker.intake import TaskFile, internal_reason, read_marked
-from watcherd.worker.metadata import read_metadata
+from watcherd.store import shots as shots_store
+from watcherd.worker.intake import TaskFile, internal_reason, options, read_marked
+from watcherd.worker.metadata import content_identifier, read_metadata
 
 log = logs.get("watcherd.worker.thumbnail")
 
 
-def render(cfg: Config, c: TaskFile) -> ThumbnailResult:
+def render(cfg: Config, c: TaskFile) -> tuple[ThumbnailResult, Pixels]:
+    """The file's pixels (a photo, a RAW's preview or demosaic, a video's poster frame),
+    decoded once to about the largest size, and its thumbnails."""
     t = cfg.thumbnails
-    return make_thumbnails(c.data, t.sizes, fmt=t.format, quality=t.quality,
-                           max_pixels=cfg.images.max_pixels)
+    got = pixels(c.path, c.data, options(cfg), draft_size=max(t.sizes), to_srgb_now=False)
+    return thumbnails_of(got.decoded, t.sizes, fmt=t.format, quality=t.quality), got
 
 
-def save(conn: sqlite3.Connection, c: TaskFile, result: ThumbnailResult,
+def save(conn: sqlite3.Connection, c: TaskFile, result: ThumbnailResult, got: Pixels,
          md: Metadata) -> bool:
     rows = [outcomes.ThumbRow(x.size, x.width, x.height, x.format, x.data)
             for x in result.thumbnails]
-    return outcomes.save_thumbnails(conn, c.image_id, c.sha256, result.width, result.height,
-                                    result.format, rows, md.row())
+    saved = outcomes.save_thumbnails(conn, c.image_id, c.sha256, result.width, result.height,
+                                     result.format, rows, md.row(), decode=got.decoded.decode,
+                                     duration=got.duration)
+    identifier = content_identifier(c.path, c.data, got.video) if saved else None
+    if identifier:  # a Live Photo's still or clip: its shot may change
+        shots_store.set_identifier(conn, c.image_id, c.path, identifier)
+    return saved
 
 
 def thumbnail_one(cfg: Config, conn: sqlite3.Connection, markers: Markers, image_id: int,
@@ -54,13 +63,15 @@ def thumbnail_one(cfg: Config, conn: sqlite3.Connection, markers: Markers, image
                          deadline=deadline)
         if c is None:
             return "skipped"
-        md = read_metadata(c.path, c.data, c.mtime)  # headers only, from the same bytes
+        got: Pixels | None = None
         try:
-            result = render(cfg, c)
+            result, got = render(cfg, c)
         except SoftTimeLimitExceeded:
             raise
         except Exception as exc:
             error = exc
+        # headers only, from the same bytes (a video: what its container said while decoding)
+        md = read_metadata(c.path, c.data, c.mtime, video=got.video if got else None)
     finally:
         markers.idle("thumbnail")  # the step (read and render) is over
     if error is not None:
@@ -72,7 +83,8 @@ def thumbnail_one(cfg: Config, conn: sqlite3.Connection, markers: Markers, image
         log.warning("failed", image_id=image_id, path=c.path, task="thumbnail", reason=reason,
                     exc_info=error if not isinstance(error, ImageError) else None)
         return "failed"
-    saved = save(conn, c, result, md)
+    assert got is not None
+    saved = save(conn, c, result, got, md)
     log.info("thumbnails done" if saved else "thumbnails stale, dropped", image_id=image_id,
              path=c.path, task="thumbnail", sizes=list(cfg.thumbnails.sizes),
              duration_ms=round((time.perf_counter() - started) * 1000, 1))
