@@ -125,6 +125,11 @@ def test_raws_videos_jxl_and_shots_end_to_end(tmp_path: Path, tiny_model: str, s
     assert names.count("IMG_0001.jpg") == 1
     first = next(h for h in found if h["path"].endswith("IMG_0001.jpg"))
     assert [Path(m["path"]).name for m in first["shot"]] == ["IMG_0001.DNG"]
+    # A RAW and a clip that are not in the library, as queries: embedded as the workers do.
+    for outside, inside in (("bare.dng", "bare.dng"), ("walk.mp4", "walk.mp4")):
+        top = json.loads(cli(config, "search", "--local", "--image", str(staged / outside),
+                             "-n", "1", "--json").stdout)
+        assert Path(top[0]["path"]).name == inside and top[0]["score"] > 0.999, top
     dups = json.loads(cli(config, "duplicates", "--local", "--threshold", "-1",
                           "--json").stdout)
     listed = [Path(p["path"]).name for g in dups["near"] for p in g["photos"]]

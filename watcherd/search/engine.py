@@ -117,13 +117,16 @@ class Encoder(Protocol):
     def encode(self, batch: Sequence[Any]) -> np.ndarray: ...
 
 
-def embed_image_bytes(encoder: Encoder, data: bytes, *, max_pixels: int) -> np.ndarray:
+def embed_image_bytes(encoder: Encoder, data: bytes, *, max_pixels: int,
+                      path: str = "") -> np.ndarray:
     """One image file's vector, the embedding worker's way: decode (JPEG draft-decoded to the
-    model's input size, EXIF orientation, colour profile to sRGB), preprocess, encode.
-    Raises watcherd.media.images.ImageError for bytes that are no usable image."""
-    from watcherd.media.images import decode
+    model's input size, EXIF orientation, colour profile to sRGB; a RAW or a video at ``path``
+    as the workers take them), preprocess, encode. Raises watcherd.media.images.ImageError for
+    bytes that are no usable image."""
+    from watcherd.media.sources import Options, pixels
 
-    decoded = decode(data, max_pixels=max_pixels, draft_size=encoder.input_size)
+    decoded = pixels(path, data, Options(max_pixels=max_pixels),
+                     draft_size=encoder.input_size).decoded
     return np.asarray(encoder.encode([encoder.preprocess(decoded.image)])[0], np.float32)
 
 
@@ -198,17 +201,22 @@ class Searcher:
 
         from PIL import Image
 
+        from watcherd.formats import kind_of
         from watcherd.media.images import ImageError
 
-        try:
-            data = Path(path).read_bytes()
+        kind = kind_of(path)
+        try:  # a video is opened by its path, never read whole
+            data = Path(path).read_bytes() if kind != "video" else b""
+            if kind == "video":
+                Path(path).stat()
         except OSError as exc:
             raise QueryError(f"cannot read image {path}: {exc.strerror or exc}") from None
         try:  # a look at the header first: no need to load the model for a text file
-            Image.open(io.BytesIO(data))
+            if kind == "photo":
+                Image.open(io.BytesIO(data))
         except Exception:
             raise QueryError(f"cannot use image {path}: not an image") from None
         try:
-            return embed_image_bytes(self.encoder, data, max_pixels=self.max_pixels)
+            return embed_image_bytes(self.encoder, data, max_pixels=self.max_pixels, path=path)
         except ImageError as exc:
             raise QueryError(f"cannot use image {path}: {exc}") from None
