@@ -104,3 +104,28 @@ def test_local_dir_model_and_checkpoint_resolve_against_config_folder(tmp_path: 
     assert cfg.embeddings.pretrained == str(tmp_path / "weights" / "x.safetensors")
     cfg = config.load(write(tmp_path, MINIMAL))
     assert cfg.embeddings.pretrained == "laion2b_s34b_b79k"  # a tag stays a tag
+
+
+def test_raws_videos_and_jpeg_xl_are_taken_by_default_and_video_can_be_turned_off(
+        tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, MINIMAL))
+    assert {"dng", "cr3", "nef", "mp4", "mov", "mts", "jxl"} <= set(cfg.taken_extensions)
+    assert cfg.video.enabled and cfg.raw.prefer_embedded_preview
+    off = config.load(write(tmp_path, MINIMAL + "[video]\nenabled = false\n"
+                                      "[raw]\nprefer_embedded_preview = false\n"))
+    assert "mp4" in off.watch.extensions and "mp4" not in off.taken_extensions
+    assert "dng" in off.taken_extensions and not off.raw.prefer_embedded_preview
+    mine = config.load(write(tmp_path, MINIMAL.replace('paths = ["photos"]', 'paths = ["photos"]'
+                                                       '\nextensions = ["jpg", "MOV"]')))
+    assert mine.taken_extensions == ("jpg", "mov")  # a list set by hand is the list
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("[video]\nenabled = 1\n", "video.enabled: expected true or false"),
+    ("[raw]\nprefer_embedded_preview = \"yes\"\n", "raw.prefer_embedded_preview: expected"),
+    ("[video]\nposter = 3\n", "video.poster: unknown key"),
+])
+def test_bad_video_and_raw_keys_are_named(tmp_path: Path, text: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        config.load(write(tmp_path, MINIMAL + text))
+    assert needle in str(err.value) and "w.toml" in str(err.value)
