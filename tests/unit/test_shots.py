@@ -115,3 +115,63 @@ def test_two_stills_of_one_stem_the_first_is_the_face(conn: sqlite3.Connection) 
     add(conn, "/p/a.jpg")
     add(conn, "/p/a.dng")
     assert links(conn) == {"a.heic": "a.heic", "a.jpg": None, "a.dng": "a.heic"}
+
+
+def test_a_still_whose_thumbnails_failed_shows_no_raw_until_it_is_retried(
+        conn: sqlite3.Connection) -> None:
+    from watcherd.store import admin, outcomes
+
+    add(conn, "/p/IMG_1.CR2")
+    jpg = add(conn, "/p/IMG_1.JPG")
+    outcomes.fail(conn, "thumbnail", jpg, "sha-/p/IMG_1.JPG", "truncated image")
+    assert links(conn) == {"IMG_1.CR2": None, "IMG_1.JPG": None}  # the RAW shows itself
+    admin.requeue(conn, failed=True)
+    assert links(conn) == {"IMG_1.CR2": "IMG_1.JPG", "IMG_1.JPG": "IMG_1.JPG"}
+
+
+def test_an_unreadable_still_is_no_face_and_a_tiff_export_is_its_own_photo(
+        conn: sqlite3.Connection) -> None:
+    add(conn, "/p/a.nef")
+    discovery.record_unreadable(conn, "/p/a.jpg", "unreadable: Permission denied")
+    add(conn, "/p/b.nef")
+    add(conn, "/p/b.tif")
+    assert set(links(conn).values()) == {None}
+
+
+@pytest.mark.parametrize("path", ["/p/IMG_1.JPG", "/p/Été.CR2", "/p.d/noext", "/p/a.b.c",
+                                  "/p/ÉCOLE.jpg", "/p/x.", "/p/.hidden"])
+def test_the_python_stem_key_is_the_index_expression(conn: sqlite3.Connection,
+                                                     path: str) -> None:
+    expression = schema.STEM_SQL.replace("path", "?")
+    got = conn.execute(f"SELECT {expression}", (path, path)).fetchone()[0]
+    assert shots.stem_key(path) == got
+
+
+def test_migration_9_links_pairs_and_redoes_raws_and_videos_taken_before(
+        tmp_path: Path) -> None:
+    """A library a hand-set extensions list filled before schema 9: a DNG read by Pillow
+    (done), a MOV that failed: both done again, the MOV a video, both in their shots."""
+    from watcherd.store import migrations
+
+    raw = sqlite3.connect(tmp_path / "v8.db", isolation_level=None)
+    for script in migrations.MIGRATIONS[:8]:
+        for statement in (s.strip() for s in script.split(";") if s.strip()):
+            raw.execute(statement)
+    raw.execute("PRAGMA user_version = 8")
+    rows = [("/p/IMG_1.JPG", "done"), ("/p/IMG_1.DNG", "done"), ("/p/IMG_2.HEIC", "done"),
+            ("/p/IMG_2.MOV", "failed"), ("/p/IMG_3.DNG", "done"), ("/p/bad.jpg", "failed"),
+            ("/p/bad.cr2", "done")]
+    for n, (path, status) in enumerate(rows, 1):
+        raw.execute("INSERT INTO images (id, path, sha256, discovered_at, thumbnail_status, "
+                    "embedding_status) VALUES (?, ?, ?, 'now', ?, ?)",
+                    (n, path, f"h{n}", status, status))
+    raw.close()
+    conn = schema.connect(tmp_path / "v8.db")
+    assert links(conn) == {"IMG_1.JPG": "IMG_1.JPG", "IMG_1.DNG": "IMG_1.JPG",
+                           "IMG_2.HEIC": "IMG_2.HEIC", "IMG_2.MOV": "IMG_2.HEIC",
+                           "IMG_3.DNG": None, "bad.jpg": None, "bad.cr2": None}
+    got = {Path(r[0]).name: (r[1], r[2], r[3]) for r in conn.execute(
+        "SELECT path, media_type, thumbnail_status, embedding_status FROM images")}
+    assert got["IMG_2.MOV"] == ("video", "pending", "pending")
+    assert got["IMG_1.DNG"] == ("photo", "pending", "pending")
+    assert got["IMG_1.JPG"] == ("photo", "done", "done")

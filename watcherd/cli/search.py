@@ -148,12 +148,16 @@ def _local_search(cfg: Config, a: _SearchArgs) -> _Found:
     e = cfg.embeddings
 
     def run() -> Any:
+        from watcherd.media.sources import Options
+
         return service.search(
             conn, query, configured=models.configured_key(cfg, conn), model=a.model,
             pretrained=a.pretrained, source=lambda key: ScanSource(conn, key),
             encoder=lambda key: service.load_encoder(*models.loadable(cfg, conn, key),
                                                      e.device, e.precision),
-            max_pixels=cfg.images.max_pixels)
+            max_pixels=cfg.images.max_pixels,
+            options=Options.of(cfg.images.max_pixels, cfg.thumbnails.sizes,
+                               cfg.raw.prefer_embedded_preview))
 
     results = _search_errors(run)
     return _Found(results.note, results.model.describe(), results.considered,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from watcherd.formats import file_type, kind_of
-from watcherd.media.images import DecodedImage, decode
+from watcherd.media.images import DecodedImage, ImageError, decode
 
 if TYPE_CHECKING:
     from watcherd.media.video import VideoInfo
@@ -32,6 +32,13 @@ class Options:
     raw_min_preview: int = 1024
     raw_prefer_preview: bool = True
 
+    @classmethod
+    def of(cls, max_pixels: int, thumbnail_sizes: tuple[int, ...],
+           prefer_preview: bool) -> Options:
+        """From the config's values: ``[images] max_pixels``, ``[thumbnails] sizes``, ``[raw]
+        prefer_embedded_preview``."""
+        return cls(max_pixels, max(thumbnail_sizes), prefer_preview)
+
 
 @dataclass(frozen=True)
 class Pixels:
@@ -47,13 +54,19 @@ def pixels(path: str, data: bytes, options: Options, *, draft_size: int | None =
            to_srgb_now: bool = True) -> Pixels:
     """The file's pixels; ``data`` is its bytes (ignored for a video, which is read from
     ``path``). Raises :class:`~watcherd.media.images.ImageError` (RawError, VideoError) for a
-    file that cannot give any."""
+    file that cannot give any (a video that cannot be opened: "unreadable: …"), and
+    ``FileNotFoundError`` for a video gone since its task began."""
     kind = kind_of(path)
     if kind == "video":
         from watcherd.media.video import poster
 
-        decoded, info = poster(path, max_pixels=options.max_pixels, draft_size=draft_size,
-                               file_type=file_type(path))
+        try:
+            decoded, info = poster(path, max_pixels=options.max_pixels, draft_size=draft_size,
+                                   file_type=file_type(path))
+        except FileNotFoundError:
+            raise  # gone since the task began: the watcher records it
+        except OSError as exc:  # opened only now (a video is never read beforehand)
+            raise ImageError(f"unreadable: {exc.strerror or exc}") from exc
         return Pixels(decoded, info)
     if kind == "raw":
         from watcherd.media.raw import decode_raw

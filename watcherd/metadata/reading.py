@@ -12,7 +12,7 @@ import pillow_heif
 import pillow_jxl  # noqa: F401  (registers JPEG XL: its Exif and XMP boxes through Image.open)
 from PIL import Image
 
-from watcherd.metadata import containers
+from watcherd.metadata import containers, rawfiles
 
 pillow_heif.register_heif_opener()
 
@@ -36,6 +36,10 @@ def kind(data: bytes) -> str:
         return "TIFF"
     if containers.tiff_like(data):  # ORF, RW2: _tiff reads them through their TIFF header
         return "TIFF"
+    if rawfiles.is_cr3(data):
+        return "CR3"
+    if rawfiles.is_raf(data):
+        return "RAF"
     return "other"
 
 
@@ -57,6 +61,13 @@ def blocks(data: bytes) -> tuple[containers.Blocks, Image.Exif | None]:
             return containers.Blocks(notes=[f"TIFF header unreadable ({type(e).__name__})"]), None
     if found == "BMP":
         return containers.Blocks(), None
+    if found == "RAF":
+        return rawfiles.raf(data), None
+    if found == "CR3":
+        try:
+            return rawfiles.cr3(data)
+        except Exception as e:  # a damaged file: what the walk could not reach is a note
+            return containers.Blocks(notes=[f"CR3 unreadable ({type(e).__name__})"]), None
     return _pillow(data)
 
 

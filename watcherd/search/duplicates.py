@@ -44,6 +44,7 @@ _RESCORE_BATCH = 65_536
 class Photo:
     image_id: int
     path: str
+    shot: tuple[tuple[int, str], ...] = ()  # a face's RAW and clip: (id, path)
 
 
 @dataclass(frozen=True)
@@ -213,13 +214,19 @@ def find_duplicates(conn: sqlite3.Connection, key: ModelKey, threshold: float = 
         groups = connected_groups(lo, hi)
         paths = {r.image_id: r.path for r in
                  vectors.fetch_rows(conn, key, [i for g in groups for i in g])}
+        shots = vectors.shot_members(
+            conn, [i for g in groups for i in g] + [p.image_id for g in identical
+                                                    for p in g.photos])
     finally:
         conn.execute("COMMIT")
+    identical = [IdenticalGroup(g.sha256, [Photo(p.image_id, p.path,
+                                                 tuple(shots.get(p.image_id, ())))
+                                           for p in g.photos]) for g in identical]
     group_of = {i: n for n, g in enumerate(groups) for i in g}
     pairs: list[list[Pair]] = [[] for _ in groups]
     for u, v, s in zip(lo.tolist(), hi.tolist(), scores.tolist(), strict=True):
         pairs[group_of[u]].append(Pair(u, v, s))
-    near = [NearGroup([Photo(i, paths[i]) for i in g],
+    near = [NearGroup([Photo(i, paths[i], tuple(shots.get(i, ()))) for i in g],
                       sorted(p, key=lambda q: (-q.score, q.a, q.b)))
             for g, p in zip(groups, pairs, strict=True)]
     return Duplicates(key, threshold, identical, near, len(x), chosen)
@@ -228,9 +235,16 @@ def find_duplicates(conn: sqlite3.Connection, key: ModelKey, threshold: float = 
 def report(found: Duplicates) -> dict[str, Any]:
     """What `watcherd duplicates --json` prints and /api/duplicates answers (scores rounded to 6
     places): ``{model, pretrained, threshold, identical: [{sha256, photos}], near: [{photos,
-    pairs: [{a, b, score}]}]}``, photos as ``{image_id, path}``."""
+    pairs: [{a, b, score}]}]}``, photos as ``{image_id, path}`` (and ``shot``: the RAW and the
+    clip of a shot's face, as ``{image_id, path}``)."""
+    def photo(p: Photo) -> dict[str, Any]:
+        out: dict[str, Any] = {"image_id": p.image_id, "path": p.path}
+        if p.shot:
+            out["shot"] = [{"image_id": i, "path": path} for i, path in p.shot]
+        return out
+
     def photos(group: list[Photo]) -> list[dict[str, Any]]:
-        return [{"image_id": p.image_id, "path": p.path} for p in group]
+        return [photo(p) for p in group]
 
     return {
         "model": found.model.model, "pretrained": found.model.pretrained,

@@ -20,13 +20,16 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from watcherd.search.filters import Filters
 from watcherd.search.ranking import QueryError, combine
 from watcherd.store.vectors import ModelKey, Row
+
+if TYPE_CHECKING:
+    from watcherd.media.sources import Options
 
 __all__ = ["DEFAULT_N", "Encoder", "Hit", "Query", "QueryError", "Results", "Searcher",
            "Source", "embed_image_bytes", "hits_json"]
@@ -118,14 +121,14 @@ class Encoder(Protocol):
 
 
 def embed_image_bytes(encoder: Encoder, data: bytes, *, max_pixels: int,
-                      path: str = "") -> np.ndarray:
+                      path: str = "", options: Options | None = None) -> np.ndarray:
     """One image file's vector, the embedding worker's way: decode (JPEG draft-decoded to the
     model's input size, EXIF orientation, colour profile to sRGB; a RAW or a video at ``path``
     as the workers take them), preprocess, encode. Raises watcherd.media.images.ImageError for
     bytes that are no usable image."""
     from watcherd.media.sources import Options, pixels
 
-    decoded = pixels(path, data, Options(max_pixels=max_pixels),
+    decoded = pixels(path, data, options or Options(max_pixels=max_pixels),
                      draft_size=encoder.input_size).decoded
     return np.asarray(encoder.encode([encoder.preprocess(decoded.image)])[0], np.float32)
 
@@ -135,11 +138,13 @@ class Searcher:
     needs it (a text, or an image file that is not an indexed photo)."""
 
     def __init__(self, source: Source, load_encoder: Callable[[], Encoder], *,
-                 max_pixels: int = 100_000_000) -> None:
+                 max_pixels: int = 100_000_000, options: Options | None = None) -> None:
         self.source = source
         self._load_encoder = load_encoder
         self._encoder: Encoder | None = None
         self.max_pixels = max_pixels
+        # how a RAW or a video given as a query is decoded: as the configured workers do
+        self.options = options
 
     @property
     def encoder(self) -> Encoder:
@@ -217,6 +222,9 @@ class Searcher:
         except Exception:
             raise QueryError(f"cannot use image {path}: not an image") from None
         try:
-            return embed_image_bytes(self.encoder, data, max_pixels=self.max_pixels, path=path)
+            return embed_image_bytes(self.encoder, data, max_pixels=self.max_pixels, path=path,
+                                     options=self.options)
+        except FileNotFoundError:
+            raise QueryError(f"cannot read image {path}: no such file") from None
         except ImageError as exc:
             raise QueryError(f"cannot use image {path}: {exc}") from None

@@ -10,11 +10,15 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from watcherd.search.engine import Encoder, Query, Results, Searcher, Source
 from watcherd.search.model_choice import pick
 from watcherd.store.filters import Vocabulary
 from watcherd.store.vectors import ModelKey, StoredModel
+
+if TYPE_CHECKING:
+    from watcherd.media.sources import Options
 
 
 class ModelUnavailable(Exception):
@@ -41,6 +45,7 @@ def search(conn: sqlite3.Connection, query: Query, *, configured: ModelKey,
            model: str | None = None, pretrained: str | None = None,
            source: Callable[[ModelKey], Source], encoder: Callable[[ModelKey], Encoder],
            max_pixels: int, stored: list[StoredModel] | None = None,
+           options: Options | None = None,
            vocabulary: Vocabulary | None = None) -> Results:
     """``query`` against one stored model's vectors: ``model``/``pretrained`` if given, else the
     ``configured`` one unless another covers more live photos (``stored``: coverage counts
@@ -54,5 +59,6 @@ def search(conn: sqlite3.Connection, query: Query, *, configured: ModelKey,
 
         return newest(conn, query, configured, vocabulary)
     choice = pick(conn, configured, model, pretrained, stored=stored)
-    searcher = Searcher(source(choice.key), lambda: encoder(choice.key), max_pixels=max_pixels)
+    searcher = Searcher(source(choice.key), lambda: encoder(choice.key), max_pixels=max_pixels,
+                        options=options)
     return dataclasses.replace(searcher.search(query), note=choice.note)

@@ -7,7 +7,8 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from watcherd.store.schema import BACKLOG, KINDS, iso_ago, transaction
+from watcherd.store import shots
+from watcherd.store.schema import BACKLOG, KINDS, iso_ago, now_iso, transaction
 
 
 def requeue(conn: sqlite3.Connection, *, failed: bool) -> dict[str, int]:
@@ -17,14 +18,16 @@ def requeue(conn: sqlite3.Connection, *, failed: bool) -> dict[str, int]:
     with transaction(conn) as c:
         for kind in KINDS:
             statuses = "('pending', 'failed')" if failed else "('pending')"
-            out[kind] = c.execute(
+            ids = [int(r[0]) for r in c.execute(
                 f"UPDATE images SET {kind}_status = 'pending', {kind}_error = NULL, "
                 f"{kind}_queued_at = NULL, {kind}_attempts = 0 "
                 f"WHERE {kind}_status IN {statuses} AND deleted_at IS NULL "
                 f"AND coalesce({kind}_queued_at, '') != '{BACKLOG}' "
                 # unhashed (unreadable) rows: the next scan retries them, no message can
-                "AND sha256 IS NOT NULL",
-            ).rowcount
+                "AND sha256 IS NOT NULL RETURNING id")]
+            out[kind] = len(ids)
+            if kind == "thumbnail" and failed:  # a still retried may be a face again
+                shots.relink_ids(c, ids, now_iso())
     return out
 
 

@@ -215,6 +215,7 @@ def unreadable_in(c: sqlite3.Connection, path: str, reason: str) -> int:
         return image_id
     image_id = int(row["id"])
     _reset(c, image_id, None, None, None, "failed", reason, now)
+    shots.relink(c, path, now)
     return image_id
 
 
@@ -290,12 +291,18 @@ def move_folder(conn: sqlite3.Connection, src: Path, dest: Path) -> int:
         # Rows that stand where the moved rows go are retired first (with their thumbnails and
         # embeddings): deleted rows of photos that were there, or stale live ones (a folder can
         # only be renamed onto an empty folder). The moved photos keep their own ids.
+        now = now_iso()
+        taken = [str(r[0]) for r in c.execute(
+            "SELECT path FROM images WHERE path IN (SELECT ? || substr(path, ?) FROM images "
+            "WHERE path >= ? AND path < ?)", (new_prefix, len(lo) + 1, lo, hi))]
         _retire(c, "path IN (SELECT ? || substr(path, ?) FROM images WHERE path >= ? AND "
-                "path < ?)", (new_prefix, len(lo) + 1, lo, hi), now_iso())
+                "path < ?)", (new_prefix, len(lo) + 1, lo, hi), now)
         cur = c.execute(
             "UPDATE images SET path = ? || substr(path, ?), updated_at = ? "
-            "WHERE path >= ? AND path < ?", (new_prefix, len(lo) + 1, now_iso(), lo, hi),
+            "WHERE path >= ? AND path < ?", (new_prefix, len(lo) + 1, now, lo, hi),
         )
+        # A shot moves whole; only a stem whose rows were retired here may have changed.
+        shots.relink_paths(c, taken, now)
         return cur.rowcount
 
 

@@ -276,6 +276,43 @@ MIGRATIONS: tuple[str, ...] = (
         image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
         identifier TEXT NOT NULL
     );
+    -- Files a hand-set [watch] extensions list took before: videos are videos, and RAWs and
+    -- videos are done again by their own decoders (Pillow read the small preview of a DNG, or
+    -- failed on the rest).
+    UPDATE images SET media_type = 'video' WHERE
+        lower(path) LIKE '%.mp4' OR lower(path) LIKE '%.mov' OR lower(path) LIKE '%.m4v' OR
+        lower(path) LIKE '%.mkv' OR lower(path) LIKE '%.webm' OR lower(path) LIKE '%.avi' OR
+        lower(path) LIKE '%.3gp' OR lower(path) LIKE '%.mts' OR lower(path) LIKE '%.m2ts';
+    UPDATE images SET thumbnail_status = 'pending', thumbnail_error = NULL,
+        thumbnail_queued_at = NULL, thumbnail_attempts = 0, embedding_status = 'pending',
+        embedding_error = NULL, embedding_queued_at = NULL, embedding_attempts = 0
+        WHERE deleted_at IS NULL AND sha256 IS NOT NULL AND (
+        lower(path) LIKE '%.dng' OR lower(path) LIKE '%.cr2' OR lower(path) LIKE '%.cr3' OR
+        lower(path) LIKE '%.nef' OR lower(path) LIKE '%.nrw' OR lower(path) LIKE '%.arw' OR
+        lower(path) LIKE '%.srf' OR lower(path) LIKE '%.sr2' OR lower(path) LIKE '%.orf' OR
+        lower(path) LIKE '%.rw2' OR lower(path) LIKE '%.raf' OR lower(path) LIKE '%.pef' OR
+        lower(path) LIKE '%.srw' OR lower(path) LIKE '%.3fr' OR lower(path) LIKE '%.iiq' OR
+        lower(path) LIKE '%.erf' OR lower(path) LIKE '%.kdc' OR lower(path) LIKE '%.mrw' OR
+        lower(path) LIKE '%.mp4' OR lower(path) LIKE '%.mov' OR lower(path) LIKE '%.m4v' OR
+        lower(path) LIKE '%.mkv' OR lower(path) LIKE '%.webm' OR lower(path) LIKE '%.avi' OR
+        lower(path) LIKE '%.3gp' OR lower(path) LIKE '%.mts' OR lower(path) LIKE '%.m2ts');
+    -- Their shots, as store/shots.py makes them (no content identifiers known yet).
+    UPDATE images SET shot_id = (
+        SELECT min(f.id) FROM images f WHERE f.deleted_at IS NULL
+        AND lower(rtrim(f.path, replace(f.path, '.', '')))
+            = lower(rtrim(images.path, replace(images.path, '.', '')))
+        AND f.media_type = 'photo' AND f.thumbnail_status != 'failed'
+        AND (lower(f.path) LIKE '%.jpg' OR lower(f.path) LIKE '%.jpeg'
+             OR lower(f.path) LIKE '%.heic' OR lower(f.path) LIKE '%.heif'))
+        WHERE deleted_at IS NULL AND (lower(path) LIKE '%.mov' OR
+        lower(path) LIKE '%.dng' OR lower(path) LIKE '%.cr2' OR lower(path) LIKE '%.cr3' OR
+        lower(path) LIKE '%.nef' OR lower(path) LIKE '%.nrw' OR lower(path) LIKE '%.arw' OR
+        lower(path) LIKE '%.srf' OR lower(path) LIKE '%.sr2' OR lower(path) LIKE '%.orf' OR
+        lower(path) LIKE '%.rw2' OR lower(path) LIKE '%.raf' OR lower(path) LIKE '%.pef' OR
+        lower(path) LIKE '%.srw' OR lower(path) LIKE '%.3fr' OR lower(path) LIKE '%.iiq' OR
+        lower(path) LIKE '%.erf' OR lower(path) LIKE '%.kdc' OR lower(path) LIKE '%.mrw');
+    UPDATE images SET shot_id = id WHERE deleted_at IS NULL AND id IN (
+        SELECT shot_id FROM images WHERE shot_id IS NOT NULL AND deleted_at IS NULL);
     """,
 )
 

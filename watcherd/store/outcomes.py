@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from watcherd.store import metadata
+from watcherd.store import metadata, shots
 from watcherd.store.schema import BACKLOG, Kind, now_iso, transaction
 
 
@@ -76,6 +76,8 @@ def died_while_processing(conn: sqlite3.Connection, kind: Kind,
             if failed:
                 c.execute(f"UPDATE images SET {kind}_status = 'failed', {kind}_error = ? "
                           "WHERE id = ?", (reason(attempts), image_id))
+                if kind == "thumbnail":
+                    shots.relink_ids(c, [image_id], now)
             out.append(Charged(image_id, attempts, failed))
     return out
 
@@ -102,11 +104,15 @@ def note_error(conn: sqlite3.Connection, kind: Kind, image_id: int, sha256: str,
 
 
 def fail(conn: sqlite3.Connection, kind: Kind, image_id: int, sha256: str, reason: str) -> bool:
+    now = now_iso()
     with transaction(conn) as c:
-        return c.execute(
+        failed = c.execute(
             f"UPDATE images SET {kind}_status = 'failed', {kind}_error = ?, updated_at = ? "
-            "WHERE id = ? AND sha256 = ?", (reason[:500], now_iso(), image_id, sha256),
+            "WHERE id = ? AND sha256 = ?", (reason[:500], now, image_id, sha256),
         ).rowcount > 0
+        if failed and kind == "thumbnail":  # a still that cannot show is no shot's face
+            shots.relink_ids(c, [image_id], now)
+        return failed
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ changes gets a new ``updated_at`` (the search index follows rows by it)."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,10 +23,13 @@ from dataclasses import dataclass
 from watcherd.formats import RAW_EXTENSIONS, extension
 from watcherd.store.schema import STEM_SQL, now_iso, transaction
 
-__all__ = ["Member", "faces", "relink", "relink_paths", "set_identifier"]
+__all__ = ["Member", "faces", "relink", "relink_ids", "relink_paths", "set_identifier",
+           "stem_key"]
 
 _RAW = frozenset(RAW_EXTENSIONS)
-_LIVE_STILL = frozenset({"heic", "heif", "jpg", "jpeg"})
+# What a camera writes beside its RAW, and a phone beside its Live Photo's clip. A TIFF or a PNG
+# export beside a RAW is an edit: its own photo.
+_STILL_FACES = frozenset({"heic", "heif", "jpg", "jpeg"})
 _LIVE_CLIP = frozenset({"mov"})
 
 
@@ -37,6 +39,7 @@ class Member:
     path: str
     media_type: str
     identifier: str | None = None  # an Apple content identifier, when its file has one
+    failed: bool = False  # its thumbnails failed (an undecodable JPEG cannot show its RAW)
 
     @property
     def ext(self) -> str:
@@ -47,24 +50,24 @@ class Member:
         return self.ext in _RAW
 
     @property
-    def is_still(self) -> bool:
-        return self.media_type == "photo" and not self.is_raw
+    def can_face(self) -> bool:
+        return self.media_type == "photo" and self.ext in _STILL_FACES and not self.failed
 
 
 def faces(members: Iterable[Member]) -> dict[int, int | None]:
     """Each member's ``shot_id``: the face's id for the face and its RAWs and clips, NULL for a
-    file that stands alone. The face is the first still to arrive (lowest id); another still
-    of the same stem (an IMG_1.JPG beside an IMG_1.HEIC) stands alone."""
+    file that stands alone. The face is the first JPEG or HEIC to arrive (lowest id) whose
+    thumbnails did not fail; another still of the same stem (an IMG_1.JPG beside an
+    IMG_1.HEIC) stands alone."""
     rows = sorted(members, key=lambda m: m.image_id)
     out: dict[int, int | None] = {m.image_id: None for m in rows}
-    stills = [m for m in rows if m.is_still]
+    stills = [m for m in rows if m.can_face]
     if not stills:
         return out
     face = stills[0]
     joined = [m for m in rows if m.is_raw]
-    if face.ext in _LIVE_STILL:
-        joined += [m for m in rows if m.media_type == "video" and m.ext in _LIVE_CLIP
-                   and _same_moment(face, m)]
+    joined += [m for m in rows if m.media_type == "video" and m.ext in _LIVE_CLIP
+               and _same_moment(face, m)]
     if joined:
         out[face.image_id] = face.image_id
         for m in joined:
@@ -80,8 +83,9 @@ def _same_moment(still: Member, clip: Member) -> bool:
 def relink(c: sqlite3.Connection, path: str, now: str) -> None:
     """Recompute the shot of ``path``'s stem key (inside the caller's transaction), and free
     the rows that pointed at a face of this stem but are no longer in it."""
-    members = [Member(int(r[0]), str(r[1]), str(r[2]), r[3]) for r in c.execute(
-        f"SELECT i.id, i.path, i.media_type, s.identifier FROM images i "
+    members = [Member(int(r[0]), str(r[1]), str(r[2]), r[3], r[4] == "failed")
+               for r in c.execute(
+        f"SELECT i.id, i.path, i.media_type, s.identifier, i.thumbnail_status FROM images i "
         f"LEFT JOIN shot_identifiers s ON s.image_id = i.id "
         f"WHERE {STEM_SQL.replace('path', 'i.path')} = lower(rtrim(?, replace(?, '.', ''))) "
         f"AND i.deleted_at IS NULL", (path, path))]
@@ -111,11 +115,27 @@ def set_identifier(conn: sqlite3.Connection, image_id: int, path: str, identifie
         relink(c, path, now)
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def stem_key(path: str) -> str:
+    """``STEM_SQL`` in Python: the path up to and including its last '.', ASCII lower-cased
+    ('' without a '.')."""
+    return path[:path.rfind(".") + 1].translate(_ASCII_LOWER)
+
+
+def relink_ids(c: sqlite3.Connection, ids: Iterable[int], now: str) -> None:
+    """``relink`` the stems of these rows (a thumbnail that failed, a retry)."""
+    paths = [str(r[0]) for i in ids for r in c.execute(
+        "SELECT path FROM images WHERE id = ? AND deleted_at IS NULL", (i,))]
+    relink_paths(c, paths, now)
+
+
 def relink_paths(c: sqlite3.Connection, paths: Iterable[str], now: str) -> None:
     """``relink`` each distinct stem key among ``paths`` once."""
     seen: set[str] = set()
     for path in paths:
-        key = os.path.splitext(path)[0].lower()
+        key = stem_key(path)
         if key not in seen:
             seen.add(key)
             relink(c, path, now)

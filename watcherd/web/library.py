@@ -16,6 +16,7 @@ from typing import Any
 
 from watcherd import models
 from watcherd.config import Config
+from watcherd.media.sources import Options
 from watcherd.search import service
 from watcherd.search.engine import Encoder, Query, Results
 from watcherd.search.index import SearchIndex
@@ -132,6 +133,9 @@ class Library:
         return service.search(self.conn(), query, configured=self.configured_key(), model=model,
                               source=self.index, encoder=self.encoder,
                               max_pixels=self.cfg.images.max_pixels, stored=self.coverage(),
+                              options=Options.of(self.cfg.images.max_pixels,
+                                                 self.cfg.thumbnails.sizes,
+                                                 self.cfg.raw.prefer_embedded_preview),
                               vocabulary=self.vocabulary())
 
     # --------------------------------------------------------------------------- browsing

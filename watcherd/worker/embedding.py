@@ -228,6 +228,10 @@ def _prepare_all(cfg: Config, conn: sqlite3.Connection, embedder: Embedder, mark
             continue
         try:
             prepared.append(prepare(embedder, c, options(cfg)))
+        except FileNotFoundError:  # a video, gone since it was checked: the watcher sees it
+            log.info("file gone before processing", image_id=image_id, path=c.path,
+                     task="embedding")
+            result.skipped += 1
         except ImageError as exc:
             reason = str(exc)
             outcomes.fail(conn, "embedding", image_id, sha256, reason)

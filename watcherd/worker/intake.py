@@ -98,8 +98,8 @@ def same_content(data: bytes, sha256: str) -> bool:
 
 def options(cfg: Config) -> Options:
     """How the configured worker gets a file's pixels (watcherd.media.sources)."""
-    return Options(max_pixels=cfg.images.max_pixels, raw_min_preview=max(cfg.thumbnails.sizes),
-                   raw_prefer_preview=cfg.raw.prefer_embedded_preview)
+    return Options.of(cfg.images.max_pixels, cfg.thumbnails.sizes,
+                      cfg.raw.prefer_embedded_preview)
 
 
 def internal_reason(exc: BaseException) -> str:

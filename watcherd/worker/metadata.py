@@ -63,7 +63,7 @@ def read_metadata(path: str, data: bytes, mtime: float | None, *,
 def _probe(path: str) -> VideoInfo | None:
     try:
         return probe(path)
-    except ImageError:
+    except (ImageError, OSError):  # the row says why after its next thumbnail step
         return None
 
 

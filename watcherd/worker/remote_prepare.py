@@ -56,6 +56,10 @@ def prepare_one(cfg: Config, conn: sqlite3.Connection, markers: Markers, send: S
     finally:
         markers.idle("embedding")  # the step (read and decode) is over
     c.data = b""  # the photo's bytes go before the message is sent
+    if isinstance(error, FileNotFoundError):  # a video, gone since it was checked
+        log.info("file gone before processing", image_id=image_id, path=c.path,
+                 task="embedding")
+        return "skipped"
     if error is not None:
         reason = str(error) if isinstance(error, ImageError) else internal_reason(error)
         outcomes.fail(conn, "embedding", image_id, sha256, reason)

@@ -74,6 +74,10 @@ def thumbnail_one(cfg: Config, conn: sqlite3.Connection, markers: Markers, image
         md = read_metadata(c.path, c.data, c.mtime, video=got.video if got else None)
     finally:
         markers.idle("thumbnail")  # the step (read and render) is over
+    if isinstance(error, FileNotFoundError):  # a video, gone since it was checked
+        log.info("file gone before processing", image_id=image_id, path=c.path,
+                 task="thumbnail")
+        return "skipped"
     if error is not None:
         # ImageError: the file's fault. Anything else is a bug: the traceback goes to the log,
         # and the row says what happened instead of being retried until it "gives up".
