@@ -132,8 +132,9 @@ def test_raws_videos_jxl_and_shots_end_to_end(tmp_path: Path, tiny_model: str, s
         assert Path(top[0]["path"]).name == inside and top[0]["score"] > 0.999, top
     dups = json.loads(cli(config, "duplicates", "--local", "--threshold", "-1",
                           "--json").stdout)
-    listed = [Path(p["path"]).name for g in dups["near"] for p in g["photos"]]
+    listed = {Path(p["path"]).name: p for g in dups["near"] for p in g["photos"]}
     assert "IMG_0001.DNG" not in listed and "IMG_0001.jpg" in listed
+    assert [Path(m["path"]).name for m in listed["IMG_0001.jpg"]["shot"]] == ["IMG_0001.DNG"]
 
     # Deleting the JPEG keeps the RAW whole, its own face now; renaming the clip frees it.
     (photos / "IMG_0001.jpg").unlink()
