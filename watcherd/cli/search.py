@@ -148,7 +148,7 @@ def _local_search(cfg: Config, a: _SearchArgs) -> _Found:
     e = cfg.embeddings
 
     def run() -> Any:
-        from watcherd.media.sources import Options
+        from watcherd.media.options import Options
 
         return service.search(
             conn, query, configured=models.configured_key(cfg, conn), model=a.model,

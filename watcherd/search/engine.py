@@ -29,7 +29,7 @@ from watcherd.search.ranking import QueryError, combine
 from watcherd.store.vectors import ModelKey, Row
 
 if TYPE_CHECKING:
-    from watcherd.media.sources import Options
+    from watcherd.media.options import Options
 
 __all__ = ["DEFAULT_N", "Encoder", "Hit", "Query", "QueryError", "Results", "Searcher",
            "Source", "embed_image_bytes", "hits_json"]
@@ -126,7 +126,8 @@ def embed_image_bytes(encoder: Encoder, data: bytes, *, max_pixels: int,
     model's input size, EXIF orientation, colour profile to sRGB; a RAW or a video at ``path``
     as the workers take them), preprocess, encode. Raises watcherd.media.images.ImageError for
     bytes that are no usable image."""
-    from watcherd.media.sources import Options, pixels
+    from watcherd.media.options import Options
+    from watcherd.media.sources import pixels
 
     decoded = pixels(path, data, options or Options(max_pixels=max_pixels),
                      draft_size=encoder.input_size).decoded

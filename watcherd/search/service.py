@@ -18,7 +18,7 @@ from watcherd.store.filters import Vocabulary
 from watcherd.store.vectors import ModelKey, StoredModel
 
 if TYPE_CHECKING:
-    from watcherd.media.sources import Options
+    from watcherd.media.options import Options
 
 
 class ModelUnavailable(Exception):

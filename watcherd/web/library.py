@@ -16,7 +16,7 @@ from typing import Any
 
 from watcherd import models
 from watcherd.config import Config
-from watcherd.media.sources import Options
+from watcherd.media.options import Options
 from watcherd.search import service
 from watcherd.search.engine import Encoder, Query, Results
 from watcherd.search.index import SearchIndex

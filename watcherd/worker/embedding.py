@@ -24,7 +24,8 @@ from watcherd import logs
 from watcherd.config import Config
 from watcherd.fleet.busy import Markers
 from watcherd.media.images import ImageError
-from watcherd.media.sources import Options, pixels
+from watcherd.media.options import Options
+from watcherd.media.sources import pixels
 from watcherd.store import outcomes, settings
 from watcherd.worker.intake import TaskFile, internal_reason, options, read_marked
 

@@ -18,7 +18,7 @@ from watcherd import logs
 from watcherd.config import Config
 from watcherd.fleet.busy import Markers
 from watcherd.formats import kind_of
-from watcherd.media.sources import Options
+from watcherd.media.options import Options
 from watcherd.store import outcomes, schema
 
 log = logs.get("watcherd.worker.intake")
