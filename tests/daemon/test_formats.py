@@ -168,6 +168,12 @@ def served(config: Path, got: dict[str, dict[str, object]]) -> None:
         assert page.count(f'href="/photo/{got["IMG_0001.DNG"]["id"]}"') == 0  # by its face
         face = get(f"{server.base}/photo/{got['IMG_0002.HEIC']['id']}").body.decode()
         assert "IMG_0002.MOV" in face  # the shot's other file, linked
+        still = get(f"{server.base}/api/images/{got['IMG_0002.HEIC']['id']}").json()
+        assert still["shot_id"] == still["id"] and still["media_type"] == "photo"
+        assert [Path(m["path"]).name for m in still["shot"]] == ["IMG_0002.MOV"]
+        clip = get(f"{server.base}/api/images/{walk}").json()
+        assert (clip["media_type"], clip["decode"], clip["format"]) == ("video", "poster", "MP4")
+        assert 3.5 < clip["duration"] < 4.5 and clip["metadata"]["video_codec"] == "h264"
         video_page = get(f"{server.base}/photo/{walk}").body.decode()
         assert f'<video id="player" controls preload="metadata" src="/original/{walk}"' \
             in video_page
