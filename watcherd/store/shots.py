@@ -20,13 +20,12 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from watcherd.formats import RAW_EXTENSIONS, extension
+from watcherd.formats import extension, kind_of
 from watcherd.store.schema import STEM_SQL, now_iso, transaction
 
 __all__ = ["Member", "faces", "relink", "relink_ids", "relink_paths", "set_identifier",
            "stem_key"]
 
-_RAW = frozenset(RAW_EXTENSIONS)
 # What a camera writes beside its RAW, and a phone beside its Live Photo's clip. A TIFF or a PNG
 # export beside a RAW is an edit: its own photo.
 _STILL_FACES = frozenset({"heic", "heif", "jpg", "jpeg"})
@@ -47,7 +46,7 @@ class Member:
 
     @property
     def is_raw(self) -> bool:
-        return self.ext in _RAW
+        return kind_of(self.path) == "raw"
 
     @property
     def can_face(self) -> bool:

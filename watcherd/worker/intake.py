@@ -51,9 +51,7 @@ def read_task_file(conn: sqlite3.Connection, kind: schema.Kind, image_id: int, s
     if before_read is not None:
         before_read()
     try:
-        if kind_of(path) == "video":
-            return _video_file(conn, kind, image_id, sha256, path)
-        data, mtime = read_with_mtime(path)
+        current = read_current(conn, image_id, sha256, path)
     except FileNotFoundError:
         # Deleted or moved before its task ran: the watcher records the delete/move.
         log.info("file gone before processing", image_id=image_id, path=path, task=kind)
@@ -63,27 +61,25 @@ def read_task_file(conn: sqlite3.Connection, kind: schema.Kind, image_id: int, s
         outcomes.fail(conn, kind, image_id, sha256, reason)
         log.warning("failed", image_id=image_id, path=path, task=kind, reason=reason)
         return None
-    if not same_content(data, sha256):
+    if current is None:
         # Replaced since discovery: the watcher re-records it and sends a new message.
         log.info("file changed since discovery, skipped", image_id=image_id, path=path, task=kind)
         return None
-    return TaskFile(image_id, sha256, path, data, mtime)
+    return TaskFile(image_id, sha256, path, *current)
 
 
-def _video_file(conn: sqlite3.Connection, kind: schema.Kind, image_id: int, sha256: str,
-                path: str) -> TaskFile | None:
-    """A video is never read whole (it may be 4 GB): its size and mtime stand for the content
-    the watcher hashed (it re-records a file whose size or mtime changes)."""
-    st = os.stat(path)
-    if not same_file(conn, image_id, st):
-        log.info("file changed since discovery, skipped", image_id=image_id, path=path, task=kind)
-        return None
-    return TaskFile(image_id, sha256, path, b"", st.st_mtime)
-
-
-def same_file(conn: sqlite3.Connection, image_id: int, st: os.stat_result) -> bool:
-    """The file's size and mtime are the ones its row recorded."""
-    return outcomes.recorded_stat(conn, image_id) == (st.st_size, st.st_mtime)
+def read_current(conn: sqlite3.Connection, image_id: int, sha256: str,
+                 path: str) -> tuple[bytes, float] | None:
+    """The file's bytes and mtime when it still holds the content its row recorded, else None;
+    OSError goes to the caller. A video is never read whole (it may be 4 GB): its bytes are
+    empty, and its size and mtime stand for the content the watcher hashed (it re-records a
+    file whose size or mtime changes)."""
+    if kind_of(path) == "video":
+        st = os.stat(path)
+        recorded = outcomes.recorded_stat(conn, image_id)
+        return (b"", st.st_mtime) if recorded == (st.st_size, st.st_mtime) else None
+    data, mtime = read_with_mtime(path)
+    return (data, mtime) if same_content(data, sha256) else None
 
 
 def read_with_mtime(path: str) -> tuple[bytes, float]:

@@ -7,23 +7,25 @@ Reading never fails a photo: whatever cannot be read goes to ``metadata.error``.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from billiard.exceptions import SoftTimeLimitExceeded
 
 from watcherd import logs
 from watcherd.formats import extension, kind_of
 from watcherd.media.images import ImageError
-from watcherd.media.video import VideoInfo, probe
 from watcherd.metadata import live, places, sidecar, zones
 from watcherd.metadata.extract import extract
 from watcherd.metadata.fields import Metadata
 from watcherd.metadata.video import extract_video
 from watcherd.store import metadata as stored
-from watcherd.worker.intake import internal_reason, read_with_mtime, same_content, same_file
+from watcherd.worker.intake import internal_reason, read_current
+
+if TYPE_CHECKING:
+    from watcherd.media.video import VideoInfo
 
 log = logs.get("watcherd.worker.metadata")
 
@@ -61,6 +63,8 @@ def read_metadata(path: str, data: bytes, mtime: float | None, *,
 
 
 def _probe(path: str) -> VideoInfo | None:
+    from watcherd.media.video import probe  # PyAV: imported by the processes that meet a video
+
     try:
         return probe(path)
     except (ImageError, OSError):  # the row says why after its next thumbnail step
@@ -87,14 +91,8 @@ def metadata_one(conn: sqlite3.Connection, image_id: int, sha256: str) -> str:
     if found is None:
         return "skipped"
     path, _ = found
-    video = kind_of(path) == "video"
     try:
-        if video:  # never read whole: its size and mtime stand for its content
-            st = os.stat(path)
-            data, mtime, same = b"", st.st_mtime, same_file(conn, image_id, st)
-        else:
-            data, mtime = read_with_mtime(path)  # the same read as the thumbnail step's
-            same = same_content(data, sha256)
+        current = read_current(conn, image_id, sha256, path)  # the thumbnail step's read
     except FileNotFoundError:  # gone: the watcher records it (or its next scan)
         stored.drop_due(conn, image_id, sha256)
         return "stale"
@@ -103,10 +101,12 @@ def metadata_one(conn: sqlite3.Connection, image_id: int, sha256: str) -> str:
         log.warning("metadata not read", image_id=image_id, path=path, reason=reason)
         stored.save(conn, image_id, sha256, Metadata(error=reason).row())
         return "done"
-    if not same:  # replaced: its new content's step reads it
+    if current is None:  # replaced: its new content's step reads it
         stored.drop_due(conn, image_id, sha256)
         return "stale"
-    md = read_metadata(path, data, mtime, video=_probe(path) if video else None)
+    data, mtime = current
+    md = read_metadata(path, data, mtime,
+                       video=_probe(path) if kind_of(path) == "video" else None)
     saved = stored.save(conn, image_id, sha256, md.row())
     log.info("metadata done" if saved else "metadata stale, dropped", image_id=image_id,
              path=path, task="metadata", error=md.error,
